@@ -1,0 +1,14 @@
+//! sea-orm entities: one module per table, plain data, no logic.
+//!
+//! These models never leave the server as they are: GraphQL output types are separate
+//! projections built in `palisade::graphql`, so a new column (a hash, a secret) cannot
+//! leak by accident.
+
+pub mod audit_entry;
+pub mod department;
+pub mod group;
+pub mod group_member;
+pub mod master_admin;
+pub mod team;
+pub mod user;
+pub mod workspace;

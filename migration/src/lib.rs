@@ -1,0 +1,16 @@
+//! Schema migrations, written with sea-query's builder so that one migration runs on
+//! SQLite and PostgreSQL alike. Migrations are additive: later capabilities add tables
+//! and columns in new files and never rewrite an applied one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_foundation::Migration)]
+    }
+}

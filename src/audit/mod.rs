@@ -1,0 +1,189 @@
+//! The audit path.
+//!
+//! Guarantees: services describe what happened as typed `AuditEvent`s; only the
+//! mutation gate (`graphql::gate`) writes them, inside the same database transaction as
+//! the change, so a change without its entry cannot be committed. Secrets never enter
+//! an event: password changes are recorded as "[redacted]" before/after. Assumes every
+//! caller reaches the database through the gate's transaction for mutations.
+
+use crate::auth::Principal;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const REDACTED: &str = "[redacted]";
+
+#[derive(Debug, Clone)]
+pub enum AuditEvent {
+    SignedIn { workspace_id: Uuid, user_id: Uuid, username: String, session_id: Uuid, previous_login: Option<String>, at: String },
+    SignInFailed { workspace_id: Option<Uuid>, login: String },
+    SignedOut { workspace_id: Uuid, user_id: Uuid, session_id: Uuid },
+    SessionRevoked { workspace_id: Option<Uuid>, subject_id: Uuid, session_id: Uuid },
+    OtherSessionsRevoked { workspace_id: Option<Uuid>, subject_id: Uuid, count: usize },
+    PasswordChanged { workspace_id: Uuid, user_id: Uuid, sessions_revoked: usize },
+    MasterSignedIn { admin_id: Uuid, email: String, session_id: Uuid },
+    MasterSignInFailed { email: String },
+    MasterSignedOut { admin_id: Uuid, session_id: Uuid },
+    WorkspaceCreated { workspace_id: Uuid, slug: String, name: String, owner_id: Uuid, owner_username: String },
+    UserCreated { workspace_id: Uuid, user_id: Uuid, username: String, role: &'static str, active: bool },
+    MasterAdminCreated { admin_id: Uuid, email: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActorKind {
+    User,
+    MasterAdmin,
+    Anonymous,
+    /// The server itself (command-line bootstrap: demo seed, first master admin).
+    System,
+}
+
+impl ActorKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::MasterAdmin => "master_admin",
+            Self::Anonymous => "anonymous",
+            Self::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: Option<Uuid>,
+    pub label: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Self { kind: ActorKind::System, id: None, label: Some("palisade".into()) }
+    }
+
+    pub fn of(p: &Principal) -> Self {
+        match p {
+            Principal::Anonymous => Self { kind: ActorKind::Anonymous, id: None, label: None },
+            Principal::User(u) => Self { kind: ActorKind::User, id: Some(u.user_id), label: Some(u.username.clone()) },
+            Principal::MasterAdmin(m) => Self { kind: ActorKind::MasterAdmin, id: Some(m.admin_id), label: Some(m.email.clone()) },
+        }
+    }
+}
+
+/// What an event becomes in the log, before the gate adds actor, request and outcome.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub workspace_id: Option<Uuid>,
+    /// Set when the event names its own actor (a sign-in: the request was anonymous).
+    pub actor: Option<Actor>,
+    pub action: &'static str,
+    pub module: &'static str,
+    pub target_type: Option<&'static str>,
+    pub target_id: Option<String>,
+    pub changes: Option<Value>,
+}
+
+fn change(before: impl Into<Value>, after: impl Into<Value>) -> Value {
+    json!({ "before": before.into(), "after": after.into() })
+}
+
+/// Attempted logins are kept for investigation, bounded so the log cannot be flooded
+/// with megabytes per entry.
+fn clip(s: &str) -> String {
+    s.chars().take(128).collect()
+}
+
+impl AuditEvent {
+    pub fn into_record(self) -> AuditRecord {
+        let base = |workspace_id, action, module| AuditRecord {
+            workspace_id,
+            actor: None,
+            action,
+            module,
+            target_type: None,
+            target_id: None,
+            changes: None,
+        };
+        match self {
+            Self::SignedIn { workspace_id, user_id, username, session_id, previous_login, at } => AuditRecord {
+                actor: Some(Actor { kind: ActorKind::User, id: Some(user_id), label: Some(username) }),
+                target_type: Some("session"),
+                target_id: Some(session_id.to_string()),
+                changes: Some(json!({ "session": change(Value::Null, "active"), "lastLoginAt": change(previous_login, at) })),
+                ..base(Some(workspace_id), "auth.sign_in", "auth")
+            },
+            Self::SignInFailed { workspace_id, login } => AuditRecord {
+                actor: Some(Actor { kind: ActorKind::Anonymous, id: None, label: Some(clip(&login)) }),
+                ..base(workspace_id, "auth.sign_in", "auth")
+            },
+            Self::SignedOut { workspace_id, user_id: _, session_id } => AuditRecord {
+                target_type: Some("session"),
+                target_id: Some(session_id.to_string()),
+                changes: Some(json!({ "session": change("active", "ended") })),
+                ..base(Some(workspace_id), "auth.sign_out", "auth")
+            },
+            Self::SessionRevoked { workspace_id, subject_id: _, session_id } => AuditRecord {
+                target_type: Some("session"),
+                target_id: Some(session_id.to_string()),
+                changes: Some(json!({ "session": change("active", "revoked") })),
+                ..base(workspace_id, "auth.session_revoked", "auth")
+            },
+            Self::OtherSessionsRevoked { workspace_id, subject_id, count } => AuditRecord {
+                target_type: Some("user"),
+                target_id: Some(subject_id.to_string()),
+                changes: Some(json!({ "otherSessions": change(count, 0) })),
+                ..base(workspace_id, "auth.other_sessions_revoked", "auth")
+            },
+            Self::PasswordChanged { workspace_id, user_id, sessions_revoked } => AuditRecord {
+                target_type: Some("user"),
+                target_id: Some(user_id.to_string()),
+                changes: Some(json!({ "password": change(REDACTED, REDACTED), "otherSessions": change(sessions_revoked, 0) })),
+                ..base(Some(workspace_id), "auth.password_changed", "auth")
+            },
+            Self::MasterSignedIn { admin_id, email, session_id } => AuditRecord {
+                actor: Some(Actor { kind: ActorKind::MasterAdmin, id: Some(admin_id), label: Some(email) }),
+                target_type: Some("session"),
+                target_id: Some(session_id.to_string()),
+                changes: Some(json!({ "session": change(Value::Null, "active") })),
+                ..base(None, "platform.sign_in", "platform")
+            },
+            Self::MasterSignInFailed { email } => AuditRecord {
+                actor: Some(Actor { kind: ActorKind::Anonymous, id: None, label: Some(clip(&email)) }),
+                ..base(None, "platform.sign_in", "platform")
+            },
+            Self::MasterSignedOut { admin_id: _, session_id } => AuditRecord {
+                target_type: Some("session"),
+                target_id: Some(session_id.to_string()),
+                changes: Some(json!({ "session": change("active", "ended") })),
+                ..base(None, "platform.sign_out", "platform")
+            },
+            Self::WorkspaceCreated { workspace_id, slug, name, owner_id, owner_username } => AuditRecord {
+                target_type: Some("workspace"),
+                target_id: Some(workspace_id.to_string()),
+                changes: Some(json!({
+                    "slug": change(Value::Null, slug),
+                    "name": change(Value::Null, name),
+                    "status": change(Value::Null, "active"),
+                    "owner": change(Value::Null, json!({ "id": owner_id.to_string(), "username": owner_username })),
+                })),
+                ..base(Some(workspace_id), "workspace.created", "workspaces")
+            },
+            Self::UserCreated { workspace_id, user_id, username, role, active } => AuditRecord {
+                target_type: Some("user"),
+                target_id: Some(user_id.to_string()),
+                changes: Some(json!({
+                    "username": change(Value::Null, username),
+                    "role": change(Value::Null, role),
+                    "active": change(Value::Null, active),
+                    "password": change(Value::Null, REDACTED),
+                })),
+                ..base(Some(workspace_id), "user.created", "team")
+            },
+            Self::MasterAdminCreated { admin_id, email } => AuditRecord {
+                target_type: Some("master_admin"),
+                target_id: Some(admin_id.to_string()),
+                changes: Some(json!({ "email": change(Value::Null, email), "password": change(Value::Null, REDACTED) })),
+                ..base(None, "platform.master_admin_created", "platform")
+            },
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Authentication: who is making this request.
+//!
+//! Guarantees: the `Principal` of a request is computed once, before any resolver
+//! runs, from a session that was re-read from the store for this request; a session
+//! whose user became inactive or unlicensed, or whose workspace stopped being usable,
+//! is revoked on sight and the request is anonymous. A store failure is an error
+//! (the request is refused), never a silent anonymous or authenticated pass.
+
+pub mod password;
+pub mod session;
+
+use crate::error::AppResult;
+use crate::repo;
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use session::{ActiveSession, Subject};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, async_graphql::Enum)]
+pub enum BuiltinRole {
+    Guest,
+    Staff,
+    Manager,
+    Owner,
+}
+
+impl BuiltinRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Manager => "manager",
+            Self::Staff => "staff",
+            Self::Guest => "guest",
+        }
+    }
+
+    /// Unknown values read as the least privileged role.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "owner" => Self::Owner,
+            "manager" => Self::Manager,
+            "staff" => Self::Staff,
+            _ => Self::Guest,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPrincipal {
+    pub user_id: Uuid,
+    pub workspace_id: Uuid,
+    pub username: String,
+    pub role: BuiltinRole,
+    pub session: ActiveSession,
+}
+
+#[derive(Debug, Clone)]
+pub struct MasterPrincipal {
+    pub admin_id: Uuid,
+    pub email: String,
+    pub session: ActiveSession,
+}
+
+#[derive(Debug, Clone, Default)]
+pub enum Principal {
+    #[default]
+    Anonymous,
+    User(UserPrincipal),
+    MasterAdmin(MasterPrincipal),
+}
+
+impl Principal {
+    pub fn session(&self) -> Option<&ActiveSession> {
+        match self {
+            Self::Anonymous => None,
+            Self::User(u) => Some(&u.session),
+            Self::MasterAdmin(m) => Some(&m.session),
+        }
+    }
+
+    pub fn workspace_id(&self) -> Option<Uuid> {
+        match self {
+            Self::User(u) => Some(u.workspace_id),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a user may hold a session right now: active, licensed (and the licence not
+/// ended), in a workspace that is active or archived (archived is read-only, not
+/// locked out).
+pub fn may_sign_in(user: &entity::user::Model, workspace: &entity::workspace::Model, now: DateTime<Utc>) -> bool {
+    user.active
+        && user.licensed
+        && user.licence_ends_at.is_none_or(|end| now < end)
+        && matches!(workspace.status.as_str(), "active" | "archived")
+}
+
+/// The principal behind a presented session token. `Ok(None)` means the token is not
+/// (or no longer) valid.
+pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Option<Principal>> {
+    let Some(session) = state.sessions.resolve(token).await? else {
+        return Ok(None);
+    };
+    match session.record.subject {
+        Subject::User { user_id, workspace_id } => {
+            let found = repo::users::get_with_workspace(&state.db, workspace_id, user_id).await?;
+            match found {
+                Some((user, ws)) if may_sign_in(&user, &ws, state.clock.now()) => Ok(Some(Principal::User(UserPrincipal {
+                    user_id,
+                    workspace_id,
+                    username: user.username,
+                    role: BuiltinRole::parse(&user.builtin_role),
+                    session,
+                }))),
+                _ => {
+                    state.sessions.revoke(&session.hash, &session.record.subject).await?;
+                    Ok(None)
+                }
+            }
+        }
+        Subject::MasterAdmin { admin_id } => match repo::master_admins::get(&state.db, admin_id).await? {
+            Some(admin) if admin.active => Ok(Some(Principal::MasterAdmin(MasterPrincipal {
+                admin_id,
+                email: admin.email,
+                session,
+            }))),
+            _ => {
+                state.sessions.revoke(&session.hash, &session.record.subject).await?;
+                Ok(None)
+            }
+        },
+    }
+}

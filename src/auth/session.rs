@@ -1,0 +1,185 @@
+//! Server-side sessions.
+//!
+//! Guarantees: a token is 256 bits from the OS CSPRNG, shown to the client once and
+//! stored only as its SHA-256; every request re-reads the session from the store, so a
+//! revocation takes effect on the next request on every instance; idle and absolute
+//! expiry are checked against the injected clock (the store's own TTL only collects
+//! garbage). Assumes the store is shared by all instances (Redis) or that there is one
+//! instance (memory).
+
+use crate::clock::SharedClock;
+use crate::secret::Secret;
+use crate::store::{Store, StoreResult};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Whose session it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Subject {
+    User { user_id: Uuid, workspace_id: Uuid },
+    MasterAdmin { admin_id: Uuid },
+}
+
+impl Subject {
+    fn index_key(&self) -> String {
+        match self {
+            Self::User { user_id, .. } => format!("sessions:user:{user_id}"),
+            Self::MasterAdmin { admin_id } => format!("sessions:master:{admin_id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub subject: Subject,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A live session as the request sees it: the record and the hash that keys it.
+#[derive(Debug, Clone)]
+pub struct ActiveSession {
+    pub hash: String,
+    pub record: SessionRecord,
+}
+
+#[derive(Clone)]
+pub struct SessionManager {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    idle: Duration,
+    absolute: Duration,
+}
+
+/// Last-seen is written back at most this often, so a busy client does not turn every
+/// read into a store write.
+const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(30);
+
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn session_key(hash: &str) -> String {
+    format!("session:{hash}")
+}
+
+fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl SessionManager {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, idle: Duration, absolute: Duration) -> Self {
+        Self { store, clock, idle, absolute }
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle
+    }
+
+    pub async fn create(&self, subject: Subject, ip: Option<String>, user_agent: Option<String>) -> StoreResult<(Secret<String>, ActiveSession)> {
+        let mut bytes = [0u8; 32];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
+        let token = format!("pal_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+        let now = self.clock.now();
+        let record = SessionRecord {
+            id: Uuid::now_v7(),
+            subject,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + chrono_dur(self.absolute),
+            ip,
+            user_agent,
+        };
+        let hash = hash_token(&token);
+        self.save(&hash, &record).await?;
+        self.store.sadd(&subject.index_key(), &hash, self.absolute).await?;
+        Ok((Secret::new(token), ActiveSession { hash, record }))
+    }
+
+    async fn save(&self, hash: &str, record: &SessionRecord) -> StoreResult<()> {
+        let json = serde_json::to_string(record).map_err(|e| crate::store::StoreError(e.to_string()))?;
+        // Garbage collection only: validity is decided by `check`, on the clock.
+        self.store.set(&session_key(hash), &json, self.absolute).await
+    }
+
+    fn is_live(&self, r: &SessionRecord, now: DateTime<Utc>) -> bool {
+        now < r.expires_at && now < r.last_seen_at + chrono_dur(self.idle)
+    }
+
+    async fn load(&self, hash: &str) -> StoreResult<Option<SessionRecord>> {
+        let Some(json) = self.store.get(&session_key(hash)).await? else {
+            return Ok(None);
+        };
+        // An unreadable record is treated as no session (and removed), never as valid.
+        match serde_json::from_str::<SessionRecord>(&json) {
+            Ok(r) => Ok(Some(r)),
+            Err(_) => {
+                self.store.del(&session_key(hash)).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The live session for a presented token, refreshing its last-seen time.
+    pub async fn resolve(&self, token: &str) -> StoreResult<Option<ActiveSession>> {
+        if token.len() > 128 {
+            return Ok(None);
+        }
+        let hash = hash_token(token);
+        let Some(mut record) = self.load(&hash).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if !self.is_live(&record, now) {
+            self.revoke(&hash, &record.subject).await?;
+            return Ok(None);
+        }
+        if now - record.last_seen_at >= TOUCH_EVERY {
+            record.last_seen_at = now;
+            self.save(&hash, &record).await?;
+        }
+        Ok(Some(ActiveSession { hash, record }))
+    }
+
+    /// Every live session of a subject, oldest first; dead index entries are pruned.
+    pub async fn list(&self, subject: &Subject) -> StoreResult<Vec<ActiveSession>> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for hash in self.store.smembers(&subject.index_key()).await? {
+            match self.load(&hash).await? {
+                Some(record) if self.is_live(&record, now) && record.subject == *subject => out.push(ActiveSession { hash, record }),
+                _ => self.revoke(&hash, subject).await?,
+            }
+        }
+        out.sort_by_key(|s| s.record.created_at);
+        Ok(out)
+    }
+
+    pub async fn revoke(&self, hash: &str, subject: &Subject) -> StoreResult<()> {
+        self.store.del(&session_key(hash)).await?;
+        self.store.srem(&subject.index_key(), hash).await
+    }
+
+    /// Revokes every session of the subject except `keep`; returns how many ended.
+    pub async fn revoke_all(&self, subject: &Subject, keep: Option<&str>) -> StoreResult<usize> {
+        let mut n = 0;
+        for s in self.list(subject).await? {
+            if Some(s.hash.as_str()) != keep {
+                self.revoke(&s.hash, subject).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}

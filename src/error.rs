@@ -1,0 +1,138 @@
+//! One error type for the whole server and the one place that maps it to the
+//! `extensions.code` a client sees. Internal failures are logged in full (inside the
+//! request's span, which carries the request id) and answered with a generic message;
+//! the HTTP layer adds the request id to INTERNAL errors so support can find the log.
+
+use async_graphql::ErrorExtensions;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppError {
+    /// No valid session, or the one presented has ended.
+    Unauthenticated,
+    /// Sign-in failed. Deliberately one variant for every cause, so the answer cannot
+    /// tell an unknown account from a wrong password or a suspended workspace.
+    InvalidCredentials,
+    Forbidden,
+    NotFound,
+    BadInput { field: String, message: String },
+    Conflict(String),
+    RateLimited { retry_after_secs: u64 },
+    LoginRestricted,
+    /// A dependency (database, store) is unreachable; security checks fail closed.
+    Unavailable,
+    /// Anything unexpected. The detail goes to the log, never to the client.
+    Internal(String),
+}
+
+impl AppError {
+    pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
+        Self::BadInput {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::Internal(detail.to_string())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated | Self::InvalidCredentials => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadInput { .. } => "BAD_USER_INPUT",
+            Self::Conflict(_) => "CONFLICT",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::LoginRestricted => "LOGIN_RESTRICTED",
+            Self::Unavailable => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated => "authentication required".into(),
+            Self::InvalidCredentials => "invalid credentials".into(),
+            Self::Forbidden => "not allowed".into(),
+            Self::NotFound => "not found".into(),
+            Self::BadInput { field, message } => format!("{field}: {message}"),
+            Self::Conflict(m) => m.clone(),
+            Self::RateLimited { .. } => "too many requests".into(),
+            Self::LoginRestricted => "sign-in is not allowed from here or at this time".into(),
+            Self::Unavailable => "service temporarily unavailable".into(),
+            Self::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// Full detail for operators (command-line output), never for API clients.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Internal(d) => d.clone(),
+            other => other.message(),
+        }
+    }
+
+    /// Whether an audit entry for this failure says `denied` (a rule refused it) or
+    /// `failed` (bad input, conflict, or a fault).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Unauthenticated | Self::InvalidCredentials | Self::Forbidden | Self::NotFound | Self::RateLimited { .. } | Self::LoginRestricted
+        )
+    }
+}
+
+// AppError is deliberately not `Display`: async-graphql converts any `Display` type
+// into an error with that text, which would bypass the mapping below.
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store unavailable");
+        Self::Unavailable
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(e: AppError) -> Self {
+        if let AppError::Internal(detail) = &e {
+            tracing::error!(error = %detail, "internal error");
+        }
+        async_graphql::Error::new(e.message()).extend_with(|_, ext| {
+            ext.set("code", e.code());
+            match &e {
+                AppError::BadInput { field, .. } => ext.set("field", field.as_str()),
+                AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                _ => {}
+            }
+        })
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak_their_detail() {
+        let e: async_graphql::Error = AppError::internal("SELECT secret FROM users").into();
+        assert_eq!(e.message, "internal error");
+        let ext = format!("{:?}", e.extensions);
+        assert!(ext.contains("INTERNAL") && !ext.contains("SELECT"), "{ext}");
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let e: async_graphql::Error = AppError::bad_input("password", "too short").into();
+        let ext = format!("{:?}", e.extensions);
+        assert!(ext.contains("BAD_USER_INPUT") && ext.contains("password"), "{ext}");
+    }
+}

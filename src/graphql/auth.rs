@@ -1,0 +1,99 @@
+//! Sign-in and sessions.
+
+use super::context::{meta, principal, state};
+use super::gate::Tx;
+use super::types::{LoginInput, LoginPayload, MasterLoginInput, Session, Viewer, ViewerKind, parse_id};
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::http::cookie;
+use crate::repo;
+use crate::service;
+use async_graphql::{Context, ID, Object, Result};
+
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// The signed-in user and their workspace, or the signed-in master admin.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        let state = state(ctx)?;
+        match principal(ctx) {
+            Principal::User(p) => {
+                let (user, ws) = repo::users::get_with_workspace(&state.db, p.workspace_id, p.user_id)
+                    .await
+                    .map_err(AppError::from)?
+                    .ok_or(AppError::Unauthenticated)?;
+                Ok(Viewer { kind: ViewerKind::User, user: Some(user.into()), workspace: Some(ws.into()), master_admin: None })
+            }
+            Principal::MasterAdmin(m) => Ok(Viewer {
+                kind: ViewerKind::MasterAdmin,
+                user: None,
+                workspace: None,
+                master_admin: Some(super::types::MasterAdmin { id: ID(m.admin_id.to_string()), email: m.email.clone() }),
+            }),
+            Principal::Anonymous => Err(AppError::Unauthenticated.into()),
+        }
+    }
+
+    /// Every live session of the signed-in account, oldest first.
+    async fn my_sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
+        let p = principal(ctx);
+        let current = p.session().map(|s| s.hash.as_str());
+        let sessions = service::auth::my_sessions(state(ctx)?, p).await?;
+        Ok(sessions.iter().map(|s| Session::from_active(s, current)).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Signs a workspace user in by username or email. Every failure answers the same
+    /// UNAUTHENTICATED error.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<LoginPayload> {
+        let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
+        let signed = service::auth::login(state, &tx, meta, &input.workspace, &input.login, &input.password).await?;
+        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set(&state.config, signed.token.expose()));
+        Ok(LoginPayload { token: signed.token.expose().clone(), session: Session::from_active(&signed.session, Some(&signed.session.hash)) })
+    }
+
+    /// Signs a master admin (platform support) in.
+    async fn master_login(&self, ctx: &Context<'_>, input: MasterLoginInput) -> Result<LoginPayload> {
+        let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
+        let signed = service::auth::master_login(state, &tx, meta, &input.email, &input.password).await?;
+        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set(&state.config, signed.token.expose()));
+        Ok(LoginPayload { token: signed.token.expose().clone(), session: Session::from_active(&signed.session, Some(&signed.session.hash)) })
+    }
+
+    /// Ends the current session.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
+        service::auth::logout(state, &tx, principal(ctx)).await?;
+        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::clear(&state.config));
+        Ok(true)
+    }
+
+    /// Changes the signed-in user's password and ends their other sessions.
+    async fn change_password(&self, ctx: &Context<'_>, #[graphql(secret)] current_password: String, #[graphql(secret)] new_password: String) -> Result<bool> {
+        let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
+        service::auth::change_password(state, &tx, principal(ctx), &current_password, &new_password).await?;
+        Ok(true)
+    }
+
+    /// Ends one of the signed-in account's sessions (see `mySessions`).
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
+        let id = parse_id("id", &id)?;
+        service::auth::revoke_session(state, &tx, principal(ctx), id).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of the signed-in account except this one; returns how many.
+    async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> Result<i32> {
+        let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
+        let n = service::auth::revoke_other_sessions(state, &tx, principal(ctx)).await?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+}

@@ -1,0 +1,293 @@
+//! The gate every root field passes through.
+//!
+//! Guarantees:
+//! - every root field is checked against `policy` before its resolver runs; a field
+//!   without a policy entry is refused;
+//! - every root mutation runs in one database transaction that the gate opens; its
+//!   resolver reaches the database only through the `Tx` capability, which exists only
+//!   while that transaction is open;
+//! - the audit events the resolver recorded are written in that transaction before it
+//!   commits; a mutation that recorded none is rolled back (a change without an audit
+//!   entry cannot be committed);
+//! - a refused or failed mutation commits nothing but its own refusal entry, and side
+//!   effects outside the database that the resolver registered (new sessions) are
+//!   undone.
+//! Also bounds the number of aliases in a document (async-graphql has no such limit).
+
+use super::context::RequestMeta;
+use super::policy::policy;
+use crate::audit::{Actor, AuditEvent, AuditRecord};
+use crate::auth::Principal;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Context, PathSegment, Pos, ServerError, ServerResult, Value, Variables};
+use futures_util::future::BoxFuture;
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use std::sync::{Arc, Mutex};
+
+type Compensation = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+
+#[derive(Default)]
+struct Pending {
+    on_success: Vec<AuditEvent>,
+    on_failure: Vec<AuditEvent>,
+    compensations: Vec<Compensation>,
+}
+
+/// Per-request slot for the open mutation transaction. The HTTP layer inserts a fresh
+/// one into every request; only the gate fills it.
+#[derive(Default)]
+pub struct RequestState {
+    tx: Mutex<Option<Arc<DatabaseTransaction>>>,
+    pending: Mutex<Pending>,
+}
+
+impl RequestState {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The capability a mutation resolver needs to change anything: the gate's open
+/// transaction plus the audit buffer that will be written into it.
+pub struct Tx<'a> {
+    db: Arc<DatabaseTransaction>,
+    state: &'a RequestState,
+}
+
+impl<'a> Tx<'a> {
+    pub fn current(ctx: &Context<'a>) -> AppResult<Self> {
+        let state = ctx.data::<RequestState>().map_err(|_| AppError::internal("no request state"))?;
+        let db = state
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| AppError::internal("Tx::current outside a gated mutation"))?;
+        Ok(Self { db, state })
+    }
+
+    pub fn db(&self) -> &DatabaseTransaction {
+        &self.db
+    }
+
+    /// Recorded in the log if (and only if) the mutation commits.
+    pub fn audit(&self, event: AuditEvent) {
+        self.state.lock_pending().on_success.push(event);
+    }
+
+    /// Recorded in the log if the mutation fails, instead of the generic refusal entry.
+    pub fn audit_failure(&self, event: AuditEvent) {
+        self.state.lock_pending().on_failure.push(event);
+    }
+
+    /// Undoes an effect outside the database if the transaction does not commit.
+    pub fn on_rollback(&self, f: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static) {
+        self.state.lock_pending().compensations.push(Box::new(f));
+    }
+}
+
+/// Fields of one log entry that come from the request rather than the event.
+pub struct EntryContext<'a> {
+    pub actor: Actor,
+    pub meta: Option<&'a RequestMeta>,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// The single writer of audit entries.
+pub(crate) async fn write_entry(
+    db: &impl sea_orm::ConnectionTrait,
+    record: AuditRecord,
+    cx: &EntryContext<'_>,
+    outcome: &str,
+    error_code: Option<&str>,
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::ActiveValue::Set;
+    let actor = record.actor.unwrap_or_else(|| cx.actor.clone());
+    let entry = entity::audit_entry::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        workspace_id: Set(record.workspace_id),
+        occurred_at: Set(cx.now),
+        actor_type: Set(actor.kind.as_str().into()),
+        actor_id: Set(actor.id),
+        actor_label: Set(actor.label),
+        impersonator_id: Set(None),
+        ip: Set(cx.meta.and_then(RequestMeta::ip_string)),
+        user_agent: Set(cx.meta.and_then(|m| m.user_agent.clone())),
+        request_id: Set(cx.meta.map(|m| m.request_id.clone())),
+        action: Set(record.action.into()),
+        module: Set(record.module.into()),
+        target_type: Set(record.target_type.map(Into::into)),
+        target_id: Set(record.target_id),
+        changes: Set(record.changes),
+        outcome: Set(outcome.into()),
+        error_code: Set(error_code.map(Into::into)),
+        reason: Set(None),
+    };
+    crate::repo::audit::insert(db, entry).await
+}
+
+pub struct Gate;
+
+impl ExtensionFactory for Gate {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(GateExtension)
+    }
+}
+
+struct GateExtension;
+
+fn count_aliases(doc: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|s| match &s.node {
+                Selection::Field(f) => usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node),
+                Selection::InlineFragment(i) => walk(&i.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    doc.operations.iter().map(|(_, op)| walk(&op.node.selection_set.node)).sum::<usize>()
+        + doc.fragments.values().map(|f| walk(&f.node.selection_set.node)).sum::<usize>()
+}
+
+fn server_error(e: AppError, path: &str) -> ServerError {
+    let mut se = async_graphql::Error::from(e).into_server_error(Pos::default());
+    se.locations.clear();
+    se.path = vec![PathSegment::Field(path.to_owned())];
+    se
+}
+
+fn error_code(e: &ServerError) -> String {
+    match e.extensions.as_ref().and_then(|x| x.get("code")) {
+        Some(Value::String(s)) => s.clone(),
+        _ => "INTERNAL".into(),
+    }
+}
+
+const REFUSAL_CODES: &[&str] = &["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "RATE_LIMITED", "LOGIN_RESTRICTED"];
+
+impl GateExtension {
+    /// Writes the refusal or failure entries of a mutation that did not commit, in a
+    /// transaction of their own.
+    async fn write_failure(&self, state: &AppState, cx: &EntryContext<'_>, principal: &Principal, field: &str, events: Vec<AuditEvent>, code: &str) {
+        let outcome = if REFUSAL_CODES.contains(&code) { "denied" } else { "failed" };
+        let records: Vec<AuditRecord> = if events.is_empty() {
+            vec![AuditRecord {
+                workspace_id: principal.workspace_id(),
+                actor: None,
+                action: "api.mutation",
+                module: "api",
+                target_type: Some("operation"),
+                target_id: Some(field.chars().take(64).collect()),
+                changes: None,
+            }]
+        } else {
+            events.into_iter().map(AuditEvent::into_record).collect()
+        };
+        let result = async {
+            let txn = state.db.begin().await?;
+            for r in records {
+                write_entry(&txn, r, cx, outcome, Some(code)).await?;
+            }
+            txn.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, field, "could not write the refusal audit entry");
+        }
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for GateExtension {
+    async fn parse_query(&self, ctx: &ExtensionContext<'_>, query: &str, variables: &Variables, next: NextParseQuery<'_>) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        if let Some(state) = ctx.data_opt::<AppState>() {
+            let max = state.config.max_aliases;
+            if count_aliases(&doc) > max {
+                let e = AppError::bad_input("query", format!("too many aliases (at most {max})"));
+                return Err(async_graphql::Error::from(e).into_server_error(Pos::default()));
+            }
+        }
+        Ok(doc)
+    }
+
+    async fn resolve(&self, ctx: &ExtensionContext<'_>, info: ResolveInfo<'_>, next: NextResolve<'_>) -> ServerResult<Option<Value>> {
+        if info.path_node.parent.is_some() || info.is_for_introspection || info.name.starts_with("__") {
+            return next.run(ctx, info).await;
+        }
+        let path = info.alias.unwrap_or(info.name).to_owned();
+        let (Some(state), Some(rs)) = (ctx.data_opt::<AppState>(), ctx.data_opt::<RequestState>()) else {
+            return Err(server_error(AppError::internal("gate: request context missing"), &path));
+        };
+        static ANONYMOUS: Principal = Principal::Anonymous;
+        let principal = ctx.data_opt::<Principal>().unwrap_or(&ANONYMOUS);
+        let meta = ctx.data_opt::<RequestMeta>();
+        let is_mutation = info.parent_type == "Mutation";
+        let field = info.name.to_owned();
+        let cx = || EntryContext { actor: Actor::of(principal), meta, now: state.clock.now() };
+
+        let allowed = match policy(info.parent_type, info.name) {
+            Some(access) => access.check(principal),
+            None => {
+                tracing::error!(root = info.parent_type, field = %field, "root field has no access policy; refused");
+                Err(AppError::Forbidden)
+            }
+        };
+        if let Err(e) = allowed {
+            if is_mutation {
+                self.write_failure(state, &cx(), principal, &field, Vec::new(), e.code()).await;
+            }
+            return Err(server_error(e, &path));
+        }
+        if !is_mutation {
+            return next.run(ctx, info).await;
+        }
+
+        let txn = match state.db.begin().await {
+            Ok(t) => Arc::new(t),
+            Err(e) => return Err(server_error(AppError::from(e), &path)),
+        };
+        *rs.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(txn);
+        let result = next.run(ctx, info).await;
+        let txn = rs.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Pending { on_success, on_failure, compensations } = std::mem::take(&mut *rs.lock_pending());
+
+        let outcome: Result<Option<Value>, (ServerError, Vec<AuditEvent>)> = match (result, txn.map(Arc::try_unwrap)) {
+            (Err(err), _) => Err((err, on_failure)),
+            (Ok(_), None | Some(Err(_))) => Err((server_error(AppError::internal("gate: mutation transaction escaped"), &path), Vec::new())),
+            (Ok(value), Some(Ok(txn))) => {
+                let committed = async {
+                    if on_success.is_empty() {
+                        return Err(AppError::internal(format!("mutation {field} recorded no audit event")));
+                    }
+                    let cx = cx();
+                    for ev in on_success {
+                        write_entry(&txn, ev.into_record(), &cx, "success", None).await?;
+                    }
+                    txn.commit().await?;
+                    Ok(())
+                }
+                .await;
+                match committed {
+                    Ok(()) => return Ok(value),
+                    Err(e) => Err((server_error(e, &path), Vec::new())),
+                }
+            }
+        };
+        // Not committed: the transaction was dropped (rolled back) above.
+        let (err, events) = match outcome {
+            Ok(v) => return Ok(v),
+            Err(x) => x,
+        };
+        for undo in compensations {
+            undo().await;
+        }
+        self.write_failure(state, &cx(), principal, &field, events, &error_code(&err)).await;
+        Err(err)
+    }
+}

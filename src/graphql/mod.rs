@@ -1,0 +1,47 @@
+//! The GraphQL schema: one object per aggregate, merged; output types are projections
+//! built here, never entity models.
+
+pub mod audit;
+pub mod auth;
+pub mod context;
+pub mod gate;
+pub mod platform;
+pub mod policy;
+pub mod types;
+
+use crate::config::Config;
+use crate::state::AppState;
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+#[derive(MergedObject, Default)]
+pub struct Query(auth::AuthQuery, audit::AuditQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(auth::AuthMutation, platform::PlatformMutation);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with the configured limits. `state` is absent only for `export-schema`.
+pub fn build_schema(config: &Config, state: Option<AppState>) -> AppSchema {
+    let mut b = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .extension(gate::Gate)
+        .limit_depth(config.max_depth)
+        .limit_complexity(config.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(8);
+    if !config.introspection {
+        b = b.disable_introspection().disable_suggestions();
+    }
+    if let Some(state) = state {
+        b = b.data(state);
+    }
+    b.finish()
+}
+
+/// The SDL that `palisade export-schema` prints and `schema.graphql` must equal.
+pub fn sdl() -> String {
+    match Config::from_lookup(|_| None) {
+        Ok(config) => build_schema(&config, None).sdl(),
+        Err(e) => format!("# configuration error: {e}\n"),
+    }
+}

@@ -1,0 +1,34 @@
+//! Platform operations for master admins.
+
+use super::context::state;
+use super::gate::Tx;
+use super::types::{CreateWorkspaceInput, CreateWorkspacePayload};
+use crate::audit::AuditEvent;
+use crate::service::workspaces::{self, NewWorkspaceInput};
+use async_graphql::{Context, Object, Result};
+
+#[derive(Default)]
+pub struct PlatformMutation;
+
+#[Object]
+impl PlatformMutation {
+    /// Creates a workspace and its Owner (master admins only).
+    async fn create_workspace(&self, ctx: &Context<'_>, input: CreateWorkspaceInput) -> Result<CreateWorkspacePayload> {
+        let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
+        let (ws, owner, event) = workspaces::create(
+            state,
+            tx.db(),
+            NewWorkspaceInput {
+                slug: &input.slug,
+                name: &input.name,
+                owner_username: &input.owner.username,
+                owner_email: &input.owner.email,
+                owner_password: &input.owner.password,
+            },
+        )
+        .await?;
+        tx.audit(event);
+        tx.audit(AuditEvent::UserCreated { workspace_id: ws.id, user_id: owner.id, username: owner.username.clone(), role: "owner", active: true });
+        Ok(CreateWorkspacePayload { workspace: ws.into(), owner: owner.into() })
+    }
+}

@@ -1,0 +1,214 @@
+//! Output and input types shared by the aggregates.
+
+use crate::auth::BuiltinRole;
+use crate::auth::session::ActiveSession;
+use crate::error::AppError;
+use crate::graphql::context::state;
+use crate::repo;
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub fn parse_id(field: &str, id: &ID) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "is not a valid id"))
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct Workspace {
+    pub id: ID,
+    pub slug: String,
+    pub name: String,
+    pub status: WorkspaceStatus,
+    pub seat_limit: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum WorkspaceStatus {
+    Active,
+    Suspended,
+    Archived,
+    Deleted,
+}
+
+impl From<entity::workspace::Model> for Workspace {
+    fn from(w: entity::workspace::Model) -> Self {
+        let status = match w.status.as_str() {
+            "active" => WorkspaceStatus::Active,
+            "archived" => WorkspaceStatus::Archived,
+            "deleted" => WorkspaceStatus::Deleted,
+            _ => WorkspaceStatus::Suspended,
+        };
+        Self { id: ID(w.id.to_string()), slug: w.slug, name: w.name, status, seat_limit: w.seat_limit, created_at: w.created_at }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct OrgUnit {
+    pub id: ID,
+    pub name: String,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct User {
+    pub id: ID,
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub active: bool,
+    /// The built-in role this user holds.
+    pub role: BuiltinRole,
+    pub last_login_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    pub workspace_id: Uuid,
+    #[graphql(skip)]
+    pub user_id: Uuid,
+    #[graphql(skip)]
+    pub department_id: Option<Uuid>,
+    #[graphql(skip)]
+    pub team_id: Option<Uuid>,
+    #[graphql(skip)]
+    pub primary_group_id: Option<Uuid>,
+}
+
+impl From<entity::user::Model> for User {
+    fn from(u: entity::user::Model) -> Self {
+        Self {
+            id: ID(u.id.to_string()),
+            username: u.username,
+            display_name: u.display_name,
+            email: u.email,
+            active: u.active,
+            role: BuiltinRole::parse(&u.builtin_role),
+            last_login_at: u.last_login_at,
+            workspace_id: u.workspace_id,
+            user_id: u.id,
+            department_id: u.department_id,
+            team_id: u.team_id,
+            primary_group_id: u.primary_group_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl User {
+    async fn department(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
+        let Some(id) = self.department_id else { return Ok(None) };
+        let d = repo::org::department(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
+        Ok(d.map(|d| OrgUnit { id: ID(d.id.to_string()), name: d.name }))
+    }
+
+    async fn team(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
+        let Some(id) = self.team_id else { return Ok(None) };
+        let t = repo::org::team(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
+        Ok(t.map(|t| OrgUnit { id: ID(t.id.to_string()), name: t.name }))
+    }
+
+    async fn primary_group(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
+        let Some(id) = self.primary_group_id else { return Ok(None) };
+        let g = repo::org::group(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
+        Ok(g.map(|g| OrgUnit { id: ID(g.id.to_string()), name: g.name }))
+    }
+
+    /// Groups other than the primary group.
+    async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<OrgUnit>> {
+        let gs = repo::org::groups_of(&state(ctx)?.db, self.workspace_id, self.user_id).await.map_err(AppError::from)?;
+        Ok(gs.into_iter().map(|g| OrgUnit { id: ID(g.id.to_string()), name: g.name }).collect())
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct MasterAdmin {
+    pub id: ID,
+    pub email: String,
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum ViewerKind {
+    User,
+    MasterAdmin,
+}
+
+/// Who is signed in: a workspace user (with `user` and `workspace`) or a master admin.
+#[derive(SimpleObject)]
+pub struct Viewer {
+    pub kind: ViewerKind,
+    pub user: Option<User>,
+    pub workspace: Option<Workspace>,
+    pub master_admin: Option<MasterAdmin>,
+}
+
+/// One signed-in device.
+#[derive(SimpleObject)]
+pub struct Session {
+    pub id: ID,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// True for the session this request was made with.
+    pub current: bool,
+}
+
+impl Session {
+    pub fn from_active(s: &ActiveSession, current_hash: Option<&str>) -> Self {
+        let r = &s.record;
+        Self {
+            id: ID(r.id.to_string()),
+            user_agent: r.user_agent.clone(),
+            ip: r.ip.clone(),
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            expires_at: r.expires_at,
+            current: Some(s.hash.as_str()) == current_hash,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    /// The session token. Also set as an HttpOnly cookie; send it back either way
+    /// (cookie, or `Authorization: Bearer <token>`). Shown only here, once.
+    pub token: String,
+    pub session: Session,
+}
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    /// The workspace's slug.
+    pub workspace: String,
+    /// Username or email.
+    pub login: String,
+    #[graphql(secret)]
+    pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct MasterLoginInput {
+    pub email: String,
+    #[graphql(secret)]
+    pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct WorkspaceOwnerInput {
+    pub username: String,
+    pub email: String,
+    #[graphql(secret)]
+    pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct CreateWorkspaceInput {
+    pub slug: String,
+    pub name: String,
+    pub owner: WorkspaceOwnerInput,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateWorkspacePayload {
+    pub workspace: Workspace,
+    pub owner: User,
+}

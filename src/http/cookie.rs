@@ -1,0 +1,51 @@
+//! The session cookie. With `Secure` (the default) it is `__Host-palisade_session`,
+//! which browsers bind to this exact host and path `/`; without `Secure` (local plain
+//! http only) the `__Host-` prefix is not allowed, so the name drops it.
+
+use crate::config::Config;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+
+pub fn name(config: &Config) -> &'static str {
+    if config.cookie_secure { "__Host-palisade_session" } else { "palisade_session" }
+}
+
+fn attrs(config: &Config) -> &'static str {
+    if config.cookie_secure { "; Path=/; HttpOnly; SameSite=Lax; Secure" } else { "; Path=/; HttpOnly; SameSite=Lax" }
+}
+
+pub fn set(config: &Config, token: &str) -> String {
+    format!("{}={token}; Max-Age={}{}", name(config), config.session_absolute_timeout.as_secs(), attrs(config))
+}
+
+pub fn clear(config: &Config) -> String {
+    format!("{}=; Max-Age=0{}", name(config), attrs(config))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Bearer,
+    Cookie,
+}
+
+/// The presented session token: `Authorization: Bearer` wins over the cookie.
+pub fn token(config: &Config, headers: &HeaderMap) -> Option<(String, TokenSource)> {
+    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let mut parts = v.splitn(2, ' ');
+        if let (Some(scheme), Some(tok)) = (parts.next(), parts.next())
+            && scheme.eq_ignore_ascii_case("bearer")
+            && !tok.trim().is_empty()
+        {
+            return Some((tok.trim().to_owned(), TokenSource::Bearer));
+        }
+    }
+    let wanted = name(config);
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, v)| *k == wanted && !v.is_empty())
+        .map(|(_, v)| (v.to_owned(), TokenSource::Cookie))
+}

@@ -1,0 +1,196 @@
+//! POST /graphql and GET /graphql.
+//!
+//! Guarantees: only `application/json` (or `application/graphql`) bodies are executed,
+//! so a cross-site HTML form cannot reach a mutation; GET never runs a mutation;
+//! batches are refused; NUL characters are refused before anything runs; the principal
+//! is authenticated once, before execution, from a session re-read for this request;
+//! INTERNAL errors carry the request id and nothing else.
+
+use super::cookie::{self, TokenSource};
+use super::{HttpState, RequestId};
+use crate::auth::{self, Principal};
+use crate::error::AppError;
+use crate::graphql::context::RequestMeta;
+use crate::graphql::gate::RequestState;
+use crate::secret::Secret;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{ServerError, Value};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Extension;
+use std::net::SocketAddr;
+
+fn reject(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<async_graphql::Request, Response> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "the request body is not valid JSON (UTF-8)"))?;
+    if value.is_array() {
+        return Err(reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "batched requests are not supported; send one operation per request"));
+    }
+    if has_nul(&value) {
+        return Err(reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "NUL characters are not allowed in a request"));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let what = e.to_string();
+        let what = what.split(" at line").next().unwrap_or("invalid request");
+        reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &format!("not a GraphQL request: {what}"))
+    })
+}
+
+pub(super) async fn post(
+    State(s): State<HttpState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let msg = format!("the request body is too large (at most {} bytes)", s.app.config.max_body_bytes);
+            return reject(StatusCode::PAYLOAD_TOO_LARGE, "BAD_USER_INPUT", &msg);
+        }
+        Err(_) => return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "could not read the request body"),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let request = match content_type.as_deref() {
+        Some("application/json") => match parse_json(&body) {
+            Ok(r) => r,
+            Err(res) => return res,
+        },
+        Some("application/graphql") => match std::str::from_utf8(&body) {
+            Ok(q) if !q.contains('\0') => async_graphql::Request::new(q),
+            _ => return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "the query must be UTF-8 text without NUL characters"),
+        },
+        _ => {
+            return reject(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "BAD_USER_INPUT",
+                "Content-Type must be application/json (or application/graphql)",
+            );
+        }
+    };
+    execute(s, addr, rid, headers, request).await
+}
+
+pub(super) async fn get(
+    State(s): State<HttpState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        if s.app.config.graphiql {
+            let page = async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("Palisade GraphiQL").finish();
+            let mut res = Html(page).into_response();
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return res;
+        }
+        return reject(StatusCode::NOT_FOUND, "NOT_FOUND", "GraphiQL is disabled; POST GraphQL requests to /graphql");
+    };
+    let request = match async_graphql::http::parse_query_string(&query) {
+        Ok(r) => r,
+        Err(_) => return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "could not parse the query string"),
+    };
+    if request.query.contains('\0') {
+        return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "NUL characters are not allowed in a request");
+    }
+    // GET is for reads only: a link or an <img> must never change anything.
+    if let Ok(doc) = async_graphql::parser::parse_query(&request.query)
+        && doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query)
+    {
+        let mut res = reject(StatusCode::METHOD_NOT_ALLOWED, "BAD_USER_INPUT", "mutations and subscriptions must use POST");
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return res;
+    }
+    execute(s, addr, rid, headers, request).await
+}
+
+async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: HeaderMap, request: async_graphql::Request) -> Response {
+    let app = &s.app;
+    let presented = cookie::token(&app.config, &headers);
+    let mut clear_cookie = false;
+    let principal = match &presented {
+        None => Principal::Anonymous,
+        Some((token, source)) => match auth::authenticate(app, token).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                clear_cookie = *source == TokenSource::Cookie;
+                Principal::Anonymous
+            }
+            Err(e) => {
+                if let AppError::Internal(detail) = &e {
+                    tracing::error!(error = %detail, "authentication failed");
+                }
+                let status = if e == AppError::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+                return reject(status, e.code(), &e.message());
+            }
+        },
+    };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(512).collect::<String>());
+    let meta = RequestMeta {
+        request_id: rid.0.clone(),
+        ip: Some(addr.ip()),
+        user_agent,
+        token: presented.map(|(t, _)| Secret::new(t)),
+    };
+    let request = request.data(principal).data(meta).data(RequestState::default());
+    let mut response = match tokio::time::timeout(app.config.execution_timeout, s.schema.execute(request)).await {
+        Ok(r) => r,
+        Err(_) => return reject(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "the request took too long and was stopped"),
+    };
+    for err in &mut response.errors {
+        finish_error(err, &rid.0);
+        if let Some(Value::String(code)) = err.extensions.as_ref().and_then(|x| x.get("code")) {
+            app.metrics.graphql_errors.get_or_create(&crate::metrics::CodeLabels { code: code.clone() }).inc();
+        }
+    }
+    let body = match serde_json::to_vec(&response) {
+        Ok(b) => b,
+        Err(_) => return reject(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error"),
+    };
+    let mut res = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    for (name, value) in response.http_headers.iter() {
+        res.headers_mut().append(name, value.clone());
+    }
+    if clear_cookie && let Ok(v) = HeaderValue::from_str(&cookie::clear(&app.config)) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// Every error leaves with a documented code; INTERNAL ones also carry the request id.
+fn finish_error(err: &mut ServerError, request_id: &str) {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    match ext.get("code") {
+        Some(Value::String(c)) if c == "INTERNAL" => ext.set("requestId", request_id),
+        Some(_) => {}
+        // Parse and validation errors from the GraphQL engine: the client sent a
+        // document or variables that do not fit the schema.
+        None => ext.set("code", "BAD_USER_INPUT"),
+    }
+}

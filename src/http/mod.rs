@@ -1,0 +1,94 @@
+//! HTTP: routes, request ids, security headers, CORS, metrics.
+
+pub mod cookie;
+mod graphql;
+
+use crate::graphql::AppSchema;
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::time::Instant;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: AppState,
+    pub schema: AppSchema,
+}
+
+/// Request id for logs and INTERNAL errors; generated here, never taken from the client.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+pub fn router(app: AppState) -> Router {
+    let schema = crate::graphql::build_schema(&app.config, Some(app.clone()));
+    let state = HttpState { app: app.clone(), schema };
+    let mut router = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state.clone())
+        // The body limit is enforced again by the handler's own extractor; this layer
+        // makes oversized uploads stop early instead of being read.
+        .layer(axum::extract::DefaultBodyLimit::max(app.config.max_body_bytes));
+    if !app.config.allowed_origins.is_empty() {
+        let origins: Vec<HeaderValue> = app.config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .allow_credentials(true)
+                .max_age(std::time::Duration::from_secs(600)),
+        );
+    }
+    router.layer(middleware::from_fn_with_state(state, observe))
+}
+
+/// Request id, tracing span, metrics and security headers for every response.
+async fn observe(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::now_v7().to_string();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let route: &'static str = match req.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some("/graphql") => "/graphql",
+        Some("/healthz") => "/healthz",
+        Some("/readyz") => "/readyz",
+        Some("/metrics") => "/metrics",
+        _ => "other",
+    };
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), route);
+    let start = Instant::now();
+    let mut res = next.run(req).instrument(span.clone()).await;
+    let elapsed = start.elapsed();
+    span.in_scope(|| tracing::info!(status = res.status().as_u16(), ms = elapsed.as_millis() as u64, "request"));
+    let m = &state.app.metrics;
+    m.requests.get_or_create(&crate::metrics::RequestLabels { route, status: res.status().as_u16() }).inc();
+    m.latency.get_or_create(&crate::metrics::RouteLabels { route }).observe(elapsed.as_secs_f64());
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert("x-request-id", v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let db_ok = state.app.db.ping().await.is_ok();
+    let store_ok = state.app.store.ping().await.is_ok();
+    let status = if db_ok && store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    (status, Json(serde_json::json!({ "database": word(db_ok), "store": word(store_ok), "storeKind": state.app.store.kind() }))).into_response()
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.app.metrics.render()).into_response()
+}

@@ -1,0 +1,14 @@
+//! The only code that touches `entity` and SQL. Every function that reads or writes
+//! workspace data takes the workspace id as its first key, so no lookup can cross a
+//! tenant boundary: a foreign workspace's id behaves exactly like a missing one.
+
+pub mod audit;
+pub mod master_admins;
+pub mod org;
+pub mod users;
+pub mod workspaces;
+
+/// True if the error is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}

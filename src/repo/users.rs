@@ -1,0 +1,89 @@
+use entity::{user, workspace};
+use sea_orm::sea_query::Condition;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+type Now = chrono::DateTime<chrono::Utc>;
+
+/// The user a sign-in names, by username or email (both compared as folded keys).
+pub async fn find_for_login(db: &impl ConnectionTrait, workspace_id: Uuid, login_key: &str) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(workspace_id))
+        .filter(Condition::any().add(user::Column::UsernameKey.eq(login_key)).add(user::Column::EmailKey.eq(login_key)))
+        .one(db)
+        .await
+}
+
+pub async fn get(db: &impl ConnectionTrait, workspace_id: Uuid, user_id: Uuid) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find_by_id(user_id).filter(user::Column::WorkspaceId.eq(workspace_id)).one(db).await
+}
+
+pub async fn get_with_workspace(db: &impl ConnectionTrait, workspace_id: Uuid, user_id: Uuid) -> Result<Option<(user::Model, workspace::Model)>, DbErr> {
+    let Some(u) = get(db, workspace_id, user_id).await? else { return Ok(None) };
+    Ok(super::workspaces::get(db, workspace_id).await?.map(|w| (u, w)))
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a crate::domain::Username,
+    pub email: &'a crate::domain::Email,
+    pub display_name: &'a str,
+    pub password_hash: Option<String>,
+    pub builtin_role: crate::auth::BuiltinRole,
+    pub department_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub primary_group_id: Option<Uuid>,
+    pub active: bool,
+    pub licensed: bool,
+    pub licence_ends_at: Option<Now>,
+    pub now: Now,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, workspace_id: Uuid, u: NewUser<'_>) -> Result<user::Model, DbErr> {
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        workspace_id: Set(workspace_id),
+        username: Set(u.username.display.clone()),
+        username_key: Set(u.username.key.clone()),
+        email: Set(u.email.display.clone()),
+        email_key: Set(u.email.key.clone()),
+        display_name: Set(u.display_name.to_owned()),
+        phone: Set(None),
+        active: Set(u.active),
+        licensed: Set(u.licensed),
+        licence_ends_at: Set(u.licence_ends_at),
+        auth_method: Set("password".into()),
+        password_hash: Set(u.password_hash),
+        department_id: Set(u.department_id),
+        team_id: Set(u.team_id),
+        primary_group_id: Set(u.primary_group_id),
+        builtin_role: Set(u.builtin_role.as_str().into()),
+        last_login_at: Set(None),
+        last_login_ip: Set(None),
+        created_at: Set(u.now),
+        updated_at: Set(u.now),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn set_password_hash(db: &impl ConnectionTrait, workspace_id: Uuid, user_id: Uuid, hash: String, now: Now) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, hash.into())
+        .col_expr(user::Column::UpdatedAt, now.into())
+        .filter(user::Column::WorkspaceId.eq(workspace_id))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn record_login(db: &impl ConnectionTrait, workspace_id: Uuid, user_id: Uuid, ip: Option<String>, now: Now) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::LastLoginAt, Some(now).into())
+        .col_expr(user::Column::LastLoginIp, ip.into())
+        .filter(user::Column::WorkspaceId.eq(workspace_id))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,147 @@
+//! Command-line bootstrap: the first master admin and the demo workspaces. These run
+//! outside any request, as the `system` actor, but through the same audit writer and
+//! in one transaction each, like every other change.
+
+use crate::audit::{Actor, AuditEvent};
+use crate::auth::BuiltinRole;
+use crate::domain::{Email, NewPassword, Username};
+use crate::error::{AppError, AppResult};
+use crate::graphql::gate::{EntryContext, write_entry};
+use crate::repo;
+use crate::secret::Secret;
+use crate::state::AppState;
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use uuid::Uuid;
+
+async fn write_system(state: &AppState, txn: &DatabaseTransaction, events: Vec<AuditEvent>) -> AppResult<()> {
+    let cx = EntryContext { actor: Actor::system(), meta: None, now: state.clock.now() };
+    for ev in events {
+        write_entry(txn, ev.into_record(), &cx, "success", None).await?;
+    }
+    Ok(())
+}
+
+pub async fn create_master_admin(state: &AppState, email: &str, password: &str) -> AppResult<Uuid> {
+    let email = Email::parse("email", email)?;
+    let password = NewPassword::parse("password", password)?;
+    let txn = state.db.begin().await?;
+    if repo::master_admins::by_email_key(&txn, &email.key).await?.is_some() {
+        return Err(AppError::Conflict("a master admin with this email already exists".into()));
+    }
+    let hash = state.hasher.hash(&password).await?;
+    let admin = repo::master_admins::insert(&txn, &email, hash, state.clock.now()).await?;
+    write_system(state, &txn, vec![AuditEvent::MasterAdminCreated { admin_id: admin.id, email: admin.email.clone() }]).await?;
+    txn.commit().await?;
+    Ok(admin.id)
+}
+
+pub enum DemoSeed {
+    AlreadyPresent,
+    Created { password: Secret<String>, generated: bool },
+}
+
+pub fn random_password() -> Secret<String> {
+    use rand::RngExt;
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    let s: String = (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    Secret::new(s)
+}
+
+struct DemoUser {
+    username: &'static str,
+    name: &'static str,
+    role: BuiltinRole,
+    department: Option<usize>,
+    team: Option<usize>,
+    group: Option<usize>,
+    extra_groups: &'static [usize],
+    active: bool,
+}
+
+/// Creates the `demo` and `acme` workspaces once. Every demo user shares one password:
+/// `PALISADE_DEMO_PASSWORD` if set, else a random one returned to be printed once.
+pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
+    if repo::workspaces::by_slug(&state.db, "demo").await?.is_some() {
+        return Ok(DemoSeed::AlreadyPresent);
+    }
+    let (password, generated) = match &state.config.demo_password {
+        Some(p) => (p.clone(), false),
+        None => (random_password(), true),
+    };
+    let pw = NewPassword::parse("PALISADE_DEMO_PASSWORD", password.expose())?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let mut events = Vec::new();
+
+    for (slug, name, domain) in [("demo", "Demo Trading Ltd", "demo.palisade.test"), ("acme", "Acme Services", "acme.palisade.test")] {
+        let (ws, owner, ev) = crate::service::workspaces::create(
+            state,
+            &txn,
+            crate::service::workspaces::NewWorkspaceInput {
+                slug,
+                name,
+                owner_username: "owner",
+                owner_email: &format!("owner@{domain}"),
+                owner_password: pw.expose(),
+            },
+        )
+        .await?;
+        events.push(ev);
+        events.push(AuditEvent::UserCreated { workspace_id: ws.id, user_id: owner.id, username: owner.username, role: "owner", active: true });
+
+        let mut departments = Vec::new();
+        for d in ["Sales", "Support"] {
+            departments.push(repo::org::insert_department(&txn, ws.id, d, now).await?.id);
+        }
+        let mut teams = Vec::new();
+        for (t, d) in [("Sales North", 0), ("Sales South", 0), ("Helpdesk", 1)] {
+            teams.push(repo::org::insert_team(&txn, ws.id, Some(departments[d]), t, now).await?.id);
+        }
+        let mut groups = Vec::new();
+        for g in ["North", "South", "Key accounts"] {
+            groups.push(repo::org::insert_group(&txn, ws.id, g, now).await?.id);
+        }
+        if slug != "demo" {
+            continue;
+        }
+        let users = [
+            DemoUser { username: "manager", name: "Morgan Manager", role: BuiltinRole::Manager, department: Some(0), team: Some(0), group: Some(0), extra_groups: &[2], active: true },
+            DemoUser { username: "staff", name: "Sasha Staff", role: BuiltinRole::Staff, department: Some(0), team: Some(0), group: Some(0), extra_groups: &[], active: true },
+            DemoUser { username: "sam", name: "Sam South", role: BuiltinRole::Staff, department: Some(0), team: Some(1), group: Some(1), extra_groups: &[], active: true },
+            DemoUser { username: "guest", name: "Gale Guest", role: BuiltinRole::Guest, department: Some(1), team: Some(2), group: Some(1), extra_groups: &[], active: true },
+            DemoUser { username: "former", name: "Fran Former", role: BuiltinRole::Staff, department: Some(1), team: Some(2), group: None, extra_groups: &[], active: false },
+        ];
+        for u in users {
+            let username = Username::parse("username", u.username)?;
+            let email = Email::parse("email", &format!("{}@{domain}", u.username))?;
+            let hash = state.hasher.hash(&pw).await?;
+            let created = repo::users::insert(
+                &txn,
+                ws.id,
+                repo::users::NewUser {
+                    username: &username,
+                    email: &email,
+                    display_name: u.name,
+                    password_hash: Some(hash),
+                    builtin_role: u.role,
+                    department_id: u.department.map(|i| departments[i]),
+                    team_id: u.team.map(|i| teams[i]),
+                    primary_group_id: u.group.map(|i| groups[i]),
+                    active: u.active,
+                    licensed: true,
+                    licence_ends_at: None,
+                    now,
+                },
+            )
+            .await?;
+            for g in u.extra_groups {
+                repo::org::add_member(&txn, ws.id, groups[*g], created.id).await?;
+            }
+            events.push(AuditEvent::UserCreated { workspace_id: ws.id, user_id: created.id, username: created.username, role: u.role.as_str(), active: u.active });
+        }
+    }
+    write_system(state, &txn, events).await?;
+    txn.commit().await?;
+    Ok(DemoSeed::Created { password, generated })
+}

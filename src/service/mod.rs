@@ -1,0 +1,7 @@
+//! Use cases, one module per aggregate. A mutation use case takes the gate's `Tx`
+//! (so it can only run inside a gated, audited transaction), does its work through
+//! `repo`, and records exactly the audit events that describe it.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod workspaces;

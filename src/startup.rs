@@ -1,0 +1,67 @@
+//! Builds the application state and serves it. Tests use this directly: port 0, their
+//! own database, their own store prefix and a manual clock.
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::session::SessionManager;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::store::{MemoryStore, RedisStore, Store};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub async fn connect_database(config: &Config) -> Result<DatabaseConnection, BoxError> {
+    let url = config.database_url.expose();
+    let mut opts = ConnectOptions::new(url.clone());
+    // Without these an unreachable PostgreSQL blocks start-up (and requests) for 30 s.
+    opts.connect_timeout(Duration::from_secs(5)).acquire_timeout(Duration::from_secs(5)).sqlx_logging(false);
+    if url.starts_with("sqlite:") {
+        // One writer at a time; more connections would only wait on each other's locks.
+        opts.max_connections(4).min_connections(1);
+    }
+    let db = Database::connect(opts).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
+    if url.starts_with("sqlite:") {
+        db.execute_unprepared("PRAGMA journal_mode=WAL;").await?;
+    }
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), BoxError> {
+    Migrator::up(db, None).await.map_err(|e| format!("migration failed: {e}"))?;
+    Ok(())
+}
+
+pub fn build_store(config: &Config, clock: SharedClock) -> Result<Arc<dyn Store>, BoxError> {
+    Ok(match &config.redis_url {
+        Some(url) => Arc::new(RedisStore::connect(url.expose(), &config.redis_prefix).map_err(|e| format!("invalid REDIS_URL: {e}"))?),
+        None => Arc::new(MemoryStore::new(clock)),
+    })
+}
+
+/// Connects, migrates and assembles the state. `store` overrides the configured one
+/// (tests pass one store to two instances to model a shared Redis).
+pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<dyn Store>>) -> Result<AppState, BoxError> {
+    let db = connect_database(&config).await?;
+    migrate(&db).await?;
+    let store = match store {
+        Some(s) => s,
+        None => build_store(&config, clock.clone())?,
+    };
+    let hasher = PasswordHasher::new(config.hash_concurrency).map_err(|e| e.detail())?;
+    let sessions = SessionManager::new(store.clone(), clock.clone(), config.session_idle_timeout, config.session_absolute_timeout);
+    Ok(AppState { config: Arc::new(config), db, store, clock, hasher, sessions, metrics: Arc::new(Metrics::new()) })
+}
+
+/// Binds and serves until `shutdown` resolves. Returns the bound address through
+/// `on_bound` before serving (port 0 picks a free port).
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), BoxError> {
+    let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! Everything a request may use, built once at start-up and shared.
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::session::SessionManager;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+    pub hasher: PasswordHasher,
+    pub sessions: SessionManager,
+    pub metrics: Arc<Metrics>,
+}

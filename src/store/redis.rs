@@ -1,0 +1,157 @@
+//! Redis store: shared by every instance of a deployment. All keys carry the configured
+//! prefix so that several deployments (or test runs) can share one Redis. Commands go
+//! through a `ConnectionManager` that reconnects by itself; every call has a timeout,
+//! so an unreachable Redis turns into a prompt error (and a closed door), not a hang.
+
+use super::{Store, StoreError, StoreFuture};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct RedisStore {
+    client: redis::Client,
+    conn: ConnectionManager,
+    prefix: String,
+    incr_script: redis::Script,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// Connects lazily: the server starts even while Redis is down, reports it on
+    /// /readyz, and refuses what needs the store until it is back.
+    pub fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(err)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client.get_connection_manager_lazy(config).map_err(err)?;
+        Ok(Self {
+            client,
+            conn,
+            prefix: prefix.to_owned(),
+            // INCRBY and the first expiry must be one step, or a crash between them
+            // leaves a counter that never expires.
+            incr_script: redis::Script::new(
+                "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+                 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+                 return v",
+            ),
+        })
+    }
+
+    fn key(&self, k: &str) -> String {
+        format!("{}{}", self.prefix, k)
+    }
+}
+
+async fn timed<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+    match tokio::time::timeout(TIMEOUT, f).await {
+        Ok(r) => r.map_err(err),
+        Err(_) => Err(StoreError("timed out".into())),
+    }
+}
+
+impl Store for RedisStore {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            timed(c.get(self.key(key))).await
+        })
+    }
+
+    fn set<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            timed(c.pset_ex(self.key(key), value, ms(ttl))).await
+        })
+    }
+
+    fn set_nx<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            let reply: Option<String> =
+                timed(redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(ms(ttl)).query_async(&mut c)).await?;
+            Ok(reply.is_some())
+        })
+    }
+
+    fn del<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            let n: i64 = timed(c.del(self.key(key))).await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn incr<'a>(&'a self, key: &'a str, by: i64, ttl: Duration) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            timed(self.incr_script.key(self.key(key)).arg(by).arg(ms(ttl)).invoke_async(&mut c)).await
+        })
+    }
+
+    fn sadd<'a>(&'a self, key: &'a str, member: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            let k = self.key(key);
+            timed(redis::pipe().atomic().sadd(&k, member).ignore().pexpire(&k, ms(ttl) as i64).ignore().query_async(&mut c)).await
+        })
+    }
+
+    fn srem<'a>(&'a self, key: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            let _: i64 = timed(c.srem(self.key(key), member)).await?;
+            Ok(())
+        })
+    }
+
+    fn smembers<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            timed(c.smembers(self.key(key))).await
+        })
+    }
+
+    fn publish<'a>(&'a self, channel: &'a str, message: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            let _: i64 = timed(c.publish(self.key(channel), message)).await?;
+            Ok(())
+        })
+    }
+
+    fn subscribe<'a>(&'a self, channel: &'a str) -> StoreFuture<'a, BoxStream<'static, String>> {
+        Box::pin(async move {
+            let mut pubsub = timed(self.client.get_async_pubsub()).await?;
+            timed(pubsub.subscribe(self.key(channel))).await?;
+            let stream = pubsub.into_on_message().filter_map(|msg| async move { msg.get_payload::<String>().ok() });
+            Ok(stream.boxed())
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            let _: String = timed(redis::cmd("PING").query_async(&mut c)).await?;
+            Ok(())
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}
