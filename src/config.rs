@@ -65,19 +65,13 @@ impl Config {
 
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(ConfigError {
-                variable: "DATABASE_URL",
-                message: "expected a sqlite:// or postgres:// URL".into(),
-            });
+            return Err(ConfigError { variable: "DATABASE_URL", message: "expected a sqlite:// or postgres:// URL".into() });
         }
         let redis_url = get("REDIS_URL");
         if let Some(url) = &redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
         {
-            return Err(ConfigError {
-                variable: "REDIS_URL",
-                message: "expected a redis:// URL".into(),
-            });
+            return Err(ConfigError { variable: "REDIS_URL", message: "expected a redis:// URL".into() });
         }
         let idle = parse_num(&get, "PALISADE_SESSION_IDLE_SECS", 1800, 60, 7 * 86_400)?;
         let absolute = parse_num(&get, "PALISADE_SESSION_ABSOLUTE_SECS", 12 * 3600, 300, 90 * 86_400)?;
@@ -153,10 +147,7 @@ fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &'static str, default:
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
         Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(v) => Err(ConfigError {
-            variable: var,
-            message: format!("expected true or false, got {v:?}"),
-        }),
+        Some(v) => Err(ConfigError { variable: var, message: format!("expected true or false, got {v:?}") }),
     }
 }
 
@@ -164,10 +155,7 @@ fn parse_num(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: 
     let Some(v) = get(var) else { return Ok(default) };
     match v.trim().parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(ConfigError {
-            variable: var,
-            message: format!("expected a whole number from {min} to {max}, got {v:?}"),
-        }),
+        _ => Err(ConfigError { variable: var, message: format!("expected a whole number from {min} to {max}, got {v:?}") }),
     }
 }
 

@@ -14,9 +14,14 @@ pub enum AppError {
     InvalidCredentials,
     Forbidden,
     NotFound,
-    BadInput { field: String, message: String },
+    BadInput {
+        field: String,
+        message: String,
+    },
     Conflict(String),
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     LoginRestricted,
     /// A dependency (database, store) is unreachable; security checks fail closed.
     Unavailable,
@@ -26,10 +31,7 @@ pub enum AppError {
 
 impl AppError {
     pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
-        Self::BadInput {
-            field: field.to_owned(),
-            message: message.into(),
-        }
+        Self::BadInput { field: field.to_owned(), message: message.into() }
     }
 
     pub fn internal(detail: impl std::fmt::Display) -> Self {
@@ -78,7 +80,12 @@ impl AppError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            Self::Unauthenticated | Self::InvalidCredentials | Self::Forbidden | Self::NotFound | Self::RateLimited { .. } | Self::LoginRestricted
+            Self::Unauthenticated
+                | Self::InvalidCredentials
+                | Self::Forbidden
+                | Self::NotFound
+                | Self::RateLimited { .. }
+                | Self::LoginRestricted
         )
     }
 }

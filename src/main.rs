@@ -124,7 +124,9 @@ async fn serve(config: Config, demo: bool) -> Result<(), BoxError> {
     let bind = config.bind;
     let state = startup::build_state(config, clock(), None).await?;
     if state.store.kind() == "memory" {
-        tracing::warn!("REDIS_URL is not set: sessions and rate limits live in this process (single instance only; restart signs everyone out)");
+        tracing::warn!(
+            "REDIS_URL is not set: sessions and rate limits live in this process (single instance only; restart signs everyone out)"
+        );
     }
     if demo {
         print_demo(&bootstrap::seed_demo(&state).await.map_err(|e| e.detail())?);

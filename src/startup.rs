@@ -60,7 +60,11 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
 
 /// Binds and serves until `shutdown` resolves. Returns the bound address through
 /// `on_bound` before serving (port 0 picks a free port).
-pub async fn serve(state: AppState, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), BoxError> {
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), BoxError> {
     let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())

@@ -8,12 +8,7 @@ fn ts(name: &'static str) -> ColumnDef {
 }
 
 fn fk(table: &'static str, col: &'static str, to: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(format!("fk_{table}_{col}"))
-        .from(table, col)
-        .to(to, "id")
-        .on_delete(ForeignKeyAction::Restrict)
-        .to_owned()
+    ForeignKey::create().name(format!("fk_{table}_{col}")).from(table, col).to(to, "id").on_delete(ForeignKeyAction::Restrict).to_owned()
 }
 
 #[async_trait::async_trait]
@@ -70,13 +65,7 @@ impl MigrationTrait for Migration {
         .await?;
         for t in ["departments", "teams", "groups"] {
             m.create_index(
-                Index::create()
-                    .name(format!("ux_{t}_workspace_name"))
-                    .table(t)
-                    .col("workspace_id")
-                    .col("name")
-                    .unique()
-                    .to_owned(),
+                Index::create().name(format!("ux_{t}_workspace_name")).table(t).col("workspace_id").col("name").unique().to_owned(),
             )
             .await?;
         }
@@ -112,20 +101,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        for (name, col) in [
-            ("ux_users_workspace_username", "username_key"),
-            ("ux_users_workspace_email", "email_key"),
-        ] {
-            m.create_index(
-                Index::create()
-                    .name(name)
-                    .table("users")
-                    .col("workspace_id")
-                    .col(col)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        for (name, col) in [("ux_users_workspace_username", "username_key"), ("ux_users_workspace_email", "email_key")] {
+            m.create_index(Index::create().name(name).table("users").col("workspace_id").col(col).unique().to_owned()).await?;
         }
 
         m.create_table(
@@ -180,29 +157,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("ix_audit_workspace_id")
-                .table("audit_entries")
-                .col("workspace_id")
-                .col("id")
-                .to_owned(),
-        )
-        .await?;
+        m.create_index(Index::create().name("ix_audit_workspace_id").table("audit_entries").col("workspace_id").col("id").to_owned())
+            .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for t in [
-            "audit_entries",
-            "master_admins",
-            "group_members",
-            "users",
-            "groups",
-            "teams",
-            "departments",
-            "workspaces",
-        ] {
+        for t in ["audit_entries", "master_admins", "group_members", "users", "groups", "teams", "departments", "workspaces"] {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
         }
         Ok(())

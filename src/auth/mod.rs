@@ -120,11 +120,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Option<Pri
             }
         }
         Subject::MasterAdmin { admin_id } => match repo::master_admins::get(&state.db, admin_id).await? {
-            Some(admin) if admin.active => Ok(Some(Principal::MasterAdmin(MasterPrincipal {
-                admin_id,
-                email: admin.email,
-                session,
-            }))),
+            Some(admin) if admin.active => Ok(Some(Principal::MasterAdmin(MasterPrincipal { admin_id, email: admin.email, session }))),
             _ => {
                 state.sessions.revoke(&session.hash, &session.record.subject).await?;
                 Ok(None)

@@ -32,10 +32,7 @@ impl PasswordHasher {
     pub fn new(concurrency: usize) -> AppResult<Self> {
         let mut seed = [0u8; 32];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
-        Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash: Arc::new(hash_blocking(&seed)?),
-        })
+        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: Arc::new(hash_blocking(&seed)?) })
     }
 
     pub async fn hash(&self, password: &NewPassword) -> AppResult<String> {

@@ -87,7 +87,12 @@ impl SessionManager {
         self.idle
     }
 
-    pub async fn create(&self, subject: Subject, ip: Option<String>, user_agent: Option<String>) -> StoreResult<(Secret<String>, ActiveSession)> {
+    pub async fn create(
+        &self,
+        subject: Subject,
+        ip: Option<String>,
+        user_agent: Option<String>,
+    ) -> StoreResult<(Secret<String>, ActiveSession)> {
         let mut bytes = [0u8; 32];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
         let token = format!("pal_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));

@@ -33,10 +33,7 @@ impl Username {
         if has_control(&display) || display.chars().any(char::is_whitespace) || display.contains('@') {
             return Err(AppError::bad_input(field, "must not contain spaces, control characters or '@'"));
         }
-        Ok(Self {
-            key: fold_key(&display),
-            display,
-        })
+        Ok(Self { key: fold_key(&display), display })
     }
 }
 
@@ -54,13 +51,16 @@ impl Email {
             return Err(bad());
         }
         let (local, domain) = display.rsplit_once('@').ok_or_else(bad)?;
-        if local.is_empty() || domain.len() < 3 || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') || local.contains('@') {
+        if local.is_empty()
+            || domain.len() < 3
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || local.contains('@')
+        {
             return Err(bad());
         }
-        Ok(Self {
-            key: fold_key(&display),
-            display,
-        })
+        Ok(Self { key: fold_key(&display), display })
     }
 }
 

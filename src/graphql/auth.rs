@@ -56,7 +56,10 @@ impl AuthMutation {
         let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
         let signed = service::auth::login(state, &tx, meta, &input.workspace, &input.login, &input.password).await?;
         ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set(&state.config, signed.token.expose()));
-        Ok(LoginPayload { token: signed.token.expose().clone(), session: Session::from_active(&signed.session, Some(&signed.session.hash)) })
+        Ok(LoginPayload {
+            token: signed.token.expose().clone(),
+            session: Session::from_active(&signed.session, Some(&signed.session.hash)),
+        })
     }
 
     /// Signs a master admin (platform support) in.
@@ -64,7 +67,10 @@ impl AuthMutation {
         let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
         let signed = service::auth::master_login(state, &tx, meta, &input.email, &input.password).await?;
         ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set(&state.config, signed.token.expose()));
-        Ok(LoginPayload { token: signed.token.expose().clone(), session: Session::from_active(&signed.session, Some(&signed.session.hash)) })
+        Ok(LoginPayload {
+            token: signed.token.expose().clone(),
+            session: Session::from_active(&signed.session, Some(&signed.session.hash)),
+        })
     }
 
     /// Ends the current session.
@@ -76,7 +82,12 @@ impl AuthMutation {
     }
 
     /// Changes the signed-in user's password and ends their other sessions.
-    async fn change_password(&self, ctx: &Context<'_>, #[graphql(secret)] current_password: String, #[graphql(secret)] new_password: String) -> Result<bool> {
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] current_password: String,
+        #[graphql(secret)] new_password: String,
+    ) -> Result<bool> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         service::auth::change_password(state, &tx, principal(ctx), &current_password, &new_password).await?;
         Ok(true)

@@ -12,6 +12,7 @@
 //! - a refused or failed mutation commits nothing but its own refusal entry, and side
 //!   effects outside the database that the resolver registered (new sessions) are
 //!   undone.
+//!
 //! Also bounds the number of aliases in a document (async-graphql has no such limit).
 
 use super::context::RequestMeta;
@@ -173,7 +174,15 @@ const REFUSAL_CODES: &[&str] = &["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "R
 impl GateExtension {
     /// Writes the refusal or failure entries of a mutation that did not commit, in a
     /// transaction of their own.
-    async fn write_failure(&self, state: &AppState, cx: &EntryContext<'_>, principal: &Principal, field: &str, events: Vec<AuditEvent>, code: &str) {
+    async fn write_failure(
+        &self,
+        state: &AppState,
+        cx: &EntryContext<'_>,
+        principal: &Principal,
+        field: &str,
+        events: Vec<AuditEvent>,
+        code: &str,
+    ) {
         let outcome = if REFUSAL_CODES.contains(&code) { "denied" } else { "failed" };
         let records: Vec<AuditRecord> = if events.is_empty() {
             vec![AuditRecord {
@@ -204,7 +213,13 @@ impl GateExtension {
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for GateExtension {
-    async fn parse_query(&self, ctx: &ExtensionContext<'_>, query: &str, variables: &Variables, next: NextParseQuery<'_>) -> ServerResult<ExecutableDocument> {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
         if let Some(state) = ctx.data_opt::<AppState>() {
             let max = state.config.max_aliases;
@@ -259,7 +274,9 @@ impl Extension for GateExtension {
 
         let outcome: Result<Option<Value>, (ServerError, Vec<AuditEvent>)> = match (result, txn.map(Arc::try_unwrap)) {
             (Err(err), _) => Err((err, on_failure)),
-            (Ok(_), None | Some(Err(_))) => Err((server_error(AppError::internal("gate: mutation transaction escaped"), &path), Vec::new())),
+            (Ok(_), None | Some(Err(_))) => {
+                Err((server_error(AppError::internal("gate: mutation transaction escaped"), &path), Vec::new()))
+            }
             (Ok(value), Some(Ok(txn))) => {
                 let committed = async {
                     if on_success.is_empty() {

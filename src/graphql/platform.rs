@@ -3,7 +3,6 @@
 use super::context::state;
 use super::gate::Tx;
 use super::types::{CreateWorkspaceInput, CreateWorkspacePayload};
-use crate::audit::AuditEvent;
 use crate::service::workspaces::{self, NewWorkspaceInput};
 use async_graphql::{Context, Object, Result};
 
@@ -28,7 +27,6 @@ impl PlatformMutation {
         )
         .await?;
         tx.audit(event);
-        tx.audit(AuditEvent::UserCreated { workspace_id: ws.id, user_id: owner.id, username: owner.username.clone(), role: "owner", active: true });
         Ok(CreateWorkspacePayload { workspace: ws.into(), owner: owner.into() })
     }
 }

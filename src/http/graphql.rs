@@ -15,12 +15,12 @@ use crate::graphql::gate::RequestState;
 use crate::secret::Secret;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, Value};
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Extension;
 use std::net::SocketAddr;
 
 fn reject(status: StatusCode, code: &str, message: &str) -> Response {
@@ -37,19 +37,18 @@ fn has_nul(v: &serde_json::Value) -> bool {
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<async_graphql::Request, Response> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "the request body is not valid JSON (UTF-8)"))?;
+/// The request in a JSON body, or why it is not one (answered as 400).
+fn parse_json(body: &[u8]) -> Result<async_graphql::Request, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| "the request body is not valid JSON (UTF-8)".to_owned())?;
     if value.is_array() {
-        return Err(reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "batched requests are not supported; send one operation per request"));
+        return Err("batched requests are not supported; send one operation per request".into());
     }
     if has_nul(&value) {
-        return Err(reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "NUL characters are not allowed in a request"));
+        return Err("NUL characters are not allowed in a request".into());
     }
     serde_json::from_value(value).map_err(|e| {
         let what = e.to_string();
-        let what = what.split(" at line").next().unwrap_or("invalid request");
-        reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &format!("not a GraphQL request: {what}"))
+        format!("not a GraphQL request: {}", what.split(" at line").next().unwrap_or("invalid request"))
     })
 }
 
@@ -76,7 +75,7 @@ pub(super) async fn post(
     let request = match content_type.as_deref() {
         Some("application/json") => match parse_json(&body) {
             Ok(r) => r,
-            Err(res) => return res,
+            Err(why) => return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &why),
         },
         Some("application/graphql") => match std::str::from_utf8(&body) {
             Ok(q) if !q.contains('\0') => async_graphql::Request::new(q),
@@ -148,16 +147,8 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
             }
         },
     };
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(512).collect::<String>());
-    let meta = RequestMeta {
-        request_id: rid.0.clone(),
-        ip: Some(addr.ip()),
-        user_agent,
-        token: presented.map(|(t, _)| Secret::new(t)),
-    };
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>());
+    let meta = RequestMeta { request_id: rid.0.clone(), ip: Some(addr.ip()), user_agent, token: presented.map(|(t, _)| Secret::new(t)) };
     let request = request.data(principal).data(meta).data(RequestState::default());
     let mut response = match tokio::time::timeout(app.config.execution_timeout, s.schema.execute(request)).await {
         Ok(r) => r,

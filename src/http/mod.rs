@@ -86,7 +86,8 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     let store_ok = state.app.store.ping().await.is_ok();
     let status = if db_ok && store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    (status, Json(serde_json::json!({ "database": word(db_ok), "store": word(store_ok), "storeKind": state.app.store.kind() }))).into_response()
+    (status, Json(serde_json::json!({ "database": word(db_ok), "store": word(store_ok), "storeKind": state.app.store.kind() })))
+        .into_response()
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {

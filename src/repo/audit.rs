@@ -20,7 +20,13 @@ pub struct AuditFilter {
 
 /// Newest first. `before` is the id of the last entry of the previous page (ids are
 /// UUID v7, so id order is time order).
-pub async fn list(db: &impl ConnectionTrait, workspace_id: Uuid, f: &AuditFilter, before: Option<Uuid>, limit: u64) -> Result<Vec<audit_entry::Model>, DbErr> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    f: &AuditFilter,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<audit_entry::Model>, DbErr> {
     use audit_entry::Column as C;
     let mut q = audit_entry::Entity::find().filter(C::WorkspaceId.eq(workspace_id));
     if let Some(v) = &f.action {

@@ -10,7 +10,12 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<master_ad
     master_admin::Entity::find_by_id(id).one(db).await
 }
 
-pub async fn insert(db: &impl ConnectionTrait, email: &crate::domain::Email, password_hash: String, now: chrono::DateTime<chrono::Utc>) -> Result<master_admin::Model, DbErr> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    email: &crate::domain::Email,
+    password_hash: String,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<master_admin::Model, DbErr> {
     master_admin::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(email.display.clone()),

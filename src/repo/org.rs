@@ -11,7 +11,13 @@ pub async fn insert_department(db: &impl ConnectionTrait, workspace_id: Uuid, na
         .await
 }
 
-pub async fn insert_team(db: &impl ConnectionTrait, workspace_id: Uuid, department_id: Option<Uuid>, name: &str, now: Now) -> Result<team::Model, DbErr> {
+pub async fn insert_team(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    department_id: Option<Uuid>,
+    name: &str,
+    now: Now,
+) -> Result<team::Model, DbErr> {
     team::ActiveModel {
         id: Set(Uuid::now_v7()),
         workspace_id: Set(workspace_id),
@@ -53,11 +59,7 @@ pub async fn groups_of(db: &impl ConnectionTrait, workspace_id: Uuid, user_id: U
         .into_iter()
         .map(|m| m.group_id)
         .collect();
-    group::Entity::find()
-        .filter(group::Column::WorkspaceId.eq(workspace_id))
-        .filter(group::Column::Id.is_in(ids))
-        .all(db)
-        .await
+    group::Entity::find().filter(group::Column::WorkspaceId.eq(workspace_id)).filter(group::Column::Id.is_in(ids)).all(db).await
 }
 
 pub async fn group(db: &impl ConnectionTrait, workspace_id: Uuid, id: Uuid) -> Result<Option<group::Model>, DbErr> {

@@ -18,7 +18,11 @@ pub async fn get(db: &impl ConnectionTrait, workspace_id: Uuid, user_id: Uuid) -
     user::Entity::find_by_id(user_id).filter(user::Column::WorkspaceId.eq(workspace_id)).one(db).await
 }
 
-pub async fn get_with_workspace(db: &impl ConnectionTrait, workspace_id: Uuid, user_id: Uuid) -> Result<Option<(user::Model, workspace::Model)>, DbErr> {
+pub async fn get_with_workspace(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<(user::Model, workspace::Model)>, DbErr> {
     let Some(u) = get(db, workspace_id, user_id).await? else { return Ok(None) };
     Ok(super::workspaces::get(db, workspace_id).await?.map(|w| (u, w)))
 }

@@ -142,13 +142,8 @@ pub async fn my_sessions(state: &AppState, principal: &Principal) -> AppResult<V
 
 pub async fn revoke_session(state: &AppState, tx: &Tx<'_>, principal: &Principal, session_id: Uuid) -> AppResult<()> {
     let (workspace_id, subject_id, current) = subject_ids(principal)?;
-    let target = state
-        .sessions
-        .list(&current.record.subject)
-        .await?
-        .into_iter()
-        .find(|s| s.record.id == session_id)
-        .ok_or(AppError::NotFound)?;
+    let target =
+        state.sessions.list(&current.record.subject).await?.into_iter().find(|s| s.record.id == session_id).ok_or(AppError::NotFound)?;
     state.sessions.revoke(&target.hash, &target.record.subject).await?;
     tx.audit(AuditEvent::SessionRevoked { workspace_id, subject_id, session_id });
     Ok(())

@@ -75,7 +75,7 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
     let mut events = Vec::new();
 
     for (slug, name, domain) in [("demo", "Demo Trading Ltd", "demo.palisade.test"), ("acme", "Acme Services", "acme.palisade.test")] {
-        let (ws, owner, ev) = crate::service::workspaces::create(
+        let (ws, _owner, ev) = crate::service::workspaces::create(
             state,
             &txn,
             crate::service::workspaces::NewWorkspaceInput {
@@ -88,7 +88,6 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
         )
         .await?;
         events.push(ev);
-        events.push(AuditEvent::UserCreated { workspace_id: ws.id, user_id: owner.id, username: owner.username, role: "owner", active: true });
 
         let mut departments = Vec::new();
         for d in ["Sales", "Support"] {
@@ -106,11 +105,56 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
             continue;
         }
         let users = [
-            DemoUser { username: "manager", name: "Morgan Manager", role: BuiltinRole::Manager, department: Some(0), team: Some(0), group: Some(0), extra_groups: &[2], active: true },
-            DemoUser { username: "staff", name: "Sasha Staff", role: BuiltinRole::Staff, department: Some(0), team: Some(0), group: Some(0), extra_groups: &[], active: true },
-            DemoUser { username: "sam", name: "Sam South", role: BuiltinRole::Staff, department: Some(0), team: Some(1), group: Some(1), extra_groups: &[], active: true },
-            DemoUser { username: "guest", name: "Gale Guest", role: BuiltinRole::Guest, department: Some(1), team: Some(2), group: Some(1), extra_groups: &[], active: true },
-            DemoUser { username: "former", name: "Fran Former", role: BuiltinRole::Staff, department: Some(1), team: Some(2), group: None, extra_groups: &[], active: false },
+            DemoUser {
+                username: "manager",
+                name: "Morgan Manager",
+                role: BuiltinRole::Manager,
+                department: Some(0),
+                team: Some(0),
+                group: Some(0),
+                extra_groups: &[2],
+                active: true,
+            },
+            DemoUser {
+                username: "staff",
+                name: "Sasha Staff",
+                role: BuiltinRole::Staff,
+                department: Some(0),
+                team: Some(0),
+                group: Some(0),
+                extra_groups: &[],
+                active: true,
+            },
+            DemoUser {
+                username: "sam",
+                name: "Sam South",
+                role: BuiltinRole::Staff,
+                department: Some(0),
+                team: Some(1),
+                group: Some(1),
+                extra_groups: &[],
+                active: true,
+            },
+            DemoUser {
+                username: "guest",
+                name: "Gale Guest",
+                role: BuiltinRole::Guest,
+                department: Some(1),
+                team: Some(2),
+                group: Some(1),
+                extra_groups: &[],
+                active: true,
+            },
+            DemoUser {
+                username: "former",
+                name: "Fran Former",
+                role: BuiltinRole::Staff,
+                department: Some(1),
+                team: Some(2),
+                group: None,
+                extra_groups: &[],
+                active: false,
+            },
         ];
         for u in users {
             let username = Username::parse("username", u.username)?;
@@ -138,7 +182,13 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
             for g in u.extra_groups {
                 repo::org::add_member(&txn, ws.id, groups[*g], created.id).await?;
             }
-            events.push(AuditEvent::UserCreated { workspace_id: ws.id, user_id: created.id, username: created.username, role: u.role.as_str(), active: u.active });
+            events.push(AuditEvent::UserCreated {
+                workspace_id: ws.id,
+                user_id: created.id,
+                username: created.username,
+                role: u.role.as_str(),
+                active: u.active,
+            });
         }
     }
     write_system(state, &txn, events).await?;

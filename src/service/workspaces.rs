@@ -19,7 +19,11 @@ pub const DEFAULT_SEAT_LIMIT: i32 = 25;
 
 /// Creates a workspace with its Owner. Used by `createWorkspace` (inside the gate's
 /// transaction) and by the demo seed; returns the event for the caller's audit path.
-pub async fn create(state: &AppState, db: &impl sea_orm::ConnectionTrait, input: NewWorkspaceInput<'_>) -> AppResult<(entity::workspace::Model, entity::user::Model, AuditEvent)> {
+pub async fn create(
+    state: &AppState,
+    db: &impl sea_orm::ConnectionTrait,
+    input: NewWorkspaceInput<'_>,
+) -> AppResult<(entity::workspace::Model, entity::user::Model, AuditEvent)> {
     let slug = Slug::parse("slug", input.slug)?;
     let name = parse_name("name", input.name, 200)?;
     let username = Username::parse("owner.username", input.owner_username)?;
@@ -30,9 +34,16 @@ pub async fn create(state: &AppState, db: &impl sea_orm::ConnectionTrait, input:
         return Err(AppError::Conflict("a workspace with this slug already exists".into()));
     }
     let hash = state.hasher.hash(&password).await?;
-    let ws = repo::workspaces::insert(db, repo::workspaces::NewWorkspace { slug: &slug.0, name: &name, seat_limit: DEFAULT_SEAT_LIMIT, now })
-        .await
-        .map_err(|e| if repo::is_unique_violation(&e) { AppError::Conflict("a workspace with this slug already exists".into()) } else { e.into() })?;
+    let ws =
+        repo::workspaces::insert(db, repo::workspaces::NewWorkspace { slug: &slug.0, name: &name, seat_limit: DEFAULT_SEAT_LIMIT, now })
+            .await
+            .map_err(|e| {
+                if repo::is_unique_violation(&e) {
+                    AppError::Conflict("a workspace with this slug already exists".into())
+                } else {
+                    e.into()
+                }
+            })?;
     let owner = repo::users::insert(
         db,
         ws.id,

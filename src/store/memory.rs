@@ -30,12 +30,7 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn new(clock: SharedClock) -> Self {
-        Self {
-            clock,
-            data: Mutex::new(HashMap::new()),
-            channels: Mutex::new(HashMap::new()),
-            writes: Default::default(),
-        }
+        Self { clock, data: Mutex::new(HashMap::new()), channels: Mutex::new(HashMap::new()), writes: Default::default() }
     }
 
     fn deadline(&self, ttl: Duration) -> DateTime<Utc> {
@@ -93,6 +88,10 @@ impl Store for MemoryStore {
                 true
             })
         })
+    }
+
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        Box::pin(async move { self.with(key, |d, now| d.get(key).map(|e| (e.expires_at - now).to_std().unwrap_or_default())) })
     }
 
     fn del<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {

@@ -36,6 +36,8 @@ pub trait Store: Send + Sync + 'static {
     fn set<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, ()>;
     /// Sets only if absent; true if this call set it. The basis of "use once" checks.
     fn set_nx<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
+    /// Time left before `key` expires; None if it does not exist.
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>>;
     /// Deletes; true if something was there.
     fn del<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool>;
     /// Adds `by` atomically and returns the new value. The expiry is set when the

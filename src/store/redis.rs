@@ -88,6 +88,19 @@ impl Store for RedisStore {
         })
     }
 
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            let ms: i64 = timed(c.pttl(self.key(key))).await?;
+            // -2: no such key; -1: no expiry (never set by this store).
+            Ok(match ms {
+                -2 => None,
+                -1 => Some(Duration::MAX),
+                n => Some(Duration::from_millis(n.max(0) as u64)),
+            })
+        })
+    }
+
     fn del<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut c = self.conn.clone();

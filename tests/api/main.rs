@@ -1,1 +1,15 @@
-fn main(){}
+//! Black-box tests: each starts the real server on port 0 with its own database (a
+//! SQLite file, or a fresh PostgreSQL database when PALISADE_TEST_DATABASE_URL is set),
+//! its own store (memory, or a random Redis key prefix when PALISADE_TEST_REDIS_URL is
+//! set) and a manual clock, and talks to it over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod hardening;
+mod multi_instance;
+mod schema;
+mod sessions;
+mod store;

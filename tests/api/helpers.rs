@@ -1,0 +1,273 @@
+use palisade::clock::ManualClock;
+use palisade::config::Config;
+use palisade::state::AppState;
+use palisade::store::{MemoryStore, RedisStore, Store};
+use reqwest::header::HeaderMap;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub const DEMO_PASSWORD: &str = "demo-password-for-tests";
+
+/// The databases and store one test uses; shared by every server instance it starts.
+pub struct Backend {
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pg: Option<(String, String)>,
+    pub clock: Arc<ManualClock>,
+    memory_store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+fn random_name() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+fn start_time() -> chrono::DateTime<chrono::Utc> {
+    // A fixed, ordinary Wednesday morning in UTC.
+    chrono::DateTime::parse_from_rfc3339("2026-03-04T09:00:00Z").unwrap().to_utc()
+}
+
+impl Backend {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let (database_url, pg) = match std::env::var("PALISADE_TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
+            Some(admin_url) => {
+                let name = format!("palisade_t_{}", random_name());
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| panic!("PALISADE_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                admin.close().await.ok();
+                let (base, _) = admin_url.rsplit_once('/').expect("database URL ends in /dbname");
+                (format!("{base}/{name}"), Some((admin_url.clone(), name)))
+            }
+            None => (format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()), None),
+        };
+        let redis_url = std::env::var("PALISADE_TEST_REDIS_URL").ok().filter(|v| !v.is_empty());
+        let redis_prefix = format!("palisade_test:{}:", random_name());
+        if let Some(url) = &redis_url {
+            let store = RedisStore::connect(url, &redis_prefix).unwrap();
+            store.ping().await.unwrap_or_else(|e| panic!("PALISADE_TEST_REDIS_URL is set but Redis is unreachable: {e}"));
+        }
+        let memory_store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        Self { database_url, redis_url, redis_prefix, pg, clock, memory_store, _dir: dir }
+    }
+
+    /// The store a server instance uses: a new Redis connection with this test's prefix,
+    /// or (memory mode) the one in-process store all of this test's instances share.
+    pub fn store(&self) -> Arc<dyn Store> {
+        match &self.redis_url {
+            Some(url) => Arc::new(RedisStore::connect(url, &self.redis_prefix).unwrap()),
+            None => self.memory_store.clone(),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let pg = self.pg.take();
+        let redis = self.redis_url.take().map(|u| (u, self.redis_prefix.clone()));
+        if pg.is_none() && redis.is_none() {
+            return;
+        }
+        // Drop runs outside any runtime we may block on; clean up on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                if let Some((admin_url, name)) = pg
+                    && let Ok(admin) = Database::connect(&admin_url).await
+                {
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+                if let Some((url, prefix)) = redis
+                    && let Ok(client) = redis::Client::open(url.as_str())
+                    && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                {
+                    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub client: reqwest::Client,
+    /// A connection of the test's own, for grey-box assertions on the database.
+    pub db: DatabaseConnection,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    pub backend: Arc<Backend>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The `extensions.code` of the first error, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    pub fn ok(&self) -> &Value {
+        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
+        &self.body["data"]
+    }
+
+    pub fn request_id(&self) -> String {
+        self.headers["x-request-id"].to_str().unwrap().to_owned()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(env: &[(&str, &str)]) -> Self {
+        Self::start(Arc::new(Backend::new().await), env, true).await
+    }
+
+    /// Another server instance on the same database and store.
+    pub async fn another_instance(&self) -> Self {
+        Self::start(self.backend.clone(), &[], false).await
+    }
+
+    async fn start(backend: Arc<Backend>, env: &[(&str, &str)], seed: bool) -> Self {
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("DATABASE_URL".into(), backend.database_url.clone()),
+            ("PALISADE_DEMO_PASSWORD".into(), DEMO_PASSWORD.into()),
+            ("PALISADE_REDIS_PREFIX".into(), backend.redis_prefix.clone()),
+        ]);
+        for (k, v) in env {
+            vars.insert((*k).into(), (*v).into());
+        }
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let state = palisade::startup::build_state(config, backend.clock.clone(), Some(backend.store())).await.unwrap();
+        if seed {
+            match palisade::service::bootstrap::seed_demo(&state).await {
+                Ok(_) => {}
+                Err(e) => panic!("seed failed: {}", e.detail()),
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = state.clone();
+        tokio::spawn(async move {
+            let _ = palisade::startup::serve(serving, listener, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let db = Database::connect(&backend.database_url).await.unwrap();
+        Self {
+            addr,
+            url: format!("http://{addr}"),
+            client: reqwest::Client::builder().user_agent("palisade-tests/1").build().unwrap(),
+            db,
+            clock: backend.clock.clone(),
+            state,
+            backend,
+            _shutdown: tx,
+        }
+    }
+
+    pub async fn post(&self, body: Value, token: Option<&str>) -> Reply {
+        let mut req = self.client.post(format!("{}/graphql", self.url)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::reply(req.send().await.unwrap()).await
+    }
+
+    pub async fn gql(&self, query: &str, variables: Value, token: Option<&str>) -> Reply {
+        self.post(json!({ "query": query, "variables": variables }), token).await
+    }
+
+    pub async fn raw(&self, req: reqwest::RequestBuilder) -> Reply {
+        Self::reply(req.send().await.unwrap()).await
+    }
+
+    async fn reply(res: reqwest::Response) -> Reply {
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, headers, body }
+    }
+
+    pub async fn try_login(&self, workspace: &str, login: &str, password: &str) -> Reply {
+        self.gql(
+            "mutation($i: LoginInput!) { login(input: $i) { token session { id current } } }",
+            json!({ "i": { "workspace": workspace, "login": login, "password": password } }),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login(&self, workspace: &str, login: &str) -> String {
+        let r = self.try_login(workspace, login, DEMO_PASSWORD).await;
+        r.ok()["login"]["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn me(&self, token: &str) -> Reply {
+        self.gql("{ me { kind user { id username role } workspace { slug } } }", json!({}), Some(token)).await
+    }
+
+    pub async fn sql(&self, sql: &str) {
+        self.db.execute_unprepared(sql).await.unwrap();
+    }
+
+    pub async fn sql_values(&self, sql: &str, values: Vec<sea_orm::Value>) -> Vec<sea_orm::QueryResult> {
+        let backend = self.db.get_database_backend();
+        let sql = if backend == sea_orm::DbBackend::Postgres {
+            // Write tests with `?` placeholders; PostgreSQL wants $1, $2, ...
+            let mut n = 0;
+            sql.chars()
+                .map(|c| {
+                    if c == '?' {
+                        n += 1;
+                        format!("${n}")
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        } else {
+            sql.to_owned()
+        };
+        self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await.unwrap()
+    }
+
+    pub async fn count(&self, sql: &str, values: Vec<sea_orm::Value>) -> i64 {
+        let rows = self.sql_values(sql, values).await;
+        rows[0].try_get_by_index::<i64>(0).unwrap()
+    }
+
+    pub async fn audit_count(&self) -> i64 {
+        self.count("SELECT COUNT(*) FROM audit_entries", vec![]).await
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == sea_orm::DbBackend::Postgres
+    }
+}

@@ -1,0 +1,112 @@
+//! One conformance suite for every store implementation: the memory store always, and
+//! the test backend's store (Redis when PALISADE_TEST_REDIS_URL is set).
+
+use crate::helpers::Backend;
+use futures_util::StreamExt;
+use palisade::store::{MemoryStore, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+const MIN: Duration = Duration::from_secs(60);
+
+async fn conformance(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    store.ping().await.unwrap();
+    assert_eq!(s.get("k").await.unwrap(), None);
+    s.set("k", "v1", MIN).await.unwrap();
+    s.set("k", "v2", MIN).await.unwrap();
+    assert_eq!(s.get("k").await.unwrap().as_deref(), Some("v2"));
+    let ttl = s.ttl("k").await.unwrap().unwrap();
+    assert!(ttl <= MIN && ttl > Duration::from_secs(50), "{ttl:?}");
+    assert_eq!(s.ttl("missing").await.unwrap(), None);
+
+    assert!(s.set_nx("once", "a", MIN).await.unwrap());
+    assert!(!s.set_nx("once", "b", MIN).await.unwrap());
+    assert_eq!(s.get("once").await.unwrap().as_deref(), Some("a"));
+
+    assert!(s.del("k").await.unwrap());
+    assert!(!s.del("k").await.unwrap());
+    assert_eq!(s.get("k").await.unwrap(), None);
+
+    assert_eq!(s.incr("n", 1, MIN).await.unwrap(), 1);
+    assert_eq!(s.incr("n", 4, MIN * 10).await.unwrap(), 5);
+    assert!(s.ttl("n").await.unwrap().unwrap() <= MIN, "a later increment must not extend the window");
+    assert_eq!(s.incr("n", -5, MIN).await.unwrap(), 0);
+
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let st = store.clone();
+            tokio::spawn(async move { st.incr("race", 1, MIN).await.unwrap() })
+        })
+        .collect();
+    let mut results: Vec<i64> = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    results.sort();
+    assert_eq!(results, (1..=50).collect::<Vec<i64>>(), "increments must be atomic");
+
+    s.sadd("set", "a", MIN).await.unwrap();
+    s.sadd("set", "b", MIN).await.unwrap();
+    s.sadd("set", "a", MIN).await.unwrap();
+    let mut m = s.smembers("set").await.unwrap();
+    m.sort();
+    assert_eq!(m, ["a", "b"]);
+    s.srem("set", "a").await.unwrap();
+    assert_eq!(s.smembers("set").await.unwrap(), ["b"]);
+    s.srem("set", "b").await.unwrap();
+    assert!(s.smembers("set").await.unwrap().is_empty());
+    assert!(s.smembers("no-set").await.unwrap().is_empty());
+
+    s.sadd("typed", "x", MIN).await.unwrap();
+    assert!(s.get("typed").await.is_err(), "reading a set as a string must fail");
+
+    let mut sub = s.subscribe("chan").await.unwrap();
+    let mut other = s.subscribe("other").await.unwrap();
+    s.publish("chan", "first").await.unwrap();
+    s.publish("chan", "second").await.unwrap();
+    assert_eq!(next(&mut sub).await.as_deref(), Some("first"));
+    assert_eq!(next(&mut sub).await.as_deref(), Some("second"));
+    s.publish("other", "for-other").await.unwrap();
+    assert_eq!(next(&mut other).await.as_deref(), Some("for-other"), "each channel gets only its own messages");
+}
+
+async fn next(st: &mut futures_util::stream::BoxStream<'static, String>) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(5), st.next()).await.ok().flatten()
+}
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    let clock = Arc::new(palisade::clock::ManualClock::new(chrono::Utc::now()));
+    conformance(Arc::new(MemoryStore::new(clock))).await;
+}
+
+#[tokio::test]
+async fn memory_store_expires_on_the_injected_clock() {
+    let clock = Arc::new(palisade::clock::ManualClock::new(chrono::Utc::now()));
+    let s = MemoryStore::new(clock.clone());
+    s.set("k", "v", Duration::from_secs(10)).await.unwrap();
+    s.sadd("set", "m", Duration::from_secs(10)).await.unwrap();
+    s.incr("n", 1, Duration::from_secs(10)).await.unwrap();
+    clock.advance(chrono::Duration::seconds(9));
+    assert!(s.get("k").await.unwrap().is_some());
+    clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(s.get("k").await.unwrap(), None);
+    assert!(s.smembers("set").await.unwrap().is_empty());
+    assert_eq!(s.incr("n", 1, Duration::from_secs(10)).await.unwrap(), 1, "an expired counter starts again");
+}
+
+#[tokio::test]
+async fn the_test_backend_store_conforms() {
+    let backend = Backend::new().await;
+    conformance(backend.store()).await;
+    if backend.redis_url.is_some() {
+        // Keys of one prefix are invisible under another.
+        let mine = backend.store();
+        mine.set("isolated", "x", MIN).await.unwrap();
+        let url = backend.redis_url.clone().unwrap();
+        let other = palisade::store::RedisStore::connect(&url, &format!("{}other:", backend.redis_prefix)).unwrap();
+        assert_eq!(other.get("isolated").await.unwrap(), None);
+        assert_eq!(other.kind(), "redis");
+    }
+}
