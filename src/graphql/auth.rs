@@ -45,6 +45,12 @@ impl AuthQuery {
     }
 }
 
+/// Hands a new session to the client: as the HttpOnly cookie and, once, in the body.
+fn signed_in(ctx: &Context<'_>, state: &crate::state::AppState, signed: service::auth::SignedIn) -> LoginPayload {
+    ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set(&state.config, signed.token.expose()));
+    LoginPayload { token: signed.token.expose().clone(), session: Session::from_active(&signed.session, Some(&signed.session.hash)) }
+}
+
 #[derive(Default)]
 pub struct AuthMutation;
 
@@ -55,22 +61,14 @@ impl AuthMutation {
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<LoginPayload> {
         let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
         let signed = service::auth::login(state, &tx, meta, &input.workspace, &input.login, &input.password).await?;
-        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set(&state.config, signed.token.expose()));
-        Ok(LoginPayload {
-            token: signed.token.expose().clone(),
-            session: Session::from_active(&signed.session, Some(&signed.session.hash)),
-        })
+        Ok(signed_in(ctx, state, signed))
     }
 
     /// Signs a master admin (platform support) in.
     async fn master_login(&self, ctx: &Context<'_>, input: MasterLoginInput) -> Result<LoginPayload> {
         let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
         let signed = service::auth::master_login(state, &tx, meta, &input.email, &input.password).await?;
-        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set(&state.config, signed.token.expose()));
-        Ok(LoginPayload {
-            token: signed.token.expose().clone(),
-            session: Session::from_active(&signed.session, Some(&signed.session.hash)),
-        })
+        Ok(signed_in(ctx, state, signed))
     }
 
     /// Ends the current session.

@@ -45,6 +45,24 @@ pub struct RequestState {
     pending: Mutex<Pending>,
 }
 
+/// If a mutation is cancelled mid-flight (the execution timeout fired, the client went
+/// away), its transaction is dropped uncommitted and the gate never reaches its
+/// clean-up; the undo actions it had registered still run, from here.
+impl Drop for RequestState {
+    fn drop(&mut self) {
+        let undo = std::mem::take(&mut self.lock_pending().compensations);
+        if !undo.is_empty()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                for f in undo {
+                    f().await;
+                }
+            });
+        }
+    }
+}
+
 impl RequestState {
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())

@@ -143,15 +143,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(env: &[(&str, &str)]) -> Self {
-        Self::start(Arc::new(Backend::new().await), env, true).await
+        Self::start(Arc::new(Backend::new().await), env, true, None).await
+    }
+
+    /// A server whose session store is `store` instead of the test backend's.
+    pub async fn spawn_with_store(store: Arc<dyn Store>) -> Self {
+        Self::start(Arc::new(Backend::new().await), &[], true, Some(store)).await
     }
 
     /// Another server instance on the same database and store.
     pub async fn another_instance(&self) -> Self {
-        Self::start(self.backend.clone(), &[], false).await
+        Self::start(self.backend.clone(), &[], false, None).await
     }
 
-    async fn start(backend: Arc<Backend>, env: &[(&str, &str)], seed: bool) -> Self {
+    async fn start(backend: Arc<Backend>, env: &[(&str, &str)], seed: bool, store: Option<Arc<dyn Store>>) -> Self {
         let mut vars: HashMap<String, String> = HashMap::from([
             ("DATABASE_URL".into(), backend.database_url.clone()),
             ("PALISADE_DEMO_PASSWORD".into(), DEMO_PASSWORD.into()),
@@ -161,7 +166,8 @@ impl TestApp {
             vars.insert((*k).into(), (*v).into());
         }
         let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-        let state = palisade::startup::build_state(config, backend.clock.clone(), Some(backend.store())).await.unwrap();
+        let state =
+            palisade::startup::build_state(config, backend.clock.clone(), Some(store.unwrap_or_else(|| backend.store()))).await.unwrap();
         if seed {
             match palisade::service::bootstrap::seed_demo(&state).await {
                 Ok(_) => {}

@@ -143,3 +143,28 @@ async fn a_session_of_one_workspace_sees_nothing_of_another() {
     // And demo's credentials do not open acme.
     assert_eq!(app.try_login("acme", "manager", crate::helpers::DEMO_PASSWORD).await.code(), Some("UNAUTHENTICATED"));
 }
+
+/// With the session store down nobody gets in and nobody is waved through as
+/// anonymous-but-fine: requests that carry a session get 503, sign-in fails, and
+/// readiness says which dependency is missing.
+#[tokio::test]
+async fn an_unreachable_store_fails_closed() {
+    // Nothing listens on port 1 of the loopback interface.
+    let down = palisade::store::RedisStore::connect("redis://127.0.0.1:1", "palisade_test:down:").unwrap();
+    let app = TestApp::spawn_with_store(std::sync::Arc::new(down)).await;
+    let ready = app.client.get(format!("{}/readyz", app.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!((body["database"].as_str(), body["store"].as_str()), (Some("ok"), Some("unavailable")));
+
+    let r = app.me("pal_some-token-that-cannot-be-checked").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.code(), Some("SERVICE_UNAVAILABLE"));
+
+    let r = app.try_login("demo", "owner", crate::helpers::DEMO_PASSWORD).await;
+    assert_eq!(r.code(), Some("SERVICE_UNAVAILABLE"));
+    assert!(r.headers.get("set-cookie").is_none());
+    let rows = app.sql_values("SELECT outcome FROM audit_entries WHERE request_id = ?", vec![r.request_id().into()]).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].try_get_by_index::<String>(0).unwrap(), "failed");
+}
