@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod domain;

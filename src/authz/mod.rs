@@ -1,0 +1,6 @@
+//! Authorization: the permission catalog, roles, the evaluator, and the checks that
+//! every operation and record goes through.
+
+pub mod builtin;
+pub mod catalog;
+pub mod eval;
