@@ -55,7 +55,21 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
     };
     let hasher = PasswordHasher::new(config.hash_concurrency).map_err(|e| e.detail())?;
     let sessions = SessionManager::new(store.clone(), clock.clone(), config.session_idle_timeout, config.session_absolute_timeout);
-    Ok(AppState { config: Arc::new(config), db, store, clock, hasher, sessions, metrics: Arc::new(Metrics::new()) })
+    let state = AppState {
+        config: Arc::new(config),
+        db,
+        store,
+        clock,
+        hasher,
+        sessions,
+        metrics: Arc::new(Metrics::new()),
+        grants: Default::default(),
+    };
+    let backfilled = crate::service::bootstrap::backfill_builtin_roles(&state).await.map_err(|e| e.detail())?;
+    if backfilled > 0 {
+        tracing::info!(workspaces = backfilled, "gave workspaces without roles their built-in roles");
+    }
+    Ok(state)
 }
 
 /// Binds and serves until `shutdown` resolves. Returns the bound address through

@@ -18,4 +18,5 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub sessions: SessionManager,
     pub metrics: Arc<Metrics>,
+    pub grants: Arc<crate::authz::principal::GrantCache>,
 }

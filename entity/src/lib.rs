@@ -9,6 +9,8 @@ pub mod department;
 pub mod group;
 pub mod group_member;
 pub mod master_admin;
+pub mod role;
+pub mod role_assignment;
 pub mod team;
 pub mod user;
 pub mod workspace;

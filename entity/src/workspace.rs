@@ -11,6 +11,7 @@ pub struct Model {
     /// active | suspended | archived | deleted
     pub status: String,
     pub seat_limit: i32,
+    pub permission_epoch: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

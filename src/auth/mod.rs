@@ -9,14 +9,17 @@
 pub mod password;
 pub mod session;
 
+use crate::authz::eval::{EvalContext, Grants};
 use crate::error::AppResult;
 use crate::repo;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use session::{ActiveSession, Subject};
+use std::net::IpAddr;
+use std::sync::Arc;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, async_graphql::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, async_graphql::Enum)]
 pub enum BuiltinRole {
     Guest,
     Staff,
@@ -50,8 +53,13 @@ pub struct UserPrincipal {
     pub user_id: Uuid,
     pub workspace_id: Uuid,
     pub username: String,
-    pub role: BuiltinRole,
     pub session: ActiveSession,
+    /// What this user may do in this request (see `authz::eval`).
+    pub grants: Arc<Grants>,
+    /// Where the user sits, for data scopes.
+    pub department_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub group_ids: Arc<Vec<Uuid>>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +106,7 @@ pub fn may_sign_in(user: &entity::user::Model, workspace: &entity::workspace::Mo
 
 /// The principal behind a presented session token. `Ok(None)` means the token is not
 /// (or no longer) valid.
-pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Option<Principal>> {
+pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> AppResult<Option<Principal>> {
     let Some(session) = state.sessions.resolve(token).await? else {
         return Ok(None);
     };
@@ -106,13 +114,20 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Option<Pri
         Subject::User { user_id, workspace_id } => {
             let found = repo::users::get_with_workspace(&state.db, workspace_id, user_id).await?;
             match found {
-                Some((user, ws)) if may_sign_in(&user, &ws, state.clock.now()) => Ok(Some(Principal::User(UserPrincipal {
-                    user_id,
-                    workspace_id,
-                    username: user.username,
-                    role: BuiltinRole::parse(&user.builtin_role),
-                    session,
-                }))),
+                Some((user, ws)) if may_sign_in(&user, &ws, state.clock.now()) => {
+                    let ctx = EvalContext { now: state.clock.now(), ip, two_factor: session.record.two_factor };
+                    let loaded = state.grants.grants(&state.db, &user, &ws, &ctx).await?;
+                    Ok(Some(Principal::User(UserPrincipal {
+                        user_id,
+                        workspace_id,
+                        username: user.username,
+                        session,
+                        grants: Arc::new(loaded.grants),
+                        department_id: user.department_id,
+                        team_id: user.team_id,
+                        group_ids: loaded.group_ids,
+                    })))
+                }
                 _ => {
                     state.sessions.revoke(&session.hash, &session.record.subject).await?;
                     Ok(None)

@@ -44,6 +44,9 @@ pub struct SessionRecord {
     pub expires_at: DateTime<Utc>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Whether this session passed two-factor (conditional role assignments need it).
+    #[serde(default)]
+    pub two_factor: bool,
 }
 
 /// A live session as the request sees it: the record and the hash that keys it.
@@ -105,6 +108,7 @@ impl SessionManager {
             expires_at: now + chrono_dur(self.absolute),
             ip,
             user_agent,
+            two_factor: false,
         };
         let hash = hash_token(&token);
         self.save(&hash, &record).await?;

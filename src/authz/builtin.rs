@@ -27,6 +27,23 @@ pub struct BuiltinSpec {
 
 pub const OWNER_RANK: i32 = 100;
 
+impl BuiltinSpec {
+    pub fn def(&self, id: uuid::Uuid) -> super::eval::RoleDef {
+        super::eval::RoleDef {
+            id,
+            name: self.name.to_owned(),
+            rank: self.rank,
+            parent: None,
+            permissions: self.permissions.clone(),
+            denies: BTreeSet::new(),
+            scopes: self.scopes.clone(),
+            fields: self.fields.clone(),
+            denied_fields: BTreeSet::new(),
+            restrictions: self.restrictions.clone(),
+        }
+    }
+}
+
 const DATA_MODULES: &[Module] = &[
     Module::Customers,
     Module::Products,
@@ -82,7 +99,6 @@ pub fn specs() -> Vec<BuiltinSpec> {
                 "analytics.*",
                 "team.*",
                 "roles.*",
-                "audit.read",
             ]),
             scopes: DATA_MODULES.iter().map(|m| (*m, if *m == Module::Products { Scope::All } else { Scope::Department })).collect(),
             fields: fields(&[

@@ -4,3 +4,4 @@
 pub mod builtin;
 pub mod catalog;
 pub mod eval;
+pub mod principal;

@@ -3,7 +3,8 @@
 //! is missing is refused (default deny), and a test walks the schema to fail the build
 //! when a root field has no entry.
 
-use crate::auth::{BuiltinRole, Principal};
+use crate::auth::Principal;
+use crate::authz::catalog::Permission as P;
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,9 +15,8 @@ pub enum Access {
     Session,
     /// A signed-in workspace user.
     User,
-    /// A workspace user holding at least this built-in role. The role model of the
-    /// authorization capability replaces this with named permissions.
-    Role(BuiltinRole),
+    /// A workspace user whose grants hold this permission right now.
+    Permission(P),
     /// Platform support staff.
     MasterAdmin,
 }
@@ -26,7 +26,7 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
     Some(match (root, field) {
         ("Query", "me") => Session,
         ("Query", "mySessions") => Session,
-        ("Query", "auditLog") => Role(BuiltinRole::Owner),
+        ("Query", "auditLog") => Permission(P::AuditRead),
         ("Mutation", "login") => Public,
         ("Mutation", "masterLogin") => Public,
         ("Mutation", "logout") => Session,
@@ -45,7 +45,7 @@ impl Access {
             (_, Principal::Anonymous) => Err(AppError::Unauthenticated),
             (Self::Session, _) => Ok(()),
             (Self::User, Principal::User(_)) => Ok(()),
-            (Self::Role(min), Principal::User(u)) if u.role >= min => Ok(()),
+            (Self::Permission(p), Principal::User(u)) if u.grants.has(p) => Ok(()),
             (Self::MasterAdmin, Principal::MasterAdmin(_)) => Ok(()),
             _ => Err(AppError::Forbidden),
         }

@@ -132,7 +132,7 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
     let mut clear_cookie = false;
     let principal = match &presented {
         None => Principal::Anonymous,
-        Some((token, source)) => match auth::authenticate(app, token).await {
+        Some((token, source)) => match auth::authenticate(app, token, Some(addr.ip())).await {
             Ok(Some(p)) => p,
             Ok(None) => {
                 clear_cookie = *source == TokenSource::Cookie;

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod master_admins;
 pub mod org;
+pub mod roles;
 pub mod users;
 pub mod workspaces;
 

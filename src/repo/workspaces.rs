@@ -24,6 +24,7 @@ pub async fn insert(db: &impl ConnectionTrait, w: NewWorkspace<'_>) -> Result<wo
         name: Set(w.name.to_owned()),
         status: Set("active".into()),
         seat_limit: Set(w.seat_limit),
+        permission_epoch: Set(0),
         created_at: Set(w.now),
         updated_at: Set(w.now),
     }

@@ -179,6 +179,9 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
                 },
             )
             .await?;
+            if let Some(role) = repo::roles::by_builtin(&txn, ws.id, u.role.as_str()).await? {
+                crate::service::roles::assign_plain(&txn, ws.id, role.def.id, created.id, None, now).await?;
+            }
             for g in u.extra_groups {
                 repo::org::add_member(&txn, ws.id, groups[*g], created.id).await?;
             }
@@ -194,4 +197,31 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
     write_system(state, &txn, events).await?;
     txn.commit().await?;
     Ok(DemoSeed::Created { password, generated })
+}
+
+/// Workspaces created before roles existed have none: give them the built-in roles and
+/// assign each user the built-in role recorded on them. Runs at start-up; a workspace
+/// that has any role is left alone.
+pub async fn backfill_builtin_roles(state: &AppState) -> AppResult<usize> {
+    use sea_orm::EntityTrait;
+    let mut done = 0;
+    for ws in entity::workspace::Entity::find().all(&state.db).await? {
+        if !repo::roles::all(&state.db, ws.id).await?.is_empty() {
+            continue;
+        }
+        let txn = state.db.begin().await?;
+        let now = state.clock.now();
+        let ids = crate::service::roles::create_builtin_roles(&txn, ws.id, now).await?;
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let users = entity::user::Entity::find().filter(entity::user::Column::WorkspaceId.eq(ws.id)).all(&txn).await?;
+        for u in users {
+            if let Some(role) = ids.get(&BuiltinRole::parse(&u.builtin_role)) {
+                crate::service::roles::assign_plain(&txn, ws.id, *role, u.id, None, now).await?;
+            }
+        }
+        repo::roles::bump_epoch(&txn, ws.id).await?;
+        txn.commit().await?;
+        done += 1;
+    }
+    Ok(done)
 }

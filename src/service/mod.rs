@@ -4,4 +4,5 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod roles;
 pub mod workspaces;

@@ -63,6 +63,10 @@ pub async fn create(
         },
     )
     .await?;
+    let roles = crate::service::roles::create_builtin_roles(db, ws.id, now).await?;
+    if let Some(owner_role) = roles.get(&BuiltinRole::Owner) {
+        crate::service::roles::assign_plain(db, ws.id, *owner_role, owner.id, None, now).await?;
+    }
     let event = AuditEvent::WorkspaceCreated {
         workspace_id: ws.id,
         slug: ws.slug.clone(),
