@@ -13,6 +13,8 @@ pub enum AppError {
     /// tell an unknown account from a wrong password or a suspended workspace.
     InvalidCredentials,
     Forbidden,
+    /// Refused with a reason the caller may see (anti-escalation rules).
+    Denied(String),
     NotFound,
     BadInput {
         field: String,
@@ -41,7 +43,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthenticated | Self::InvalidCredentials => "UNAUTHENTICATED",
-            Self::Forbidden => "FORBIDDEN",
+            Self::Forbidden | Self::Denied(_) => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::BadInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
@@ -57,6 +59,7 @@ impl AppError {
             Self::Unauthenticated => "authentication required".into(),
             Self::InvalidCredentials => "invalid credentials".into(),
             Self::Forbidden => "not allowed".into(),
+            Self::Denied(why) => format!("not allowed: {why}"),
             Self::NotFound => "not found".into(),
             Self::BadInput { field, message } => format!("{field}: {message}"),
             Self::Conflict(m) => m.clone(),

@@ -26,6 +26,25 @@ pub enum AuditEvent {
     WorkspaceCreated { workspace_id: Uuid, slug: String, name: String, owner_id: Uuid, owner_username: String },
     UserCreated { workspace_id: Uuid, user_id: Uuid, username: String, role: &'static str, active: bool },
     MasterAdminCreated { admin_id: Uuid, email: String },
+    RoleCreated { workspace_id: Uuid, role_id: Uuid, after: Value },
+    RoleUpdated { workspace_id: Uuid, role_id: Uuid, before: Value, after: Value },
+    RoleDeleted { workspace_id: Uuid, role_id: Uuid, before: Value },
+    RoleAssigned { workspace_id: Uuid, assignment_id: Uuid, after: Value },
+    RoleUnassigned { workspace_id: Uuid, assignment_id: Uuid, before: Value },
+}
+
+/// `{ key: { before, after } }` for every top-level key that differs.
+fn diff(before: &Value, after: &Value) -> Value {
+    let empty = serde_json::Map::new();
+    let (b, a) = (before.as_object().unwrap_or(&empty), after.as_object().unwrap_or(&empty));
+    let mut out = serde_json::Map::new();
+    for k in b.keys().chain(a.keys()) {
+        let (bv, av) = (b.get(k).cloned().unwrap_or(Value::Null), a.get(k).cloned().unwrap_or(Value::Null));
+        if bv != av && !out.contains_key(k) {
+            out.insert(k.clone(), change(bv, av));
+        }
+    }
+    Value::Object(out)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +99,8 @@ pub struct AuditRecord {
     pub target_type: Option<&'static str>,
     pub target_id: Option<String>,
     pub changes: Option<Value>,
+    /// Why, in words: the permission a refused call needed, a stated reason.
+    pub reason: Option<String>,
 }
 
 fn change(before: impl Into<Value>, after: impl Into<Value>) -> Value {
@@ -102,6 +123,7 @@ impl AuditEvent {
             target_type: None,
             target_id: None,
             changes: None,
+            reason: None,
         };
         match self {
             Self::SignedIn { workspace_id, user_id, username, session_id, previous_login, at } => AuditRecord {
@@ -183,6 +205,36 @@ impl AuditEvent {
                 target_id: Some(admin_id.to_string()),
                 changes: Some(json!({ "email": change(Value::Null, email), "password": change(Value::Null, REDACTED) })),
                 ..base(None, "platform.master_admin_created", "platform")
+            },
+            Self::RoleCreated { workspace_id, role_id, after } => AuditRecord {
+                target_type: Some("role"),
+                target_id: Some(role_id.to_string()),
+                changes: Some(diff(&Value::Null, &after)),
+                ..base(Some(workspace_id), "role.created", "roles")
+            },
+            Self::RoleUpdated { workspace_id, role_id, before, after } => AuditRecord {
+                target_type: Some("role"),
+                target_id: Some(role_id.to_string()),
+                changes: Some(diff(&before, &after)),
+                ..base(Some(workspace_id), "role.updated", "roles")
+            },
+            Self::RoleDeleted { workspace_id, role_id, before } => AuditRecord {
+                target_type: Some("role"),
+                target_id: Some(role_id.to_string()),
+                changes: Some(diff(&before, &Value::Null)),
+                ..base(Some(workspace_id), "role.deleted", "roles")
+            },
+            Self::RoleAssigned { workspace_id, assignment_id, after } => AuditRecord {
+                target_type: Some("role_assignment"),
+                target_id: Some(assignment_id.to_string()),
+                changes: Some(diff(&Value::Null, &after)),
+                ..base(Some(workspace_id), "role.assigned", "roles")
+            },
+            Self::RoleUnassigned { workspace_id, assignment_id, before } => AuditRecord {
+                target_type: Some("role_assignment"),
+                target_id: Some(assignment_id.to_string()),
+                changes: Some(diff(&before, &Value::Null)),
+                ..base(Some(workspace_id), "role.unassigned", "roles")
             },
         }
     }

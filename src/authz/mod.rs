@@ -3,5 +3,6 @@
 
 pub mod builtin;
 pub mod catalog;
+pub mod check;
 pub mod eval;
 pub mod principal;

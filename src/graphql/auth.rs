@@ -24,13 +24,20 @@ impl AuthQuery {
                     .await
                     .map_err(AppError::from)?
                     .ok_or(AppError::Unauthenticated)?;
-                Ok(Viewer { kind: ViewerKind::User, user: Some(user.into()), workspace: Some(ws.into()), master_admin: None })
+                Ok(Viewer {
+                    kind: ViewerKind::User,
+                    user: Some(user.into()),
+                    workspace: Some(ws.into()),
+                    master_admin: None,
+                    access: Some(p.grants.as_ref().into()),
+                })
             }
             Principal::MasterAdmin(m) => Ok(Viewer {
                 kind: ViewerKind::MasterAdmin,
                 user: None,
                 workspace: None,
                 master_admin: Some(super::types::MasterAdmin { id: ID(m.admin_id.to_string()), email: m.email.clone() }),
+                access: None,
             }),
             Principal::Anonymous => Err(AppError::Unauthenticated.into()),
         }

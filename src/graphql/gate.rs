@@ -143,7 +143,7 @@ pub(crate) async fn write_entry(
         changes: Set(record.changes),
         outcome: Set(outcome.into()),
         error_code: Set(error_code.map(Into::into)),
-        reason: Set(None),
+        reason: Set(record.reason),
     };
     crate::repo::audit::insert(db, entry).await
 }
@@ -192,25 +192,29 @@ const REFUSAL_CODES: &[&str] = &["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "R
 impl GateExtension {
     /// Writes the refusal or failure entries of a mutation that did not commit, in a
     /// transaction of their own.
+    #[allow(clippy::too_many_arguments)]
     async fn write_failure(
         &self,
         state: &AppState,
         cx: &EntryContext<'_>,
         principal: &Principal,
+        root: &str,
         field: &str,
         events: Vec<AuditEvent>,
         code: &str,
+        reason: Option<String>,
     ) {
         let outcome = if REFUSAL_CODES.contains(&code) { "denied" } else { "failed" };
         let records: Vec<AuditRecord> = if events.is_empty() {
             vec![AuditRecord {
                 workspace_id: principal.workspace_id(),
                 actor: None,
-                action: "api.mutation",
+                action: if root == "Mutation" { "api.mutation" } else { "api.query" },
                 module: "api",
                 target_type: Some("operation"),
                 target_id: Some(field.chars().take(64).collect()),
                 changes: None,
+                reason,
             }]
         } else {
             events.into_iter().map(AuditEvent::into_record).collect()
@@ -264,7 +268,8 @@ impl Extension for GateExtension {
         let field = info.name.to_owned();
         let cx = || EntryContext { actor: Actor::of(principal), meta, now: state.clock.now() };
 
-        let allowed = match policy(info.parent_type, info.name) {
+        let access = policy(info.parent_type, info.name);
+        let allowed = match access {
             Some(access) => access.check(principal),
             None => {
                 tracing::error!(root = info.parent_type, field = %field, "root field has no access policy; refused");
@@ -272,8 +277,11 @@ impl Extension for GateExtension {
             }
         };
         if let Err(e) = allowed {
-            if is_mutation {
-                self.write_failure(state, &cx(), principal, &field, Vec::new(), e.code()).await;
+            // Every refused mutation, and every query refused to someone signed in, is
+            // on the record with the permission it needed.
+            if is_mutation || !matches!(principal, Principal::Anonymous) {
+                let reason = access.map(|a| format!("requires {}", a.describe()));
+                self.write_failure(state, &cx(), principal, info.parent_type, &field, Vec::new(), e.code(), reason).await;
             }
             return Err(server_error(e, &path));
         }
@@ -322,7 +330,7 @@ impl Extension for GateExtension {
         for undo in compensations {
             undo().await;
         }
-        self.write_failure(state, &cx(), principal, &field, events, &error_code(&err)).await;
+        self.write_failure(state, &cx(), principal, "Mutation", &field, events, &error_code(&err), None).await;
         Err(err)
     }
 }

@@ -7,6 +7,7 @@ pub mod context;
 pub mod gate;
 pub mod platform;
 pub mod policy;
+pub mod roles;
 pub mod types;
 
 use crate::config::Config;
@@ -14,10 +15,10 @@ use crate::state::AppState;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 #[derive(MergedObject, Default)]
-pub struct Query(auth::AuthQuery, audit::AuditQuery);
+pub struct Query(auth::AuthQuery, audit::AuditQuery, roles::RolesQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, platform::PlatformMutation);
+pub struct Mutation(auth::AuthMutation, platform::PlatformMutation, roles::RolesMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -27,6 +27,15 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Query", "me") => Session,
         ("Query", "mySessions") => Session,
         ("Query", "auditLog") => Permission(P::AuditRead),
+        ("Query", "roles") => Permission(P::RolesRead),
+        ("Query", "role") => Permission(P::RolesRead),
+        ("Query", "roleAssignments") => Permission(P::RolesRead),
+        ("Query", "explainAccess") => Permission(P::RolesRead),
+        ("Mutation", "createRole") => Permission(P::RolesWrite),
+        ("Mutation", "updateRole") => Permission(P::RolesWrite),
+        ("Mutation", "deleteRole") => Permission(P::RolesWrite),
+        ("Mutation", "assignRole") => Permission(P::RolesWrite),
+        ("Mutation", "unassignRole") => Permission(P::RolesWrite),
         ("Mutation", "login") => Public,
         ("Mutation", "masterLogin") => Public,
         ("Mutation", "logout") => Session,
@@ -39,6 +48,16 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
 }
 
 impl Access {
+    pub fn describe(self) -> String {
+        match self {
+            Self::Public => "nothing".into(),
+            Self::Session => "a session".into(),
+            Self::User => "a workspace user".into(),
+            Self::Permission(p) => p.as_str().into(),
+            Self::MasterAdmin => "a master admin".into(),
+        }
+    }
+
     pub fn check(self, p: &Principal) -> Result<(), AppError> {
         match (self, p) {
             (Self::Public, _) => Ok(()),

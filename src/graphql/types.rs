@@ -137,6 +137,8 @@ pub struct Viewer {
     pub user: Option<User>,
     pub workspace: Option<Workspace>,
     pub master_admin: Option<MasterAdmin>,
+    /// The user's effective permissions, scopes and field access right now.
+    pub access: Option<super::roles::EffectiveAccess>,
 }
 
 /// One signed-in device.

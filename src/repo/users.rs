@@ -91,3 +91,20 @@ pub async fn record_login(db: &impl ConnectionTrait, workspace_id: Uuid, user_id
         .await
         .map(|_| ())
 }
+
+/// Users whose primary group or other groups include `group_id`.
+pub async fn in_group(db: &impl ConnectionTrait, workspace_id: Uuid, group_id: Uuid) -> Result<Vec<user::Model>, DbErr> {
+    let members: Vec<Uuid> = entity::group_member::Entity::find()
+        .filter(entity::group_member::Column::WorkspaceId.eq(workspace_id))
+        .filter(entity::group_member::Column::GroupId.eq(group_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(workspace_id))
+        .filter(Condition::any().add(user::Column::PrimaryGroupId.eq(group_id)).add(user::Column::Id.is_in(members)))
+        .all(db)
+        .await
+}

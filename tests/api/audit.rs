@@ -173,6 +173,15 @@ async fn the_audit_log_is_for_owners_and_pages_newest_first() {
 
     let r = app.gql("{ auditLog(first: 1000) { edges { node { id } } } }", json!({}), Some(&owner)).await;
     assert_eq!(r.code(), Some("BAD_USER_INPUT"));
-    let r = app.gql("{ auditLog(filter: { outcome: DENIED }) { edges { node { outcome } } } }", json!({}), Some(&owner)).await;
-    assert!(r.ok()["auditLog"]["edges"].as_array().unwrap().is_empty());
+    // The three refused reads above are on the record, with who and what was needed;
+    // the anonymous attempt is not (it names no workspace).
+    let r =
+        app.gql("{ auditLog(filter: { outcome: DENIED }) { edges { node { actor { label } targetId } } } }", json!({}), Some(&owner)).await;
+    let denied = r.ok()["auditLog"]["edges"].as_array().unwrap().clone();
+    let mut who: Vec<&str> = denied.iter().map(|e| e["node"]["actor"]["label"].as_str().unwrap()).collect();
+    who.sort();
+    assert_eq!(who, ["guest", "manager", "staff"]);
+    assert!(denied.iter().all(|e| e["node"]["targetId"] == "auditLog"));
+    let reasons = app.count("SELECT COUNT(*) FROM audit_entries WHERE outcome = 'denied' AND reason = 'requires audit.read'", vec![]).await;
+    assert_eq!(reasons, 3);
 }
