@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod hardening;
 mod multi_instance;
+mod roles;
 mod schema;
 mod sessions;
 mod store;
