@@ -16,6 +16,9 @@ pub enum AppError {
     /// Refused with a reason the caller may see (anti-escalation rules).
     Denied(String),
     NotFound,
+    /// A sensitive field the principal may not read (null in the answer) or write
+    /// (nothing written). Carries the field's `type.field` key.
+    FieldForbidden(String),
     BadInput {
         field: String,
         message: String,
@@ -45,6 +48,7 @@ impl AppError {
             Self::Unauthenticated | Self::InvalidCredentials => "UNAUTHENTICATED",
             Self::Forbidden | Self::Denied(_) => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
+            Self::FieldForbidden(_) => "FIELD_FORBIDDEN",
             Self::BadInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited { .. } => "RATE_LIMITED",
@@ -61,6 +65,7 @@ impl AppError {
             Self::Forbidden => "not allowed".into(),
             Self::Denied(why) => format!("not allowed: {why}"),
             Self::NotFound => "not found".into(),
+            Self::FieldForbidden(f) => format!("no access to field {f}"),
             Self::BadInput { field, message } => format!("{field}: {message}"),
             Self::Conflict(m) => m.clone(),
             Self::RateLimited { .. } => "too many requests".into(),
@@ -119,6 +124,7 @@ impl From<AppError> for async_graphql::Error {
             match &e {
                 AppError::BadInput { field, .. } => ext.set("field", field.as_str()),
                 AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                AppError::FieldForbidden(f) => ext.set("field", f.as_str()),
                 _ => {}
             }
         })

@@ -5,6 +5,7 @@
 //! leak by accident.
 
 pub mod audit_entry;
+pub mod customer;
 pub mod department;
 pub mod group;
 pub mod group_member;

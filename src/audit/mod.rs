@@ -14,23 +14,104 @@ pub const REDACTED: &str = "[redacted]";
 
 #[derive(Debug, Clone)]
 pub enum AuditEvent {
-    SignedIn { workspace_id: Uuid, user_id: Uuid, username: String, session_id: Uuid, previous_login: Option<String>, at: String },
-    SignInFailed { workspace_id: Option<Uuid>, login: String },
-    SignedOut { workspace_id: Uuid, user_id: Uuid, session_id: Uuid },
-    SessionRevoked { workspace_id: Option<Uuid>, subject_id: Uuid, session_id: Uuid },
-    OtherSessionsRevoked { workspace_id: Option<Uuid>, subject_id: Uuid, count: usize },
-    PasswordChanged { workspace_id: Uuid, user_id: Uuid, sessions_revoked: usize },
-    MasterSignedIn { admin_id: Uuid, email: String, session_id: Uuid },
-    MasterSignInFailed { email: String },
-    MasterSignedOut { admin_id: Uuid, session_id: Uuid },
-    WorkspaceCreated { workspace_id: Uuid, slug: String, name: String, owner_id: Uuid, owner_username: String },
-    UserCreated { workspace_id: Uuid, user_id: Uuid, username: String, role: &'static str, active: bool },
-    MasterAdminCreated { admin_id: Uuid, email: String },
-    RoleCreated { workspace_id: Uuid, role_id: Uuid, after: Value },
-    RoleUpdated { workspace_id: Uuid, role_id: Uuid, before: Value, after: Value },
-    RoleDeleted { workspace_id: Uuid, role_id: Uuid, before: Value },
-    RoleAssigned { workspace_id: Uuid, assignment_id: Uuid, after: Value },
-    RoleUnassigned { workspace_id: Uuid, assignment_id: Uuid, before: Value },
+    SignedIn {
+        workspace_id: Uuid,
+        user_id: Uuid,
+        username: String,
+        session_id: Uuid,
+        previous_login: Option<String>,
+        at: String,
+    },
+    SignInFailed {
+        workspace_id: Option<Uuid>,
+        login: String,
+    },
+    SignedOut {
+        workspace_id: Uuid,
+        user_id: Uuid,
+        session_id: Uuid,
+    },
+    SessionRevoked {
+        workspace_id: Option<Uuid>,
+        subject_id: Uuid,
+        session_id: Uuid,
+    },
+    OtherSessionsRevoked {
+        workspace_id: Option<Uuid>,
+        subject_id: Uuid,
+        count: usize,
+    },
+    PasswordChanged {
+        workspace_id: Uuid,
+        user_id: Uuid,
+        sessions_revoked: usize,
+    },
+    MasterSignedIn {
+        admin_id: Uuid,
+        email: String,
+        session_id: Uuid,
+    },
+    MasterSignInFailed {
+        email: String,
+    },
+    MasterSignedOut {
+        admin_id: Uuid,
+        session_id: Uuid,
+    },
+    WorkspaceCreated {
+        workspace_id: Uuid,
+        slug: String,
+        name: String,
+        owner_id: Uuid,
+        owner_username: String,
+    },
+    UserCreated {
+        workspace_id: Uuid,
+        user_id: Uuid,
+        username: String,
+        role: &'static str,
+        active: bool,
+    },
+    MasterAdminCreated {
+        admin_id: Uuid,
+        email: String,
+    },
+    /// A CRM record changed; `changes` is already `{field: {before, after}}` with
+    /// sensitive values redacted by the service.
+    Record {
+        workspace_id: Uuid,
+        action: &'static str,
+        module: &'static str,
+        target_type: &'static str,
+        id: Uuid,
+        changes: Value,
+    },
+    RoleCreated {
+        workspace_id: Uuid,
+        role_id: Uuid,
+        after: Value,
+    },
+    RoleUpdated {
+        workspace_id: Uuid,
+        role_id: Uuid,
+        before: Value,
+        after: Value,
+    },
+    RoleDeleted {
+        workspace_id: Uuid,
+        role_id: Uuid,
+        before: Value,
+    },
+    RoleAssigned {
+        workspace_id: Uuid,
+        assignment_id: Uuid,
+        after: Value,
+    },
+    RoleUnassigned {
+        workspace_id: Uuid,
+        assignment_id: Uuid,
+        before: Value,
+    },
 }
 
 /// `{ key: { before, after } }` for every top-level key that differs.
@@ -205,6 +286,12 @@ impl AuditEvent {
                 target_id: Some(admin_id.to_string()),
                 changes: Some(json!({ "email": change(Value::Null, email), "password": change(Value::Null, REDACTED) })),
                 ..base(None, "platform.master_admin_created", "platform")
+            },
+            Self::Record { workspace_id, action, module, target_type, id, changes } => AuditRecord {
+                target_type: Some(target_type),
+                target_id: Some(id.to_string()),
+                changes: Some(changes),
+                ..base(Some(workspace_id), action, module)
             },
             Self::RoleCreated { workspace_id, role_id, after } => AuditRecord {
                 target_type: Some("role"),

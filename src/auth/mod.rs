@@ -59,6 +59,7 @@ pub struct UserPrincipal {
     /// Where the user sits, for data scopes.
     pub department_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
+    pub primary_group_id: Option<Uuid>,
     pub group_ids: Arc<Vec<Uuid>>,
 }
 
@@ -125,6 +126,7 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
                         grants: Arc::new(loaded.grants),
                         department_id: user.department_id,
                         team_id: user.team_id,
+                        primary_group_id: user.primary_group_id,
                         group_ids: loaded.group_ids,
                     })))
                 }

@@ -5,4 +5,6 @@ pub mod builtin;
 pub mod catalog;
 pub mod check;
 pub mod eval;
+pub mod fields;
 pub mod principal;
+pub mod scope;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod context;
+pub mod customers;
 pub mod gate;
 pub mod platform;
 pub mod policy;
@@ -15,10 +16,10 @@ use crate::state::AppState;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 #[derive(MergedObject, Default)]
-pub struct Query(auth::AuthQuery, audit::AuditQuery, roles::RolesQuery);
+pub struct Query(auth::AuthQuery, audit::AuditQuery, roles::RolesQuery, customers::CustomersQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, platform::PlatformMutation, roles::RolesMutation);
+pub struct Mutation(auth::AuthMutation, platform::PlatformMutation, roles::RolesMutation, customers::CustomersMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

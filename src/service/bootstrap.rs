@@ -75,7 +75,7 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
     let mut events = Vec::new();
 
     for (slug, name, domain) in [("demo", "Demo Trading Ltd", "demo.palisade.test"), ("acme", "Acme Services", "acme.palisade.test")] {
-        let (ws, _owner, ev) = crate::service::workspaces::create(
+        let (ws, _, ev) = crate::service::workspaces::create(
             state,
             &txn,
             crate::service::workspaces::NewWorkspaceInput {
@@ -101,7 +101,9 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
         for g in ["North", "South", "Key accounts"] {
             groups.push(repo::org::insert_group(&txn, ws.id, g, now).await?.id);
         }
+        let mut owners = vec![(owner_record(&txn, ws.id).await?, 0usize)];
         if slug != "demo" {
+            seed_customers(&txn, ws.id, &owners, domain, now, &mut events).await?;
             continue;
         }
         let users = [
@@ -188,11 +190,16 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
             events.push(AuditEvent::UserCreated {
                 workspace_id: ws.id,
                 user_id: created.id,
-                username: created.username,
+                username: created.username.clone(),
                 role: u.role.as_str(),
                 active: u.active,
             });
+            if u.active {
+                let n = owners.len();
+                owners.push((created, n));
+            }
         }
+        seed_customers(&txn, ws.id, &owners, domain, now, &mut events).await?;
     }
     write_system(state, &txn, events).await?;
     txn.commit().await?;
@@ -224,4 +231,79 @@ pub async fn backfill_builtin_roles(state: &AppState) -> AppResult<usize> {
         done += 1;
     }
     Ok(done)
+}
+
+async fn owner_record(db: &impl sea_orm::ConnectionTrait, workspace_id: Uuid) -> AppResult<entity::user::Model> {
+    repo::users::find_for_login(db, workspace_id, "owner").await?.ok_or_else(|| AppError::internal("seeded owner missing"))
+}
+
+/// Two customers per active demo user, placed like records that user created.
+async fn seed_customers(
+    db: &impl sea_orm::ConnectionTrait,
+    workspace_id: Uuid,
+    owners: &[(entity::user::Model, usize)],
+    domain: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    events: &mut Vec<AuditEvent>,
+) -> AppResult<()> {
+    use crate::authz::catalog::Module;
+    use crate::authz::scope::{Placement, Reach};
+    const NAMES: &[&str] = &[
+        "Northwind Traders",
+        "Contoso Pharma",
+        "Fabrikam Tools",
+        "Tailspin Toys",
+        "Wide World Importers",
+        "Adventure Works",
+        "Litware Labs",
+        "Proseware Inc",
+        "Coho Vineyard",
+        "Lucerne Publishing",
+        "Margie's Travel",
+        "Alpine Ski House",
+    ];
+    for (user, i) in owners {
+        let placement = Placement {
+            user_id: user.id,
+            department_id: user.department_id,
+            team_id: user.team_id,
+            primary_group_id: user.primary_group_id,
+            group_ids: Vec::new(),
+        };
+        let reach = Reach::bootstrap(workspace_id, Module::Customers, placement);
+        for k in 0..2 {
+            let n = (i * 2 + k) % NAMES.len();
+            let name = NAMES[n];
+            let slug: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
+            let m = entity::customer::Model {
+                id: Uuid::now_v7(),
+                workspace_id,
+                owner_id: user.id,
+                department_id: user.department_id,
+                team_id: user.team_id,
+                group_id: user.primary_group_id,
+                created_by: user.id,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+                name: format!("{name} ({domain})"),
+                status: ["lead", "active", "inactive"][n % 3].into(),
+                email: Some(format!("accounts@{slug}.example")),
+                phone: Some(format!("+44 20 7946 {:04}", 100 + n * 37)),
+                tax_id: Some(format!("GB{:09}", 123_456_000 + n * 7919)),
+                notes: Some(format!("Key contact prefers email. Renewal in month {}.", n % 12 + 1)),
+                credit_limit_cents: Some(((n as i64) + 1) * 250_000),
+            };
+            let created = repo::customers::insert(db, &reach, m).await?;
+            events.push(AuditEvent::Record {
+                workspace_id,
+                action: "customer.created",
+                module: "customers",
+                target_type: "customer",
+                id: created.id,
+                changes: serde_json::json!({ "name": { "before": null, "after": created.name }, "ownerId": { "before": null, "after": created.owner_id.to_string() } }),
+            });
+        }
+    }
+    Ok(())
 }

@@ -4,5 +4,6 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod customers;
 pub mod roles;
 pub mod workspaces;

@@ -1,0 +1,362 @@
+//! Customers over GraphQL. Rows become `Customer` only through `Customer::project`,
+//! which applies the principal's field access to every sensitive field.
+
+use super::audit::AuditEntry;
+use super::context::{principal, state};
+use super::gate::Tx;
+use super::types::parse_id;
+use crate::auth::{Principal, UserPrincipal};
+use crate::authz::catalog::{Permission, SensitiveField as F};
+use crate::authz::eval::Grants;
+use crate::authz::fields::{Protected, protect, require_read};
+use crate::authz::scope::Reach;
+use crate::error::AppError;
+use crate::repo;
+use crate::service::customers::{self as svc, CustomerPatch, Patch, format_money};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+pub const MAX_PAGE: i32 = 100;
+
+pub(crate) fn user<'a>(ctx: &Context<'a>) -> Result<&'a UserPrincipal, AppError> {
+    match principal(ctx) {
+        Principal::User(u) => Ok(u),
+        _ => Err(AppError::Forbidden),
+    }
+}
+
+/// A sensitive value on its way out: the value, its mask, or null plus one
+/// FIELD_FORBIDDEN error at this field's path (the rest of the query goes on, and the
+/// answer keeps its shape for every role).
+pub(crate) fn reveal(ctx: &Context<'_>, p: &Protected) -> Option<String> {
+    match p {
+        Protected::Value(v) => v.clone(),
+        Protected::Masked(m) => Some(m.clone()),
+        Protected::Forbidden(f) => {
+            let err = async_graphql::Error::from(AppError::FieldForbidden(f.key().to_owned())).into_server_error(ctx.item.pos);
+            ctx.add_error(ctx.set_error_path(err));
+            None
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum CustomerStatus {
+    Lead,
+    Active,
+    Inactive,
+}
+
+impl CustomerStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Lead => "lead",
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "active" => Self::Active,
+            "inactive" => Self::Inactive,
+            _ => Self::Lead,
+        }
+    }
+}
+
+pub struct Customer {
+    id: uuid::Uuid,
+    workspace_id: uuid::Uuid,
+    name: String,
+    status: CustomerStatus,
+    owner_id: uuid::Uuid,
+    department_id: Option<uuid::Uuid>,
+    team_id: Option<uuid::Uuid>,
+    group_id: Option<uuid::Uuid>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    email: Protected,
+    phone: Protected,
+    tax_id: Protected,
+    notes: Protected,
+    credit_limit: Protected,
+}
+
+impl Customer {
+    /// The only way from a row to the API: every sensitive field through `protect`.
+    pub fn project(m: entity::customer::Model, g: &Grants) -> Self {
+        Self {
+            email: protect(g, F::CustomerEmail, m.email),
+            phone: protect(g, F::CustomerPhone, m.phone),
+            tax_id: protect(g, F::CustomerTaxId, m.tax_id),
+            notes: protect(g, F::CustomerNotes, m.notes),
+            credit_limit: protect(g, F::CustomerCreditLimit, m.credit_limit_cents.map(format_money)),
+            id: m.id,
+            workspace_id: m.workspace_id,
+            name: m.name,
+            status: CustomerStatus::parse(&m.status),
+            owner_id: m.owner_id,
+            department_id: m.department_id,
+            team_id: m.team_id,
+            group_id: m.group_id,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+fn id(u: uuid::Uuid) -> ID {
+    ID(u.to_string())
+}
+
+#[Object]
+impl Customer {
+    async fn id(&self) -> ID {
+        id(self.id)
+    }
+    async fn name(&self) -> &str {
+        &self.name
+    }
+    async fn status(&self) -> CustomerStatus {
+        self.status
+    }
+    /// The assigned user.
+    async fn owner_id(&self) -> ID {
+        id(self.owner_id)
+    }
+    async fn department_id(&self) -> Option<ID> {
+        self.department_id.map(id)
+    }
+    async fn team_id(&self) -> Option<ID> {
+        self.team_id.map(id)
+    }
+    async fn group_id(&self) -> Option<ID> {
+        self.group_id.map(id)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+    /// Sensitive (masked: domain only).
+    async fn email(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.email)
+    }
+    /// Sensitive (masked: last 4 digits).
+    async fn phone(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.phone)
+    }
+    /// Sensitive (masked: last 4 characters).
+    async fn tax_id(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.tax_id)
+    }
+    /// Sensitive (masked: hidden).
+    async fn notes(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.notes)
+    }
+    /// Sensitive, as a decimal string (masked: order of magnitude).
+    async fn credit_limit(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.credit_limit)
+    }
+    /// This record's audit entries, newest first. Sensitive values never appear in
+    /// them, only that they changed.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+        let filter =
+            repo::audit::AuditFilter { target_id: Some(self.id.to_string()), module: Some("customers".into()), ..Default::default() };
+        let rows = repo::audit::list(&state(ctx)?.db, self.workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct CustomerFilter {
+    /// Part of the name, any case.
+    pub search: Option<String>,
+    pub status: Option<CustomerStatus>,
+    pub owner_id: Option<ID>,
+    /// Exact email; needs READ access to customer emails.
+    pub email: Option<String>,
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
+pub enum CustomerOrderField {
+    #[default]
+    CreatedAt,
+    Name,
+    /// Needs READ access to credit limits.
+    CreditLimit,
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
+pub enum OrderDirection {
+    #[default]
+    Asc,
+    Desc,
+}
+
+#[derive(InputObject, Default)]
+pub struct CustomerOrder {
+    #[graphql(default)]
+    pub field: CustomerOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+#[derive(SimpleObject)]
+pub struct ListInfo {
+    /// How many records match, in the caller's scope.
+    pub total_count: u64,
+}
+
+#[derive(InputObject)]
+pub struct CustomerInput {
+    pub name: Option<String>,
+    pub status: Option<CustomerStatus>,
+    /// Sensitive fields need WRITE access; null clears, absence keeps.
+    pub email: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub tax_id: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<String>,
+    /// A decimal amount such as "2500.00".
+    pub credit_limit: MaybeUndefined<String>,
+}
+
+fn patch<T>(m: MaybeUndefined<T>) -> Patch<T> {
+    match m {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+impl From<CustomerInput> for CustomerPatch {
+    fn from(i: CustomerInput) -> Self {
+        Self {
+            name: i.name,
+            status: i.status.map(|s| s.as_str().to_owned()),
+            email: patch(i.email),
+            phone: patch(i.phone),
+            tax_id: patch(i.tax_id),
+            notes: patch(i.notes),
+            credit_limit: patch(i.credit_limit),
+        }
+    }
+}
+
+/// The page size a principal may ask for: FORBIDDEN above their role's maximum.
+pub(crate) fn page_size(g: &Grants, first: Option<i32>) -> Result<u64, AppError> {
+    let max = i64::from(g.restrictions.max_records_per_request).min(i64::from(MAX_PAGE));
+    let want = i64::from(first.unwrap_or(20));
+    if want < 1 {
+        return Err(AppError::bad_input("first", "must be at least 1"));
+    }
+    if want > max {
+        return Err(AppError::Denied(format!("your roles allow at most {max} records per request")));
+    }
+    Ok(want as u64)
+}
+
+fn offset_cursor(after: Option<&str>) -> Result<u64, AppError> {
+    match after {
+        None => Ok(0),
+        Some(c) => {
+            c.strip_prefix("o:").and_then(|n| n.parse().ok()).ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct CustomersQuery;
+
+#[Object]
+impl CustomersQuery {
+    /// Customers in your scope.
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<CustomerFilter>,
+        order_by: Option<CustomerOrder>,
+    ) -> Result<Connection<String, Customer, ListInfo, EmptyFields>> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::CustomersRead)?;
+        let limit = page_size(&p.grants, first)?;
+        let offset = offset_cursor(after.as_deref())?;
+        let f = filter.unwrap_or_default();
+        if f.email.is_some() {
+            require_read(&p.grants, F::CustomerEmail)?;
+        }
+        let order = order_by.unwrap_or_default();
+        let by = match order.field {
+            CustomerOrderField::CreatedAt => repo::customers::OrderBy::CreatedAt,
+            CustomerOrderField::Name => repo::customers::OrderBy::Name,
+            CustomerOrderField::CreditLimit => {
+                require_read(&p.grants, F::CustomerCreditLimit)?;
+                repo::customers::OrderBy::CreditLimit
+            }
+        };
+        let filter = repo::customers::Filter {
+            search: f.search,
+            status: f.status.map(|s| s.as_str().to_owned()),
+            owner_id: f.owner_id.as_ref().map(|o| parse_id("filter.ownerId", o)).transpose()?,
+            email: f.email,
+        };
+        let db = &state(ctx)?.db;
+        let total = repo::customers::count(db, &reach, &filter).await.map_err(AppError::from)?;
+        let rows = repo::customers::list(db, &reach, &filter, by, order.direction == OrderDirection::Desc, offset, limit)
+            .await
+            .map_err(AppError::from)?;
+        let mut conn =
+            Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
+        conn.edges.extend(
+            rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), Customer::project(m, &p.grants))),
+        );
+        Ok(conn)
+    }
+
+    /// One customer; NOT_FOUND when missing or out of your scope.
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Customer> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::CustomersRead)?;
+        let m =
+            repo::customers::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        Ok(Customer::project(m, &p.grants))
+    }
+}
+
+#[derive(Default)]
+pub struct CustomersMutation;
+
+#[Object]
+impl CustomersMutation {
+    /// Creates a customer assigned to you, in your department, team and primary group.
+    async fn create_customer(&self, ctx: &Context<'_>, input: CustomerInput) -> Result<Customer> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let m = svc::create(state(ctx)?, &tx, p, input.into()).await?;
+        Ok(Customer::project(m, &p.grants))
+    }
+
+    async fn update_customer(&self, ctx: &Context<'_>, id: ID, input: CustomerInput) -> Result<Customer> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into()).await?;
+        Ok(Customer::project(m, &p.grants))
+    }
+
+    /// Gives the customer to another user (the record follows them into their
+    /// department, team and group).
+    async fn reassign_customer(&self, ctx: &Context<'_>, id: ID, owner_id: ID) -> Result<Customer> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let m = svc::reassign(state(ctx)?, &tx, p, parse_id("id", &id)?, parse_id("ownerId", &owner_id)?).await?;
+        Ok(Customer::project(m, &p.grants))
+    }
+
+    async fn delete_customer(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        svc::delete(state(ctx)?, &tx, p, parse_id("id", &id)?).await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,137 @@
+//! Customers. Every query starts from the caller's `Reach`, so scope and tenancy are
+//! in the SQL of every list, count and get.
+
+use crate::authz::scope::Reach;
+use entity::customer;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub search: Option<String>,
+    pub status: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderBy {
+    CreatedAt,
+    Name,
+    CreditLimit,
+}
+
+fn condition(reach: &Reach, f: &Filter) -> Condition {
+    let mut c = reach.condition("customers");
+    if let Some(s) = &f.search {
+        // LIKE metacharacters in the search are matched literally.
+        let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        c = c.add(
+            Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(customer::Column::Name)))
+                .like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+        );
+    }
+    if let Some(s) = &f.status {
+        c = c.add(customer::Column::Status.eq(s.as_str()));
+    }
+    if let Some(o) = f.owner_id {
+        c = c.add(customer::Column::OwnerId.eq(o));
+    }
+    if let Some(e) = &f.email {
+        c = c.add(customer::Column::Email.eq(e.as_str()));
+    }
+    c
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    reach: &Reach,
+    f: &Filter,
+    order: OrderBy,
+    desc: bool,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<customer::Model>, DbErr> {
+    let col = match order {
+        OrderBy::CreatedAt => customer::Column::Id,
+        OrderBy::Name => customer::Column::Name,
+        OrderBy::CreditLimit => customer::Column::CreditLimitCents,
+    };
+    let dir = if desc { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+    customer::Entity::find()
+        .filter(condition(reach, f))
+        .order_by(col, dir.clone())
+        .order_by(customer::Column::Id, dir)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
+    customer::Entity::find().filter(condition(reach, f)).count(db).await
+}
+
+pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<customer::Model>, DbErr> {
+    customer::Entity::find_by_id(id).filter(reach.condition("customers")).one(db).await
+}
+
+/// Several records at once; the caller compares the count to what it asked for.
+pub async fn get_many(db: &impl ConnectionTrait, reach: &Reach, ids: &[Uuid]) -> Result<Vec<customer::Model>, DbErr> {
+    customer::Entity::find().filter(reach.condition("customers")).filter(customer::Column::Id.is_in(ids.iter().copied())).all(db).await
+}
+
+/// Inserts a new record of the reach's workspace.
+pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: customer::Model) -> Result<customer::Model, DbErr> {
+    if m.workspace_id != reach.workspace_id() {
+        return Err(DbErr::Custom("customer of another workspace".into()));
+    }
+    customer::ActiveModel {
+        id: Set(m.id),
+        workspace_id: Set(m.workspace_id),
+        owner_id: Set(m.owner_id),
+        department_id: Set(m.department_id),
+        team_id: Set(m.team_id),
+        group_id: Set(m.group_id),
+        created_by: Set(m.created_by),
+        created_at: Set(m.created_at),
+        updated_at: Set(m.updated_at),
+        deleted_at: Set(m.deleted_at),
+        name: Set(m.name),
+        status: Set(m.status),
+        email: Set(m.email),
+        phone: Set(m.phone),
+        tax_id: Set(m.tax_id),
+        notes: Set(m.notes),
+        credit_limit_cents: Set(m.credit_limit_cents),
+    }
+    .insert(db)
+    .await
+}
+
+/// Saves a changed record that was read through `reach` in the same transaction.
+pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: customer::Model) -> Result<(), DbErr> {
+    let res = customer::Entity::update_many()
+        .col_expr(customer::Column::Name, Expr::value(m.name))
+        .col_expr(customer::Column::Status, Expr::value(m.status))
+        .col_expr(customer::Column::Email, Expr::value(m.email))
+        .col_expr(customer::Column::Phone, Expr::value(m.phone))
+        .col_expr(customer::Column::TaxId, Expr::value(m.tax_id))
+        .col_expr(customer::Column::Notes, Expr::value(m.notes))
+        .col_expr(customer::Column::CreditLimitCents, Expr::value(m.credit_limit_cents))
+        .col_expr(customer::Column::OwnerId, Expr::value(m.owner_id))
+        .col_expr(customer::Column::DepartmentId, Expr::value(m.department_id))
+        .col_expr(customer::Column::TeamId, Expr::value(m.team_id))
+        .col_expr(customer::Column::GroupId, Expr::value(m.group_id))
+        .col_expr(customer::Column::UpdatedAt, Expr::value(m.updated_at))
+        .col_expr(customer::Column::DeletedAt, Expr::value(m.deleted_at))
+        .filter(reach.condition("customers"))
+        .filter(customer::Column::Id.eq(m.id))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
+}

@@ -1,0 +1,262 @@
+//! Customers: create, update, reassign, delete. Reads go straight from GraphQL to the
+//! scoped repo (they change nothing).
+
+use crate::audit::{AuditEvent, REDACTED};
+use crate::auth::UserPrincipal;
+use crate::authz::catalog::{Permission, SensitiveField};
+use crate::authz::fields::require_write;
+use crate::authz::scope::Reach;
+use crate::domain::{Email, parse_name};
+use crate::error::{AppError, AppResult};
+use crate::graphql::gate::Tx;
+use crate::repo;
+use crate::state::AppState;
+use entity::customer;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A change to one optional field: leave it, clear it, or set it.
+#[derive(Debug, Clone, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    fn touched(&self) -> bool {
+        !matches!(self, Self::Keep)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CustomerPatch {
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub email: Patch<String>,
+    pub phone: Patch<String>,
+    pub tax_id: Patch<String>,
+    pub notes: Patch<String>,
+    pub credit_limit: Patch<String>,
+}
+
+pub const STATUSES: &[&str] = &["lead", "active", "inactive"];
+
+/// Money as text ("1234.56") to cents, refusing anything else.
+pub fn parse_money(field: &str, s: &str) -> AppResult<i64> {
+    let bad = || AppError::bad_input(field, "must be an amount like 1250.00 (at most 2 decimals, not negative)");
+    let s = s.trim();
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty()
+        || whole.len() > 12
+        || frac.len() > 2
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let frac: i64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
+    Ok(whole * 100 + frac)
+}
+
+pub fn format_money(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+fn sensitive_in(p: &CustomerPatch) -> Vec<SensitiveField> {
+    let mut v = Vec::new();
+    for (touched, f) in [
+        (p.email.touched(), SensitiveField::CustomerEmail),
+        (p.phone.touched(), SensitiveField::CustomerPhone),
+        (p.tax_id.touched(), SensitiveField::CustomerTaxId),
+        (p.notes.touched(), SensitiveField::CustomerNotes),
+        (p.credit_limit.touched(), SensitiveField::CustomerCreditLimit),
+    ] {
+        if touched {
+            v.push(f);
+        }
+    }
+    v
+}
+
+fn text(field: &str, max: usize, p: Patch<String>, current: Option<String>) -> AppResult<Option<String>> {
+    Ok(match p {
+        Patch::Keep => current,
+        Patch::Clear => None,
+        Patch::Set(v) => {
+            let v = v.trim().to_owned();
+            if v.chars().count() > max || v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                return Err(AppError::bad_input(field, format!("must be at most {max} characters without control characters")));
+            }
+            (!v.is_empty()).then_some(v)
+        }
+    })
+}
+
+fn apply(mut m: customer::Model, p: CustomerPatch) -> AppResult<customer::Model> {
+    if let Some(name) = p.name {
+        m.name = parse_name("name", &name, 200)?;
+    }
+    if let Some(status) = p.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(AppError::bad_input("status", "must be lead, active or inactive"));
+        }
+        m.status = status;
+    }
+    m.email = match p.email {
+        Patch::Set(e) => Some(Email::parse("email", &e)?.display),
+        other => text("email", 320, other, m.email)?,
+    };
+    m.phone = text("phone", 64, p.phone, m.phone)?;
+    m.tax_id = text("taxId", 64, p.tax_id, m.tax_id)?;
+    m.notes = text("notes", 10_000, p.notes, m.notes)?;
+    m.credit_limit_cents = match p.credit_limit {
+        Patch::Keep => m.credit_limit_cents,
+        Patch::Clear => None,
+        Patch::Set(v) => Some(parse_money("creditLimit", &v)?),
+    };
+    Ok(m)
+}
+
+/// `{field: {before, after}}` of what differs; sensitive values are never written to
+/// the log, only that they changed.
+fn changes(before: Option<&customer::Model>, after: Option<&customer::Model>) -> Value {
+    let plain = |m: Option<&customer::Model>| -> Vec<(&'static str, Value)> {
+        let Some(m) = m else { return Vec::new() };
+        vec![
+            ("name", json!(m.name)),
+            ("status", json!(m.status)),
+            ("ownerId", json!(m.owner_id.to_string())),
+            ("departmentId", json!(m.department_id.map(|d| d.to_string()))),
+            ("teamId", json!(m.team_id.map(|t| t.to_string()))),
+            ("groupId", json!(m.group_id.map(|g| g.to_string()))),
+            ("deleted", json!(m.deleted_at.is_some())),
+        ]
+    };
+    let secret = |m: Option<&customer::Model>| -> Vec<(&'static str, Option<String>)> {
+        let Some(m) = m else { return Vec::new() };
+        vec![
+            ("email", m.email.clone()),
+            ("phone", m.phone.clone()),
+            ("taxId", m.tax_id.clone()),
+            ("notes", m.notes.clone()),
+            ("creditLimit", m.credit_limit_cents.map(format_money)),
+        ]
+    };
+    let mut out = serde_json::Map::new();
+    let (pb, pa) = (plain(before), plain(after));
+    for (k, _) in pb.iter().chain(pa.iter()) {
+        let b = pb.iter().find(|(n, _)| n == k).map_or(Value::Null, |(_, v)| v.clone());
+        let a = pa.iter().find(|(n, _)| n == k).map_or(Value::Null, |(_, v)| v.clone());
+        if b != a {
+            out.insert((*k).into(), json!({ "before": b, "after": a }));
+        }
+    }
+    let (sb, sa) = (secret(before), secret(after));
+    let shown = |v: Option<&Option<String>>| match v {
+        Some(Some(_)) => json!(REDACTED),
+        _ => Value::Null,
+    };
+    for (k, _) in sb.iter().chain(sa.iter()) {
+        let b = sb.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        let a = sa.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        if b.cloned().flatten() != a.cloned().flatten() {
+            out.insert((*k).into(), json!({ "before": shown(b), "after": shown(a) }));
+        }
+    }
+    Value::Object(out)
+}
+
+fn event(ws: Uuid, action: &'static str, id: Uuid, changes: Value) -> AuditEvent {
+    AuditEvent::Record { workspace_id: ws, action, module: "customers", target_type: "customer", id, changes }
+}
+
+pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: CustomerPatch) -> AppResult<customer::Model> {
+    let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
+    require_write(&p.grants, &sensitive_in(&patch))?;
+    let name = patch.name.clone().ok_or_else(|| AppError::bad_input("name", "is required"))?;
+    let now = state.clock.now();
+    let blank = customer::Model {
+        id: Uuid::now_v7(),
+        workspace_id: reach.workspace_id(),
+        owner_id: reach.user_id(),
+        department_id: reach.placement().department_id,
+        team_id: reach.placement().team_id,
+        group_id: reach.placement().primary_group_id,
+        created_by: reach.user_id(),
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+        name,
+        status: "lead".into(),
+        email: None,
+        phone: None,
+        tax_id: None,
+        notes: None,
+        credit_limit_cents: None,
+    };
+    let m = apply(blank, patch)?;
+    let created = repo::customers::insert(tx.db(), &reach, m).await?;
+    tx.audit(event(reach.workspace_id(), "customer.created", created.id, changes(None, Some(&created))));
+    Ok(created)
+}
+
+pub async fn update(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, patch: CustomerPatch) -> AppResult<customer::Model> {
+    let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
+    require_write(&p.grants, &sensitive_in(&patch))?;
+    let before = repo::customers::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let mut after = apply(before.clone(), patch)?;
+    after.updated_at = state.clock.now();
+    repo::customers::save(tx.db(), &reach, after.clone()).await?;
+    tx.audit(event(reach.workspace_id(), "customer.updated", id, changes(Some(&before), Some(&after))));
+    Ok(after)
+}
+
+/// Gives the customer to another user; the record moves to that user's department,
+/// team and primary group, so scopes follow the new owner.
+pub async fn reassign(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, owner_id: Uuid) -> AppResult<customer::Model> {
+    let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
+    let before = repo::customers::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let owner = repo::users::get(tx.db(), reach.workspace_id(), owner_id)
+        .await?
+        .filter(|u| u.active)
+        .ok_or_else(|| AppError::bad_input("ownerId", "no such active user"))?;
+    let mut after = before.clone();
+    after.owner_id = owner.id;
+    after.department_id = owner.department_id;
+    after.team_id = owner.team_id;
+    after.group_id = owner.primary_group_id;
+    after.updated_at = state.clock.now();
+    repo::customers::save(tx.db(), &reach, after.clone()).await?;
+    tx.audit(event(reach.workspace_id(), "customer.reassigned", id, changes(Some(&before), Some(&after))));
+    Ok(after)
+}
+
+pub async fn delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid) -> AppResult<()> {
+    let reach = Reach::for_permission(p, Permission::CustomersDelete)?;
+    let before = repo::customers::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let mut after = before.clone();
+    after.deleted_at = Some(state.clock.now());
+    after.updated_at = state.clock.now();
+    repo::customers::save(tx.db(), &reach, after.clone()).await?;
+    tx.audit(event(reach.workspace_id(), "customer.deleted", id, changes(Some(&before), Some(&after))));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_parses_strictly() {
+        assert_eq!(parse_money("m", "1250").unwrap(), 125_000);
+        assert_eq!(parse_money("m", "1250.5").unwrap(), 125_050);
+        assert_eq!(parse_money("m", "0.05").unwrap(), 5);
+        for bad in ["", "-1", "1.234", "1e5", "12,00", ".5", "1234567890123"] {
+            assert!(parse_money("m", bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_money(125_050), "1250.50");
+    }
+}
