@@ -9,6 +9,7 @@ mod helpers;
 mod audit;
 mod auth;
 mod hardening;
+mod matrix;
 mod multi_instance;
 mod roles;
 mod schema;
