@@ -26,7 +26,7 @@ impl AuthQuery {
                     .ok_or(AppError::Unauthenticated)?;
                 Ok(Viewer {
                     kind: ViewerKind::User,
-                    user: Some(user.into()),
+                    user: Some(super::types::User::project(user, super::types::Viewing::As(&p.grants, p.user_id))),
                     workspace: Some(ws.into()),
                     master_admin: None,
                     access: Some(p.grants.as_ref().into()),

@@ -9,6 +9,7 @@ pub mod gate;
 pub mod platform;
 pub mod policy;
 pub mod roles;
+pub mod team;
 pub mod types;
 
 use crate::config::Config;
@@ -16,10 +17,10 @@ use crate::state::AppState;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 #[derive(MergedObject, Default)]
-pub struct Query(auth::AuthQuery, audit::AuditQuery, roles::RolesQuery, customers::CustomersQuery);
+pub struct Query(auth::AuthQuery, audit::AuditQuery, roles::RolesQuery, customers::CustomersQuery, team::TeamQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, platform::PlatformMutation, roles::RolesMutation, customers::CustomersMutation);
+pub struct Mutation(auth::AuthMutation, platform::PlatformMutation, roles::RolesMutation, customers::CustomersMutation, team::TeamMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

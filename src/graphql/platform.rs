@@ -27,6 +27,6 @@ impl PlatformMutation {
         )
         .await?;
         tx.audit(event);
-        Ok(CreateWorkspacePayload { workspace: ws.into(), owner: owner.into() })
+        Ok(CreateWorkspacePayload { workspace: ws.into(), owner: super::types::User::project(owner, super::types::Viewing::Full) })
     }
 }

@@ -2,10 +2,13 @@
 
 use crate::auth::BuiltinRole;
 use crate::auth::session::ActiveSession;
+use crate::authz::catalog::SensitiveField;
+use crate::authz::fields::{Protected, protect};
 use crate::error::AppError;
 use crate::graphql::context::state;
+use crate::graphql::customers::reveal;
 use crate::repo;
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -49,41 +52,54 @@ pub struct OrgUnit {
     pub name: String,
 }
 
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
-pub struct User {
-    pub id: ID,
-    pub username: String,
-    pub display_name: String,
-    pub email: String,
-    pub active: bool,
-    /// The built-in role this user holds.
-    pub role: BuiltinRole,
-    pub last_login_at: Option<DateTime<Utc>>,
-    #[graphql(skip)]
-    pub workspace_id: Uuid,
-    #[graphql(skip)]
-    pub user_id: Uuid,
-    #[graphql(skip)]
-    pub department_id: Option<Uuid>,
-    #[graphql(skip)]
-    pub team_id: Option<Uuid>,
-    #[graphql(skip)]
-    pub primary_group_id: Option<Uuid>,
+/// Whose rules decide what of a user record is shown.
+pub enum Viewing<'a> {
+    /// A workspace user: their field access applies, except to their own record.
+    As(&'a crate::authz::eval::Grants, Uuid),
+    /// Everything (a master admin looking at the owner they just created).
+    Full,
 }
 
-impl From<entity::user::Model> for User {
-    fn from(u: entity::user::Model) -> Self {
+/// A staff member, as the viewer may see them.
+pub struct User {
+    pub user_id: Uuid,
+    pub workspace_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub active: bool,
+    pub licensed: bool,
+    pub licence_ends_at: Option<DateTime<Utc>>,
+    pub role: BuiltinRole,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub department_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub primary_group_id: Option<Uuid>,
+    email: Protected,
+    phone: Protected,
+    last_login_ip: Protected,
+}
+
+impl User {
+    /// The only way from a user row to the API.
+    pub fn project(u: entity::user::Model, viewing: Viewing<'_>) -> Self {
+        let shown = |field: SensitiveField, value: Option<String>| match viewing {
+            Viewing::Full => Protected::Value(value),
+            Viewing::As(_, viewer) if viewer == u.id => Protected::Value(value),
+            Viewing::As(g, _) => protect(g, field, value),
+        };
         Self {
-            id: ID(u.id.to_string()),
+            email: shown(SensitiveField::UserEmail, Some(u.email.clone())),
+            phone: shown(SensitiveField::UserPhone, u.phone.clone()),
+            last_login_ip: shown(SensitiveField::UserLastLoginIp, u.last_login_ip.clone()),
+            user_id: u.id,
+            workspace_id: u.workspace_id,
             username: u.username,
             display_name: u.display_name,
-            email: u.email,
             active: u.active,
+            licensed: u.licensed,
+            licence_ends_at: u.licence_ends_at,
             role: BuiltinRole::parse(&u.builtin_role),
             last_login_at: u.last_login_at,
-            workspace_id: u.workspace_id,
-            user_id: u.id,
             department_id: u.department_id,
             team_id: u.team_id,
             primary_group_id: u.primary_group_id,
@@ -91,26 +107,61 @@ impl From<entity::user::Model> for User {
     }
 }
 
-#[ComplexObject]
+#[Object]
 impl User {
+    async fn id(&self) -> ID {
+        ID(self.user_id.to_string())
+    }
+    async fn username(&self) -> &str {
+        &self.username
+    }
+    async fn display_name(&self) -> &str {
+        &self.display_name
+    }
+    /// Sensitive (masked: domain only); always visible to the user themselves.
+    async fn email(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.email)
+    }
+    /// Sensitive (masked: last 4 digits).
+    async fn phone(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.phone)
+    }
+    /// Sensitive.
+    async fn last_login_ip(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.last_login_ip)
+    }
+    async fn active(&self) -> bool {
+        self.active
+    }
+    async fn licensed(&self) -> bool {
+        self.licensed
+    }
+    async fn licence_ends_at(&self) -> Option<DateTime<Utc>> {
+        self.licence_ends_at
+    }
+    /// The built-in role the user was created with (their effective roles are in
+    /// `roleAssignments` and, for yourself, `me.access`).
+    async fn role(&self) -> BuiltinRole {
+        self.role
+    }
+    async fn last_login_at(&self) -> Option<DateTime<Utc>> {
+        self.last_login_at
+    }
     async fn department(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
         let Some(id) = self.department_id else { return Ok(None) };
         let d = repo::org::department(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
         Ok(d.map(|d| OrgUnit { id: ID(d.id.to_string()), name: d.name }))
     }
-
     async fn team(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
         let Some(id) = self.team_id else { return Ok(None) };
         let t = repo::org::team(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
         Ok(t.map(|t| OrgUnit { id: ID(t.id.to_string()), name: t.name }))
     }
-
     async fn primary_group(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
         let Some(id) = self.primary_group_id else { return Ok(None) };
         let g = repo::org::group(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
         Ok(g.map(|g| OrgUnit { id: ID(g.id.to_string()), name: g.name }))
     }
-
     /// Groups other than the primary group.
     async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<OrgUnit>> {
         let gs = repo::org::groups_of(&state(ctx)?.db, self.workspace_id, self.user_id).await.map_err(AppError::from)?;

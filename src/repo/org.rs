@@ -65,3 +65,31 @@ pub async fn groups_of(db: &impl ConnectionTrait, workspace_id: Uuid, user_id: U
 pub async fn group(db: &impl ConnectionTrait, workspace_id: Uuid, id: Uuid) -> Result<Option<group::Model>, DbErr> {
     group::Entity::find_by_id(id).filter(group::Column::WorkspaceId.eq(workspace_id)).one(db).await
 }
+
+pub async fn departments(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<Vec<department::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    department::Entity::find().filter(department::Column::WorkspaceId.eq(workspace_id)).order_by_asc(department::Column::Name).all(db).await
+}
+
+pub async fn teams(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<Vec<team::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    team::Entity::find().filter(team::Column::WorkspaceId.eq(workspace_id)).order_by_asc(team::Column::Name).all(db).await
+}
+
+pub async fn groups(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<Vec<group::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    group::Entity::find().filter(group::Column::WorkspaceId.eq(workspace_id)).order_by_asc(group::Column::Name).all(db).await
+}
+
+/// Replaces a user's other-group memberships.
+pub async fn set_memberships(db: &impl ConnectionTrait, workspace_id: Uuid, user_id: Uuid, group_ids: &[Uuid]) -> Result<(), DbErr> {
+    group_member::Entity::delete_many()
+        .filter(group_member::Column::WorkspaceId.eq(workspace_id))
+        .filter(group_member::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    for g in group_ids {
+        add_member(db, workspace_id, *g, user_id).await?;
+    }
+    Ok(())
+}

@@ -108,3 +108,88 @@ pub async fn in_group(db: &impl ConnectionTrait, workspace_id: Uuid, group_id: U
         .all(db)
         .await
 }
+
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    pub search: Option<String>,
+    pub active: Option<bool>,
+    pub department_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+}
+
+fn user_condition(workspace_id: Uuid, f: &UserFilter) -> Condition {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+    let mut c = Condition::all().add(user::Column::WorkspaceId.eq(workspace_id));
+    if let Some(s) = &f.search {
+        let escaped = crate::domain::fold_key(s).replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        c =
+            c.add(Condition::any().add(user::Column::UsernameKey.like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))).add(
+                Expr::expr(Func::lower(Expr::col(user::Column::DisplayName))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            ));
+    }
+    if let Some(a) = f.active {
+        c = c.add(user::Column::Active.eq(a));
+    }
+    if let Some(d) = f.department_id {
+        c = c.add(user::Column::DepartmentId.eq(d));
+    }
+    if let Some(t) = f.team_id {
+        c = c.add(user::Column::TeamId.eq(t));
+    }
+    c
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    f: &UserFilter,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<user::Model>, DbErr> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    user::Entity::find()
+        .filter(user_condition(workspace_id, f))
+        .order_by_asc(user::Column::UsernameKey)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+pub async fn count(db: &impl ConnectionTrait, workspace_id: Uuid, f: &UserFilter) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    user::Entity::find().filter(user_condition(workspace_id, f)).count(db).await
+}
+
+/// Users holding a seat: active and licensed.
+pub async fn seats_used(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(workspace_id))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::Licensed.eq(true))
+        .count(db)
+        .await
+}
+
+/// Writes the mutable fields of a user read in the same transaction.
+pub async fn save(db: &impl ConnectionTrait, m: &user::Model) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    user::Entity::update_many()
+        .col_expr(user::Column::DisplayName, Expr::value(m.display_name.clone()))
+        .col_expr(user::Column::Email, Expr::value(m.email.clone()))
+        .col_expr(user::Column::EmailKey, Expr::value(m.email_key.clone()))
+        .col_expr(user::Column::Phone, Expr::value(m.phone.clone()))
+        .col_expr(user::Column::Active, Expr::value(m.active))
+        .col_expr(user::Column::Licensed, Expr::value(m.licensed))
+        .col_expr(user::Column::LicenceEndsAt, Expr::value(m.licence_ends_at))
+        .col_expr(user::Column::DepartmentId, Expr::value(m.department_id))
+        .col_expr(user::Column::TeamId, Expr::value(m.team_id))
+        .col_expr(user::Column::PrimaryGroupId, Expr::value(m.primary_group_id))
+        .col_expr(user::Column::UpdatedAt, Expr::value(m.updated_at))
+        .filter(user::Column::WorkspaceId.eq(m.workspace_id))
+        .filter(user::Column::Id.eq(m.id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}

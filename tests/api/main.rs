@@ -15,3 +15,4 @@ mod roles;
 mod schema;
 mod sessions;
 mod store;
+mod team;
