@@ -6,6 +6,7 @@ use super::types::parse_id;
 use crate::auth::{BuiltinRole, Principal, UserPrincipal};
 use crate::authz::catalog::{FieldAccess, Module, Permission, Scope, SensitiveField};
 use crate::authz::eval::{Cause, EvalContext, Grants, Inactive, Restrictions as EvalRestrictions};
+use crate::authz::scope::{Placement, matches};
 use crate::error::AppError;
 use crate::repo;
 use crate::repo::roles::StoredRole;
@@ -257,10 +258,13 @@ pub struct AccessReason {
 
 #[derive(SimpleObject)]
 pub struct AccessExplanation {
+    /// The permission is held and, when a record was named, the record is in scope.
     pub allowed: bool,
     pub permission: Permission,
     /// The user's scope on the permission's module, when it has records.
     pub scope: Option<Scope>,
+    /// Whether the named record is within that scope.
+    pub record_in_scope: Option<bool>,
     pub reasons: Vec<AccessReason>,
 }
 
@@ -314,7 +318,33 @@ pub fn explain(g: &Grants, p: Permission) -> AccessExplanation {
             detail: format!("no active role grants {}", p.as_str()),
         });
     }
-    AccessExplanation { allowed, permission: p, scope, reasons }
+    AccessExplanation { allowed, permission: p, scope, record_in_scope: None, reasons }
+}
+
+/// Adds the scope check of one record to an explanation, using the same rule as the
+/// SQL condition (`authz::scope::matches`).
+fn explain_record(
+    e: &mut AccessExplanation,
+    who: &Placement,
+    record: (uuid::Uuid, Option<uuid::Uuid>, Option<uuid::Uuid>, Option<uuid::Uuid>),
+) {
+    let scope = e.scope.unwrap_or(Scope::None);
+    let (owner, department, team, group) = record;
+    let inside = matches(scope, who, owner, department, team, group);
+    let how = if owner == who.user_id {
+        "the record is assigned to the user".to_owned()
+    } else {
+        format!("the record is {} the user's {:?} scope", if inside { "within" } else { "outside" }, scope)
+    };
+    e.reasons.push(AccessReason {
+        kind: if inside { "SCOPE_MATCH" } else { "SCOPE_MISMATCH" }.into(),
+        role: None,
+        via: None,
+        inherited_from: None,
+        detail: how,
+    });
+    e.record_in_scope = Some(inside);
+    e.allowed = e.allowed && inside;
 }
 
 #[derive(Default)]
@@ -366,6 +396,7 @@ impl RolesQuery {
         ctx: &Context<'_>,
         user_id: ID,
         permission: Permission,
+        record_id: Option<ID>,
         ip: Option<String>,
         two_factor: Option<bool>,
     ) -> Result<AccessExplanation> {
@@ -377,7 +408,26 @@ impl RolesQuery {
         let ip = ip.map(|i| i.parse().map_err(|_| AppError::bad_input("ip", "is not an IP address"))).transpose()?;
         let ectx = EvalContext { now: state.clock.now(), ip, two_factor: two_factor.unwrap_or(false) };
         let loaded = state.grants.grants(&state.db, &user, &ws, &ectx).await.map_err(AppError::from)?;
-        Ok(explain(&loaded.grants, permission))
+        let mut e = explain(&loaded.grants, permission);
+        if let Some(rid) = record_id {
+            let rid = parse_id("recordId", &rid)?;
+            let record = match permission.module() {
+                Module::Customers => repo::customers::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
+                other => {
+                    return Err(AppError::bad_input("recordId", format!("records of {} cannot be explained yet", other.as_str())).into());
+                }
+            };
+            let record = record.ok_or(AppError::NotFound)?;
+            let who = Placement {
+                user_id: user.id,
+                department_id: user.department_id,
+                team_id: user.team_id,
+                primary_group_id: user.primary_group_id,
+                group_ids: loaded.group_ids.to_vec(),
+            };
+            explain_record(&mut e, &who, record);
+        }
+        Ok(e)
     }
 }
 

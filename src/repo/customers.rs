@@ -135,3 +135,18 @@ pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: customer::Model) 
         .await?;
     if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
+
+/// Where a customer sits (owner, department, team, group), ignoring scope: for
+/// explanations only, which then apply the scope rule themselves.
+pub async fn placement_unscoped(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
+    Ok(customer::Entity::find_by_id(id)
+        .filter(customer::Column::WorkspaceId.eq(workspace_id))
+        .filter(customer::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
+}

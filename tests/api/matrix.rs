@@ -100,6 +100,11 @@ const OPERATIONS: &[Operation] = &[
     },
 ];
 
+/// The GraphQL name of a permission (CUSTOMERS_READ for customers.read).
+fn permission_name(p: Permission) -> String {
+    p.as_str().replace('.', "_").to_uppercase()
+}
+
 async fn customer_of(app: &TestApp, workspace: &str, owner: &str) -> String {
     let rows = app
         .sql_values(
@@ -141,6 +146,16 @@ async fn customers_access_matrix() {
         // A fresh server per role: the operations change the records.
         let app = TestApp::spawn().await;
         let token = app.login("demo", actor).await;
+        let owner_token = app.login("demo", "owner").await;
+        let actor_id = {
+            let rows = app
+                .sql_values(
+                    "SELECT u.id FROM users u JOIN workspaces w ON u.workspace_id = w.id WHERE w.slug = 'demo' AND u.username_key = ?",
+                    vec![actor.into()],
+                )
+                .await;
+            rows[0].try_get_by_index::<uuid::Uuid>(0).unwrap().to_string()
+        };
         for (rel, ws, owner) in records_for(actor) {
             let id = customer_of(&app, ws, owner).await;
             // Listing finds exactly what reading finds.
@@ -150,9 +165,29 @@ async fn customers_access_matrix() {
             assert_eq!(in_list.unwrap_or(false), readable, "{actor} list {rel:?}");
             cells += 1;
             for op in OPERATIONS {
+                // Ask for the explanation first: the operation may change the record.
+                let explained = app
+                    .gql(
+                        "query($u: ID!, $p: Permission!, $r: ID) { explainAccess(userId: $u, permission: $p, recordId: $r) { allowed recordInScope } }",
+                        json!({ "u": actor_id, "p": permission_name(op.permission), "r": id }),
+                        Some(&owner_token),
+                    )
+                    .await;
                 let r = app.gql(op.query, (op.vars)(&id), Some(&token)).await;
                 let want = expected(&spec.permissions, scope, &spec.fields, op, rel);
                 assert_eq!(r.code(), want, "{actor} {} {rel:?}: {}", op.name, r.body);
+                // The explanation agrees with what happened (field rules aside).
+                let explained_allowed = if rel == Relation::OtherWorkspace {
+                    assert_eq!(explained.code(), Some("NOT_FOUND"), "explain {actor} {} {rel:?}", op.name);
+                    false
+                } else {
+                    explained.ok()["explainAccess"]["allowed"].as_bool().unwrap()
+                };
+                let held_and_in_scope = spec.permissions.contains(&op.permission) && scope_reaches(scope, rel);
+                assert_eq!(explained_allowed, held_and_in_scope, "explain {actor} {} {rel:?}: {}", op.name, explained.body);
+                if want.is_none() {
+                    assert!(explained_allowed, "explain denies what was allowed: {actor} {} {rel:?}", op.name);
+                }
                 cells += 1;
             }
         }
