@@ -268,6 +268,20 @@ fn offset_cursor(after: Option<&str>) -> Result<u64, AppError> {
     }
 }
 
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(SimpleObject)]
+pub struct ExportPayload {
+    pub format: ExportFormat,
+    pub rows: i32,
+    /// The file's content (CSV with a header row, or a JSON array).
+    pub content: String,
+}
+
 #[derive(Default)]
 pub struct CustomersQuery;
 
@@ -352,6 +366,45 @@ impl CustomersMutation {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let m = svc::reassign(state(ctx)?, &tx, p, parse_id("id", &id)?, parse_id("ownerId", &owner_id)?).await?;
         Ok(Customer::project(m, &p.grants))
+    }
+
+    /// Applies one change to several customers, all or nothing. Needs the
+    /// bulkOperations restriction; at most maxRecordsPerRequest ids.
+    async fn bulk_update_customers(&self, ctx: &Context<'_>, ids: Vec<ID>, input: CustomerInput) -> Result<Vec<Customer>> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let ids = ids.iter().map(|i| parse_id("ids", i)).collect::<Result<Vec<_>, _>>()?;
+        let rows = svc::bulk_update(state(ctx)?, &tx, p, &ids, input.into()).await?;
+        Ok(rows.into_iter().map(|m| Customer::project(m, &p.grants)).collect())
+    }
+
+    /// Deletes several customers, all or nothing; returns how many.
+    async fn bulk_delete_customers(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<i32> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let ids = ids.iter().map(|i| parse_id("ids", i)).collect::<Result<Vec<_>, _>>()?;
+        let n = svc::bulk_delete(state(ctx)?, &tx, p, &ids).await?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Exports the customers in your scope, sensitive fields as you may see them.
+    /// Needs customers.export and the dataExport restriction; audited.
+    async fn export_customers(&self, ctx: &Context<'_>, format: ExportFormat, filter: Option<CustomerFilter>) -> Result<ExportPayload> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let f = filter.unwrap_or_default();
+        if f.email.is_some() {
+            require_read(&p.grants, F::CustomerEmail)?;
+        }
+        let filter = repo::customers::Filter {
+            search: f.search,
+            status: f.status.map(|s| s.as_str().to_owned()),
+            owner_id: f.owner_id.as_ref().map(|o| parse_id("filter.ownerId", o)).transpose()?,
+            email: f.email,
+        };
+        let fmt = match format {
+            ExportFormat::Csv => svc::ExportFormat::Csv,
+            ExportFormat::Json => svc::ExportFormat::Json,
+        };
+        let (content, rows) = svc::export(&tx, p, &filter, fmt).await?;
+        Ok(ExportPayload { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content })
     }
 
     async fn delete_customer(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {

@@ -8,6 +8,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod customers;
 mod hardening;
 mod matrix;
 mod multi_instance;
