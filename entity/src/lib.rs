@@ -10,6 +10,7 @@ pub mod department;
 pub mod group;
 pub mod group_member;
 pub mod master_admin;
+pub mod product;
 pub mod role;
 pub mod role_assignment;
 pub mod team;

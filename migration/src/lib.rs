@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_foundation;
 mod m20261122_000002_roles;
 mod m20261122_000003_customers;
+mod m20261122_000004_products;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261122_000002_roles::Migration),
             Box::new(m20261122_000003_customers::Migration),
+            Box::new(m20261122_000004_products::Migration),
         ]
     }
 }

@@ -326,3 +326,22 @@ impl AuditEvent {
         }
     }
 }
+
+/// The `{field: {before, after}}` of a record change: plain fields with their values,
+/// sensitive fields compared on their real values but logged only as "[redacted]"
+/// (or null when empty). Fields that did not change are left out.
+pub fn record_changes(plain: &[(&str, Value, Value)], secret: &[(&str, Option<String>, Option<String>)]) -> Value {
+    let mut out = serde_json::Map::new();
+    for (k, b, a) in plain {
+        if b != a {
+            out.insert((*k).to_owned(), change(b.clone(), a.clone()));
+        }
+    }
+    let shown = |v: &Option<String>| if v.is_some() { Value::from(REDACTED) } else { Value::Null };
+    for (k, b, a) in secret {
+        if b != a {
+            out.insert((*k).to_owned(), change(shown(b), shown(a)));
+        }
+    }
+    Value::Object(out)
+}

@@ -8,6 +8,7 @@ pub mod customers;
 pub mod gate;
 pub mod platform;
 pub mod policy;
+pub mod products;
 pub mod roles;
 pub mod team;
 pub mod types;
@@ -17,10 +18,24 @@ use crate::state::AppState;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 #[derive(MergedObject, Default)]
-pub struct Query(auth::AuthQuery, audit::AuditQuery, roles::RolesQuery, customers::CustomersQuery, team::TeamQuery);
+pub struct Query(
+    auth::AuthQuery,
+    audit::AuditQuery,
+    roles::RolesQuery,
+    customers::CustomersQuery,
+    products::ProductsQuery,
+    team::TeamQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, platform::PlatformMutation, roles::RolesMutation, customers::CustomersMutation, team::TeamMutation);
+pub struct Mutation(
+    auth::AuthMutation,
+    platform::PlatformMutation,
+    roles::RolesMutation,
+    customers::CustomersMutation,
+    products::ProductsMutation,
+    team::TeamMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod customers;
 pub mod master_admins;
 pub mod org;
+pub mod products;
 pub mod roles;
 pub mod users;
 pub mod workspaces;

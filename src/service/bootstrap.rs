@@ -295,6 +295,38 @@ async fn seed_customers(
                 credit_limit_cents: Some(((n as i64) + 1) * 250_000),
             };
             let created = repo::customers::insert(db, &reach, m).await?;
+            if k == 0 {
+                let product = entity::product::Model {
+                    id: Uuid::now_v7(),
+                    workspace_id,
+                    owner_id: user.id,
+                    department_id: user.department_id,
+                    team_id: user.team_id,
+                    group_id: user.primary_group_id,
+                    created_by: user.id,
+                    created_at: now,
+                    updated_at: now,
+                    deleted_at: None,
+                    name: ["Standard widget", "Deluxe widget", "Service plan", "Spare parts kit", "Installation", "Training day"][*i % 6]
+                        .into(),
+                    sku: format!("SKU-{:03}", 100 + i),
+                    price_cents: 4_900 + (*i as i64) * 2_500,
+                    cost_price_cents: Some(2_100 + (*i as i64) * 1_100),
+                    supplier: Some(["Globex Supply", "Initech Parts", "Umbrella Wholesale"][*i % 3].into()),
+                    stock: 25 + (*i as i32) * 5,
+                    active: true,
+                };
+                let reach = Reach::bootstrap(workspace_id, Module::Products, reach.placement().clone());
+                let p = repo::products::insert(db, &reach, product).await?;
+                events.push(AuditEvent::Record {
+                    workspace_id,
+                    action: "product.created",
+                    module: "products",
+                    target_type: "product",
+                    id: p.id,
+                    changes: serde_json::json!({ "name": { "before": null, "after": p.name }, "sku": { "before": null, "after": p.sku } }),
+                });
+            }
             events.push(AuditEvent::Record {
                 workspace_id,
                 action: "customer.created",

@@ -1,7 +1,7 @@
 //! Customers: create, update, reassign, delete. Reads go straight from GraphQL to the
 //! scoped repo (they change nothing).
 
-use crate::audit::{AuditEvent, REDACTED};
+use crate::audit::AuditEvent;
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
 use crate::authz::fields::require_write;
@@ -120,53 +120,35 @@ fn apply(mut m: customer::Model, p: CustomerPatch) -> AppResult<customer::Model>
     Ok(m)
 }
 
-/// `{field: {before, after}}` of what differs; sensitive values are never written to
-/// the log, only that they changed.
+/// What changed between two versions (None: the record did not exist).
 fn changes(before: Option<&customer::Model>, after: Option<&customer::Model>) -> Value {
-    let plain = |m: Option<&customer::Model>| -> Vec<(&'static str, Value)> {
-        let Some(m) = m else { return Vec::new() };
-        vec![
-            ("name", json!(m.name)),
-            ("status", json!(m.status)),
-            ("ownerId", json!(m.owner_id.to_string())),
-            ("departmentId", json!(m.department_id.map(|d| d.to_string()))),
-            ("teamId", json!(m.team_id.map(|t| t.to_string()))),
-            ("groupId", json!(m.group_id.map(|g| g.to_string()))),
-            ("deleted", json!(m.deleted_at.is_some())),
-        ]
-    };
-    let secret = |m: Option<&customer::Model>| -> Vec<(&'static str, Option<String>)> {
-        let Some(m) = m else { return Vec::new() };
-        vec![
-            ("email", m.email.clone()),
-            ("phone", m.phone.clone()),
-            ("taxId", m.tax_id.clone()),
-            ("notes", m.notes.clone()),
-            ("creditLimit", m.credit_limit_cents.map(format_money)),
-        ]
-    };
-    let mut out = serde_json::Map::new();
-    let (pb, pa) = (plain(before), plain(after));
-    for (k, _) in pb.iter().chain(pa.iter()) {
-        let b = pb.iter().find(|(n, _)| n == k).map_or(Value::Null, |(_, v)| v.clone());
-        let a = pa.iter().find(|(n, _)| n == k).map_or(Value::Null, |(_, v)| v.clone());
-        if b != a {
-            out.insert((*k).into(), json!({ "before": b, "after": a }));
+    let id = |u: Option<Uuid>| json!(u.map(|u| u.to_string()));
+    let plain = |m: Option<&customer::Model>| -> [Value; 7] {
+        match m {
+            None => Default::default(),
+            Some(m) => [
+                json!(m.name),
+                json!(m.status),
+                json!(m.owner_id.to_string()),
+                id(m.department_id),
+                id(m.team_id),
+                id(m.group_id),
+                json!(m.deleted_at.is_some()),
+            ],
         }
-    }
-    let (sb, sa) = (secret(before), secret(after));
-    let shown = |v: Option<&Option<String>>| match v {
-        Some(Some(_)) => json!(REDACTED),
-        _ => Value::Null,
     };
-    for (k, _) in sb.iter().chain(sa.iter()) {
-        let b = sb.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-        let a = sa.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-        if b.cloned().flatten() != a.cloned().flatten() {
-            out.insert((*k).into(), json!({ "before": shown(b), "after": shown(a) }));
+    let secret = |m: Option<&customer::Model>| -> [Option<String>; 5] {
+        match m {
+            None => Default::default(),
+            Some(m) => [m.email.clone(), m.phone.clone(), m.tax_id.clone(), m.notes.clone(), m.credit_limit_cents.map(format_money)],
         }
-    }
-    Value::Object(out)
+    };
+    let (pb, pa, sb, sa) = (plain(before), plain(after), secret(before), secret(after));
+    let names = ["name", "status", "ownerId", "departmentId", "teamId", "groupId", "deleted"];
+    let secret_names = ["email", "phone", "taxId", "notes", "creditLimit"];
+    let plain: Vec<_> = names.iter().enumerate().map(|(i, n)| (*n, pb[i].clone(), pa[i].clone())).collect();
+    let secret: Vec<_> = secret_names.iter().enumerate().map(|(i, n)| (*n, sb[i].clone(), sa[i].clone())).collect();
+    crate::audit::record_changes(&plain, &secret)
 }
 
 fn event(ws: Uuid, action: &'static str, id: Uuid, changes: Value) -> AuditEvent {

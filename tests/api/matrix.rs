@@ -56,15 +56,73 @@ fn records_for(actor: &str) -> Vec<(Relation, &'static str, &'static str)> {
 struct Operation {
     name: &'static str,
     permission: Permission,
+    /// Further permissions the operation needs (a module action on top of write).
+    also: &'static [Permission],
     /// Sensitive fields the operation writes.
     writes: &'static [SensitiveField],
     query: &'static str,
     vars: fn(&str) -> Value,
 }
 
-const OPERATIONS: &[Operation] = &[
+/// The modules under test: the module, its table, and its operations.
+const MODULES: &[(Module, &str, &[Operation])] =
+    &[(Module::Customers, "customers", CUSTOMER_OPERATIONS), (Module::Products, "products", PRODUCT_OPERATIONS)];
+
+const PRODUCT_OPERATIONS: &[Operation] = &[
     Operation {
         name: "read",
+        permission: Permission::ProductsRead,
+        also: &[],
+        writes: &[],
+        query: "query($id: ID!) { product(id: $id) { id name } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "rename",
+        permission: Permission::ProductsWrite,
+        also: &[],
+        writes: &[],
+        query: "mutation($id: ID!) { updateProduct(id: $id, input: { name: \"Renamed\" }) { id } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "reprice",
+        permission: Permission::ProductsWrite,
+        also: &[Permission::ProductsPricing],
+        writes: &[],
+        query: "mutation($id: ID!) { updateProduct(id: $id, input: { price: \"99.00\" }) { id } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "set cost price",
+        permission: Permission::ProductsWrite,
+        also: &[Permission::ProductsPricing],
+        writes: &[SensitiveField::ProductCostPrice],
+        query: "mutation($id: ID!) { updateProduct(id: $id, input: { costPrice: \"12.00\" }) { id } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "adjust inventory",
+        permission: Permission::ProductsInventory,
+        also: &[],
+        writes: &[],
+        query: "mutation($id: ID!) { adjustInventory(id: $id, delta: -1) { stock } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "delete",
+        permission: Permission::ProductsDelete,
+        also: &[],
+        writes: &[],
+        query: "mutation($id: ID!) { deleteProduct(id: $id) }",
+        vars: |id| json!({ "id": id }),
+    },
+];
+
+const CUSTOMER_OPERATIONS: &[Operation] = &[
+    Operation {
+        name: "read",
+        also: &[],
         permission: Permission::CustomersRead,
         writes: &[],
         query: "query($id: ID!) { customer(id: $id) { id name } }",
@@ -73,6 +131,7 @@ const OPERATIONS: &[Operation] = &[
     Operation {
         name: "update",
         permission: Permission::CustomersWrite,
+        also: &[],
         writes: &[],
         query: "mutation($id: ID!) { updateCustomer(id: $id, input: { name: \"Renamed\" }) { id } }",
         vars: |id| json!({ "id": id }),
@@ -80,6 +139,7 @@ const OPERATIONS: &[Operation] = &[
     Operation {
         name: "update email",
         permission: Permission::CustomersWrite,
+        also: &[],
         writes: &[SensitiveField::CustomerEmail],
         query: "mutation($id: ID!) { updateCustomer(id: $id, input: { email: \"new@changed.example\" }) { id } }",
         vars: |id| json!({ "id": id }),
@@ -87,12 +147,14 @@ const OPERATIONS: &[Operation] = &[
     Operation {
         name: "update tax id",
         permission: Permission::CustomersWrite,
+        also: &[],
         writes: &[SensitiveField::CustomerTaxId],
         query: "mutation($id: ID!) { updateCustomer(id: $id, input: { taxId: \"XX999\" }) { id } }",
         vars: |id| json!({ "id": id }),
     },
     Operation {
         name: "delete",
+        also: &[],
         permission: Permission::CustomersDelete,
         writes: &[],
         query: "mutation($id: ID!) { deleteCustomer(id: $id) }",
@@ -105,15 +167,17 @@ fn permission_name(p: Permission) -> String {
     p.as_str().replace('.', "_").to_uppercase()
 }
 
-async fn customer_of(app: &TestApp, workspace: &str, owner: &str) -> String {
-    let rows = app
-        .sql_values(
-            "SELECT c.id FROM customers c JOIN users u ON c.owner_id = u.id JOIN workspaces w ON c.workspace_id = w.id \
-             WHERE w.slug = ? AND u.username_key = ? AND c.deleted_at IS NULL ORDER BY c.id",
-            vec![workspace.into(), owner.into()],
-        )
-        .await;
+async fn record_of(app: &TestApp, table: &str, workspace: &str, owner: &str) -> String {
+    let sql = format!(
+        "SELECT c.id FROM {table} c JOIN users u ON c.owner_id = u.id JOIN workspaces w ON c.workspace_id = w.id \
+         WHERE w.slug = ? AND u.username_key = ? AND c.deleted_at IS NULL ORDER BY c.id"
+    );
+    let rows = app.sql_values(&sql, vec![workspace.into(), owner.into()]).await;
     rows[0].try_get_by_index::<uuid::Uuid>(0).unwrap().to_string()
+}
+
+async fn customer_of(app: &TestApp, workspace: &str, owner: &str) -> String {
+    record_of(app, "customers", workspace, owner).await
 }
 
 fn expected(
@@ -123,7 +187,7 @@ fn expected(
     op: &Operation,
     rel: Relation,
 ) -> Option<&'static str> {
-    if !spec_perms.contains(&op.permission) {
+    if !spec_perms.contains(&op.permission) || op.also.iter().any(|p| !spec_perms.contains(p)) {
         return Some("FORBIDDEN");
     }
     if op.writes.iter().any(|f| fields.get(f).copied().unwrap_or_default() < FieldAccess::Write) {
@@ -136,63 +200,66 @@ fn expected(
 }
 
 #[tokio::test]
-async fn customers_access_matrix() {
+async fn access_matrix() {
     let mut cells = 0;
-    for (role, actor) in
-        [(BuiltinRole::Owner, "owner"), (BuiltinRole::Manager, "manager"), (BuiltinRole::Staff, "staff"), (BuiltinRole::Guest, "guest")]
-    {
-        let spec = specs().into_iter().find(|s| s.builtin == role).unwrap();
-        let scope = spec.scopes.get(&Module::Customers).copied().unwrap_or_default();
-        // A fresh server per role: the operations change the records.
-        let app = TestApp::spawn().await;
-        let token = app.login("demo", actor).await;
-        let owner_token = app.login("demo", "owner").await;
-        let actor_id = {
-            let rows = app
-                .sql_values(
-                    "SELECT u.id FROM users u JOIN workspaces w ON u.workspace_id = w.id WHERE w.slug = 'demo' AND u.username_key = ?",
-                    vec![actor.into()],
-                )
-                .await;
-            rows[0].try_get_by_index::<uuid::Uuid>(0).unwrap().to_string()
-        };
-        for (rel, ws, owner) in records_for(actor) {
-            let id = customer_of(&app, ws, owner).await;
-            // Listing finds exactly what reading finds.
-            let listed = app.gql("{ customers(first: 50) { edges { node { id } } } }", json!({}), Some(&token)).await;
-            let in_list = listed.body["data"]["customers"]["edges"].as_array().map(|e| e.iter().any(|n| n["node"]["id"] == id.as_str()));
-            let readable = spec.permissions.contains(&Permission::CustomersRead) && scope_reaches(scope, rel);
-            assert_eq!(in_list.unwrap_or(false), readable, "{actor} list {rel:?}");
-            cells += 1;
-            for op in OPERATIONS {
-                // Ask for the explanation first: the operation may change the record.
-                let explained = app
+    for (module, table, operations) in MODULES {
+        for (role, actor) in
+            [(BuiltinRole::Owner, "owner"), (BuiltinRole::Manager, "manager"), (BuiltinRole::Staff, "staff"), (BuiltinRole::Guest, "guest")]
+        {
+            let spec = specs().into_iter().find(|s| s.builtin == role).unwrap();
+            let scope = spec.scopes.get(module).copied().unwrap_or_default();
+            let read = module.read_permission().unwrap();
+            // A fresh server per role: the operations change the records.
+            let app = TestApp::spawn().await;
+            let token = app.login("demo", actor).await;
+            let owner_token = app.login("demo", "owner").await;
+            let actor_id = {
+                let rows = app
+                    .sql_values(
+                        "SELECT u.id FROM users u JOIN workspaces w ON u.workspace_id = w.id WHERE w.slug = 'demo' AND u.username_key = ?",
+                        vec![actor.into()],
+                    )
+                    .await;
+                rows[0].try_get_by_index::<uuid::Uuid>(0).unwrap().to_string()
+            };
+            for (rel, ws, owner) in records_for(actor) {
+                let id = record_of(&app, table, ws, owner).await;
+                // Listing finds exactly what reading finds.
+                let listed = app.gql(&format!("{{ {table}(first: 50) {{ edges {{ node {{ id }} }} }} }}"), json!({}), Some(&token)).await;
+                let in_list = listed.body["data"][*table]["edges"].as_array().map(|e| e.iter().any(|n| n["node"]["id"] == id.as_str()));
+                let readable = spec.permissions.contains(&read) && scope_reaches(scope, rel);
+                assert_eq!(in_list.unwrap_or(false), readable, "{actor} list {table} {rel:?}");
+                cells += 1;
+                for op in *operations {
+                    // Ask for the explanation first: the operation may change the record.
+                    let explained = app
                     .gql(
                         "query($u: ID!, $p: Permission!, $r: ID) { explainAccess(userId: $u, permission: $p, recordId: $r) { allowed recordInScope } }",
                         json!({ "u": actor_id, "p": permission_name(op.permission), "r": id }),
                         Some(&owner_token),
                     )
                     .await;
-                let r = app.gql(op.query, (op.vars)(&id), Some(&token)).await;
-                let want = expected(&spec.permissions, scope, &spec.fields, op, rel);
-                assert_eq!(r.code(), want, "{actor} {} {rel:?}: {}", op.name, r.body);
-                // The explanation agrees with what happened (field rules aside).
-                let explained_allowed = if rel == Relation::OtherWorkspace {
-                    assert_eq!(explained.code(), Some("NOT_FOUND"), "explain {actor} {} {rel:?}", op.name);
-                    false
-                } else {
-                    explained.ok()["explainAccess"]["allowed"].as_bool().unwrap()
-                };
-                let held_and_in_scope = spec.permissions.contains(&op.permission) && scope_reaches(scope, rel);
-                assert_eq!(explained_allowed, held_and_in_scope, "explain {actor} {} {rel:?}: {}", op.name, explained.body);
-                if want.is_none() {
-                    assert!(explained_allowed, "explain denies what was allowed: {actor} {} {rel:?}", op.name);
+                    let r = app.gql(op.query, (op.vars)(&id), Some(&token)).await;
+                    let want = expected(&spec.permissions, scope, &spec.fields, op, rel);
+                    assert_eq!(r.code(), want, "{actor} {table} {} {rel:?}: {}", op.name, r.body);
+                    // The explanation agrees with what happened (field rules aside).
+                    let explained_allowed = if rel == Relation::OtherWorkspace {
+                        assert_eq!(explained.code(), Some("NOT_FOUND"), "explain {actor} {} {rel:?}", op.name);
+                        false
+                    } else {
+                        explained.ok()["explainAccess"]["allowed"].as_bool().unwrap()
+                    };
+                    let held_and_in_scope = spec.permissions.contains(&op.permission) && scope_reaches(scope, rel);
+                    assert_eq!(explained_allowed, held_and_in_scope, "explain {actor} {} {rel:?}: {}", op.name, explained.body);
+                    if want.is_none() {
+                        assert!(explained_allowed, "explain denies what was allowed: {actor} {} {rel:?}", op.name);
+                    }
+                    cells += 1;
                 }
-                cells += 1;
             }
         }
     }
-    assert!(cells >= 100, "only {cells} cells");
+    assert!(cells >= 200, "only {cells} cells");
 }
 
 /// Field masking per role, on a record each role can read (its own).
@@ -240,6 +307,35 @@ async fn customer_fields_are_shown_masked_or_withheld_per_role() {
             if spec.fields.get(&field).copied().unwrap_or_default() < FieldAccess::Read {
                 let real = full[name].as_str().unwrap();
                 assert!(!r.body.to_string().contains(real), "{actor} sees {name} in {}", r.body);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn product_fields_are_shown_masked_or_withheld_per_role() {
+    let app = TestApp::spawn().await;
+    let q = "query($id: ID!) { product(id: $id) { costPrice supplier } }";
+    let fields = [("costPrice", SensitiveField::ProductCostPrice), ("supplier", SensitiveField::ProductSupplier)];
+    let owner_token = app.login("demo", "owner").await;
+    for (role, actor) in
+        [(BuiltinRole::Owner, "owner"), (BuiltinRole::Manager, "manager"), (BuiltinRole::Staff, "staff"), (BuiltinRole::Guest, "guest")]
+    {
+        let spec = specs().into_iter().find(|s| s.builtin == role).unwrap();
+        let id = record_of(&app, "products", "demo", actor).await;
+        let full = app.gql(q, json!({ "id": id }), Some(&owner_token)).await.ok()["product"].clone();
+        let token = app.login("demo", actor).await;
+        let r = app.gql(q, json!({ "id": id }), Some(&token)).await;
+        for (name, field) in fields {
+            let got = &r.body["data"]["product"][name];
+            let real = full[name].as_str().unwrap();
+            match spec.fields.get(&field).copied().unwrap_or_default() {
+                FieldAccess::Read | FieldAccess::Write => assert_eq!(got, real, "{actor} {name}"),
+                FieldAccess::Masked => assert_eq!(got.as_str().unwrap(), field.mask().apply(real), "{actor} {name}"),
+                FieldAccess::None => {
+                    assert!(got.is_null(), "{actor} {name}");
+                    assert!(!r.body.to_string().contains(real), "{actor} sees {name}");
+                }
             }
         }
     }

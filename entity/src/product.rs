@@ -1,0 +1,30 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "products")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub owner_id: Uuid,
+    pub department_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub group_id: Option<Uuid>,
+    pub created_by: Uuid,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub deleted_at: Option<DateTimeUtc>,
+    pub name: String,
+    /// Unique per workspace.
+    pub sku: String,
+    pub price_cents: i64,
+    pub cost_price_cents: Option<i64>,
+    pub supplier: Option<String>,
+    pub stock: i32,
+    pub active: bool,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

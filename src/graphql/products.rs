@@ -1,0 +1,206 @@
+//! Products over GraphQL; rows become `Product` only through `Product::project`.
+
+use super::audit::AuditEntry;
+use super::context::state;
+use super::customers::{ListInfo, page_size, reveal, user};
+use super::gate::Tx;
+use super::types::parse_id;
+use crate::authz::catalog::{Permission, SensitiveField as F};
+use crate::authz::eval::Grants;
+use crate::authz::fields::{Protected, protect};
+use crate::authz::scope::Reach;
+use crate::error::AppError;
+use crate::repo;
+use crate::service::customers::{Patch, format_money};
+use crate::service::products::{self as svc, ProductPatch};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
+
+pub struct Product {
+    id: uuid::Uuid,
+    workspace_id: uuid::Uuid,
+    owner_id: uuid::Uuid,
+    name: String,
+    sku: String,
+    price: String,
+    stock: i32,
+    active: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    cost_price: Protected,
+    supplier: Protected,
+}
+
+impl Product {
+    pub fn project(m: entity::product::Model, g: &Grants) -> Self {
+        Self {
+            cost_price: protect(g, F::ProductCostPrice, m.cost_price_cents.map(format_money)),
+            supplier: protect(g, F::ProductSupplier, m.supplier),
+            id: m.id,
+            workspace_id: m.workspace_id,
+            owner_id: m.owner_id,
+            name: m.name,
+            sku: m.sku,
+            price: format_money(m.price_cents),
+            stock: m.stock,
+            active: m.active,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+#[Object]
+impl Product {
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.name
+    }
+    async fn sku(&self) -> &str {
+        &self.sku
+    }
+    /// Selling price, as a decimal string.
+    async fn price(&self) -> &str {
+        &self.price
+    }
+    /// Sensitive (masked: order of magnitude).
+    async fn cost_price(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.cost_price)
+    }
+    /// Sensitive (masked: hidden).
+    async fn supplier(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.supplier)
+    }
+    async fn stock(&self) -> i32 {
+        self.stock
+    }
+    async fn active(&self) -> bool {
+        self.active
+    }
+    async fn owner_id(&self) -> ID {
+        ID(self.owner_id.to_string())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+    /// This record's audit entries, newest first (sensitive values redacted).
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+        let filter =
+            repo::audit::AuditFilter { target_id: Some(self.id.to_string()), module: Some("products".into()), ..Default::default() };
+        let rows = repo::audit::list(&state(ctx)?.db, self.workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct ProductFilter {
+    /// Part of the name or SKU.
+    pub search: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct ProductInput {
+    pub name: Option<String>,
+    pub sku: Option<String>,
+    pub active: Option<bool>,
+    /// Needs products.pricing.
+    pub price: Option<String>,
+    /// Needs products.pricing and WRITE on product cost prices.
+    pub cost_price: MaybeUndefined<String>,
+    /// Needs WRITE on product suppliers.
+    pub supplier: MaybeUndefined<String>,
+}
+
+fn patch(m: MaybeUndefined<String>) -> Patch<String> {
+    match m {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+impl From<ProductInput> for ProductPatch {
+    fn from(i: ProductInput) -> Self {
+        Self { name: i.name, sku: i.sku, active: i.active, price: i.price, cost_price: patch(i.cost_price), supplier: patch(i.supplier) }
+    }
+}
+
+#[derive(Default)]
+pub struct ProductsQuery;
+
+#[Object]
+impl ProductsQuery {
+    /// Products in your scope, by name.
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ProductFilter>,
+    ) -> Result<Connection<String, Product, ListInfo, EmptyFields>> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::ProductsRead)?;
+        let limit = page_size(&p.grants, first)?;
+        let offset = match after.as_deref() {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("o:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?,
+        };
+        let f = filter.unwrap_or_default();
+        let filter = repo::products::Filter { search: f.search, active: f.active };
+        let db = &state(ctx)?.db;
+        let total = repo::products::count(db, &reach, &filter).await.map_err(AppError::from)?;
+        let rows = repo::products::list(db, &reach, &filter, offset, limit).await.map_err(AppError::from)?;
+        let mut conn =
+            Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
+        conn.edges.extend(
+            rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), Product::project(m, &p.grants))),
+        );
+        Ok(conn)
+    }
+
+    async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Product> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::ProductsRead)?;
+        let m =
+            repo::products::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        Ok(Product::project(m, &p.grants))
+    }
+}
+
+#[derive(Default)]
+pub struct ProductsMutation;
+
+#[Object]
+impl ProductsMutation {
+    async fn create_product(&self, ctx: &Context<'_>, input: ProductInput) -> Result<Product> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Product::project(svc::create(state(ctx)?, &tx, p, input.into()).await?, &p.grants))
+    }
+
+    async fn update_product(&self, ctx: &Context<'_>, id: ID, input: ProductInput) -> Result<Product> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Product::project(svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into()).await?, &p.grants))
+    }
+
+    /// Adds to (or, negative, takes from) the stock. Needs products.inventory.
+    async fn adjust_inventory(&self, ctx: &Context<'_>, id: ID, delta: i32) -> Result<Product> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Product::project(svc::adjust_inventory(state(ctx)?, &tx, p, parse_id("id", &id)?, delta).await?, &p.grants))
+    }
+
+    async fn delete_product(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        svc::delete(state(ctx)?, &tx, p, parse_id("id", &id)?).await?;
+        Ok(true)
+    }
+}
