@@ -10,6 +10,8 @@ pub mod department;
 pub mod group;
 pub mod group_member;
 pub mod master_admin;
+pub mod order;
+pub mod order_line;
 pub mod product;
 pub mod role;
 pub mod role_assignment;

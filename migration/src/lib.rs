@@ -8,6 +8,7 @@ mod m20261122_000001_foundation;
 mod m20261122_000002_roles;
 mod m20261122_000003_customers;
 mod m20261122_000004_products;
+mod m20261122_000005_orders;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_roles::Migration),
             Box::new(m20261122_000003_customers::Migration),
             Box::new(m20261122_000004_products::Migration),
+            Box::new(m20261122_000005_orders::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod context;
 pub mod customers;
 pub mod gate;
+pub mod orders;
 pub mod platform;
 pub mod policy;
 pub mod products;
@@ -24,6 +25,7 @@ pub struct Query(
     roles::RolesQuery,
     customers::CustomersQuery,
     products::ProductsQuery,
+    orders::OrdersQuery,
     team::TeamQuery,
 );
 
@@ -34,6 +36,7 @@ pub struct Mutation(
     roles::RolesMutation,
     customers::CustomersMutation,
     products::ProductsMutation,
+    orders::OrdersMutation,
     team::TeamMutation,
 );
 

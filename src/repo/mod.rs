@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod customers;
 pub mod master_admins;
+pub mod orders;
 pub mod org;
 pub mod products;
 pub mod roles;

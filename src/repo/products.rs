@@ -109,3 +109,11 @@ pub async fn placement_unscoped(
         .await?
         .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
 }
+
+/// Several products at once, through the reach (missing or out of scope: absent).
+pub async fn get_many(db: &impl ConnectionTrait, reach: &Reach, ids: &[Uuid]) -> Result<Vec<product::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    product::Entity::find().filter(reach.condition("products")).filter(product::Column::Id.is_in(ids.iter().copied())).all(db).await
+}

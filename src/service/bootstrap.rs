@@ -318,6 +318,33 @@ async fn seed_customers(
                 };
                 let reach = Reach::bootstrap(workspace_id, Module::Products, reach.placement().clone());
                 let p = repo::products::insert(db, &reach, product).await?;
+                let order = entity::order::Model {
+                    id: Uuid::now_v7(),
+                    workspace_id,
+                    owner_id: user.id,
+                    department_id: user.department_id,
+                    team_id: user.team_id,
+                    group_id: user.primary_group_id,
+                    created_by: user.id,
+                    created_at: now,
+                    updated_at: now,
+                    deleted_at: None,
+                    customer_id: created.id,
+                    status: "draft".into(),
+                    total_cents: p.price_cents * 2,
+                    internal_notes: Some("Deliver to the side entrance.".into()),
+                };
+                let order_reach = Reach::bootstrap(workspace_id, Module::Orders, reach.placement().clone());
+                let o = repo::orders::insert(db, &order_reach, order).await?;
+                repo::orders::replace_lines(db, workspace_id, o.id, &[(p.id, 2, p.price_cents)]).await?;
+                events.push(AuditEvent::Record {
+                    workspace_id,
+                    action: "order.created",
+                    module: "orders",
+                    target_type: "order",
+                    id: o.id,
+                    changes: serde_json::json!({ "status": { "before": null, "after": "draft" }, "customerId": { "before": null, "after": created.id.to_string() } }),
+                });
                 events.push(AuditEvent::Record {
                     workspace_id,
                     action: "product.created",

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod customers;
+pub mod orders;
 pub mod products;
 pub mod roles;
 pub mod team;

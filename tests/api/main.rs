@@ -12,6 +12,7 @@ mod customers;
 mod hardening;
 mod matrix;
 mod multi_instance;
+mod orders;
 mod products;
 mod roles;
 mod schema;

@@ -1,0 +1,327 @@
+//! Orders over GraphQL. Nested customers, lines and products are loaded for a whole
+//! page at once (one query each, only when selected) and through the reader's own
+//! reach: a customer or product out of the reader's scope is simply null.
+
+use super::audit::AuditEntry;
+use super::context::state;
+use super::customers::{Customer, ListInfo, page_size, reveal, user};
+use super::gate::Tx;
+use super::products::Product;
+use super::types::parse_id;
+use crate::auth::UserPrincipal;
+use crate::authz::catalog::{Permission, SensitiveField as F};
+use crate::authz::fields::{Protected, protect};
+use crate::authz::scope::Reach;
+use crate::error::AppError;
+use crate::repo;
+use crate::service::customers::{Patch, format_money};
+use crate::service::orders::{self as svc, LineInput, OrderInput as SvcInput, Transition};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum OrderStatus {
+    Draft,
+    Processing,
+    Fulfilled,
+    Cancelled,
+    Refunded,
+}
+
+impl OrderStatus {
+    fn parse(s: &str) -> Self {
+        match s {
+            "processing" => Self::Processing,
+            "fulfilled" => Self::Fulfilled,
+            "cancelled" => Self::Cancelled,
+            "refunded" => Self::Refunded,
+            _ => Self::Draft,
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Processing => "processing",
+            Self::Fulfilled => "fulfilled",
+            Self::Cancelled => "cancelled",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
+pub struct OrderLine {
+    product_id: Uuid,
+    quantity: i32,
+    unit_price_cents: i64,
+    product: Option<Product>,
+}
+
+#[Object]
+impl OrderLine {
+    async fn product_id(&self) -> ID {
+        ID(self.product_id.to_string())
+    }
+    /// Null when the product is outside your scope.
+    async fn product(&self) -> Option<&Product> {
+        self.product.as_ref()
+    }
+    async fn quantity(&self) -> i32 {
+        self.quantity
+    }
+    async fn unit_price(&self) -> String {
+        format_money(self.unit_price_cents)
+    }
+    async fn line_total(&self) -> String {
+        format_money(self.unit_price_cents.saturating_mul(i64::from(self.quantity)))
+    }
+}
+
+pub struct Order {
+    id: Uuid,
+    workspace_id: Uuid,
+    owner_id: Uuid,
+    customer_id: Uuid,
+    status: OrderStatus,
+    total_cents: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    internal_notes: Protected,
+    customer: Option<Customer>,
+    lines: Vec<OrderLine>,
+}
+
+#[Object]
+impl Order {
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+    async fn status(&self) -> OrderStatus {
+        self.status
+    }
+    async fn total(&self) -> String {
+        format_money(self.total_cents)
+    }
+    async fn owner_id(&self) -> ID {
+        ID(self.owner_id.to_string())
+    }
+    async fn customer_id(&self) -> ID {
+        ID(self.customer_id.to_string())
+    }
+    /// Null when the customer is outside your scope.
+    async fn customer(&self) -> Option<&Customer> {
+        self.customer.as_ref()
+    }
+    async fn lines(&self) -> &[OrderLine] {
+        &self.lines
+    }
+    /// Sensitive (masked: hidden).
+    async fn internal_notes(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.internal_notes)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+        let filter = repo::audit::AuditFilter { target_id: Some(self.id.to_string()), module: Some("orders".into()), ..Default::default() };
+        let rows = repo::audit::list(&state(ctx)?.db, self.workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}
+
+/// Builds the page's projections with at most three extra queries, whatever its size.
+async fn project(
+    db: &impl sea_orm::ConnectionTrait,
+    p: &UserPrincipal,
+    rows: Vec<entity::order::Model>,
+    want_customer: bool,
+    want_lines: bool,
+) -> Result<Vec<Order>> {
+    let mut customers: HashMap<Uuid, entity::customer::Model> = HashMap::new();
+    if want_customer && let Ok(reach) = Reach::for_permission(p, Permission::CustomersRead) {
+        let ids: Vec<Uuid> = rows.iter().map(|o| o.customer_id).collect();
+        customers = repo::customers::get_many(db, &reach, &ids).await.map_err(AppError::from)?.into_iter().map(|c| (c.id, c)).collect();
+    }
+    let mut lines: HashMap<Uuid, Vec<entity::order_line::Model>> = HashMap::new();
+    let mut products: HashMap<Uuid, entity::product::Model> = HashMap::new();
+    if want_lines {
+        let ids: Vec<Uuid> = rows.iter().map(|o| o.id).collect();
+        for l in repo::orders::lines_of(db, p.workspace_id, &ids).await.map_err(AppError::from)? {
+            lines.entry(l.order_id).or_default().push(l);
+        }
+        if let Ok(reach) = Reach::for_permission(p, Permission::ProductsRead) {
+            let pids: Vec<Uuid> = lines.values().flatten().map(|l| l.product_id).collect();
+            products = repo::products::get_many(db, &reach, &pids).await.map_err(AppError::from)?.into_iter().map(|m| (m.id, m)).collect();
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|o| Order {
+            internal_notes: protect(&p.grants, F::OrderInternalNotes, o.internal_notes),
+            customer: customers.get(&o.customer_id).cloned().map(|c| Customer::project(c, &p.grants)),
+            lines: lines
+                .remove(&o.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| OrderLine {
+                    product: products.get(&l.product_id).cloned().map(|m| Product::project(m, &p.grants)),
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                    unit_price_cents: l.unit_price_cents,
+                })
+                .collect(),
+            id: o.id,
+            workspace_id: o.workspace_id,
+            owner_id: o.owner_id,
+            customer_id: o.customer_id,
+            status: OrderStatus::parse(&o.status),
+            total_cents: o.total_cents,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        })
+        .collect())
+}
+
+/// One order; `db` is the mutation's transaction when there is one (so the answer sees
+/// what the mutation wrote), else the pool.
+async fn project_one(ctx: &Context<'_>, db: &impl sea_orm::ConnectionTrait, p: &UserPrincipal, m: entity::order::Model) -> Result<Order> {
+    let look = ctx.look_ahead();
+    let mut v = project(db, p, vec![m], look.field("customer").exists(), look.field("lines").exists()).await?;
+    v.pop().ok_or_else(|| AppError::internal("projection lost the order").into())
+}
+
+#[derive(InputObject, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub customer_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct OrderLineInput {
+    pub product_id: ID,
+    pub quantity: i32,
+}
+
+#[derive(InputObject)]
+pub struct OrderInput {
+    /// Required when creating; cannot change afterwards.
+    pub customer_id: Option<ID>,
+    /// Replaces the lines (draft orders only). Prices come from the products.
+    pub lines: Option<Vec<OrderLineInput>>,
+    /// Needs WRITE on order internal notes; null clears.
+    pub internal_notes: MaybeUndefined<String>,
+}
+
+impl OrderInput {
+    fn into_service(self) -> Result<SvcInput, AppError> {
+        Ok(SvcInput {
+            customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            lines: self
+                .lines
+                .map(|ls| {
+                    ls.iter()
+                        .map(|l| Ok(LineInput { product_id: parse_id("lines.productId", &l.product_id)?, quantity: l.quantity }))
+                        .collect::<Result<Vec<_>, AppError>>()
+                })
+                .transpose()?,
+            internal_notes: match self.internal_notes {
+                MaybeUndefined::Undefined => Patch::Keep,
+                MaybeUndefined::Null => Patch::Clear,
+                MaybeUndefined::Value(v) => Patch::Set(v),
+            },
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct OrdersQuery;
+
+#[Object]
+impl OrdersQuery {
+    /// Orders in your scope, newest first.
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<OrderFilter>,
+    ) -> Result<Connection<String, Order, ListInfo, EmptyFields>> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::OrdersRead)?;
+        let limit = page_size(&p.grants, first)?;
+        let offset = match after.as_deref() {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("o:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?,
+        };
+        let f = filter.unwrap_or_default();
+        let filter = repo::orders::Filter {
+            status: f.status.map(|s| s.as_str().to_owned()),
+            customer_id: f.customer_id.as_ref().map(|c| parse_id("filter.customerId", c)).transpose()?,
+        };
+        let db = &state(ctx)?.db;
+        let total = repo::orders::count(db, &reach, &filter).await.map_err(AppError::from)?;
+        let rows = repo::orders::list(db, &reach, &filter, offset, limit).await.map_err(AppError::from)?;
+        let node = ctx.look_ahead().field("edges").field("node");
+        let projected = project(db, p, rows, node.field("customer").exists(), node.field("lines").exists()).await?;
+        let mut conn =
+            Connection::with_additional_fields(offset > 0, offset + (projected.len() as u64) < total, ListInfo { total_count: total });
+        conn.edges.extend(projected.into_iter().enumerate().map(|(i, o)| Edge::new(format!("o:{}", offset + i as u64 + 1), o)));
+        Ok(conn)
+    }
+
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::OrdersRead)?;
+        let db = &state(ctx)?.db;
+        let m = repo::orders::get(db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        project_one(ctx, db, p, m).await
+    }
+}
+
+#[derive(Default)]
+pub struct OrdersMutation;
+
+#[Object]
+impl OrdersMutation {
+    /// Creates a draft order for a customer you can read, from products you can read.
+    async fn create_order(&self, ctx: &Context<'_>, input: OrderInput) -> Result<Order> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let m = svc::create(state(ctx)?, &tx, p, input.into_service()?).await?;
+        project_one(ctx, tx.db(), p, m).await
+    }
+
+    async fn update_order(&self, ctx: &Context<'_>, id: ID, input: OrderInput) -> Result<Order> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?;
+        project_one(ctx, tx.db(), p, m).await
+    }
+
+    /// draft -> processing -> fulfilled (orders.process).
+    async fn process_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, Transition::Process).await?;
+        project_one(ctx, tx.db(), p, m).await
+    }
+
+    /// Cancels a draft or processing order (orders.cancel).
+    async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, Transition::Cancel).await?;
+        project_one(ctx, tx.db(), p, m).await
+    }
+
+    /// Refunds a fulfilled order (orders.refund).
+    async fn refund_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, Transition::Refund).await?;
+        project_one(ctx, tx.db(), p, m).await
+    }
+}

@@ -1,0 +1,127 @@
+//! Orders and their lines, always through the caller's `Reach`. Lines are loaded for
+//! many orders in one query (no N+1).
+
+use crate::authz::scope::Reach;
+use entity::{order, order_line};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub customer_id: Option<Uuid>,
+}
+
+fn condition(reach: &Reach, f: &Filter) -> Condition {
+    let mut c = reach.condition("orders");
+    if let Some(s) = &f.status {
+        c = c.add(order::Column::Status.eq(s.as_str()));
+    }
+    if let Some(cu) = f.customer_id {
+        c = c.add(order::Column::CustomerId.eq(cu));
+    }
+    c
+}
+
+pub async fn list(db: &impl ConnectionTrait, reach: &Reach, f: &Filter, offset: u64, limit: u64) -> Result<Vec<order::Model>, DbErr> {
+    order::Entity::find().filter(condition(reach, f)).order_by_desc(order::Column::Id).offset(offset).limit(limit).all(db).await
+}
+
+pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
+    order::Entity::find().filter(condition(reach, f)).count(db).await
+}
+
+pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<order::Model>, DbErr> {
+    order::Entity::find_by_id(id).filter(reach.condition("orders")).one(db).await
+}
+
+/// The lines of several orders (which the caller already read through a reach).
+pub async fn lines_of(db: &impl ConnectionTrait, workspace_id: Uuid, order_ids: &[Uuid]) -> Result<Vec<order_line::Model>, DbErr> {
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    order_line::Entity::find()
+        .filter(order_line::Column::WorkspaceId.eq(workspace_id))
+        .filter(order_line::Column::OrderId.is_in(order_ids.iter().copied()))
+        .order_by_asc(order_line::Column::Id)
+        .all(db)
+        .await
+}
+
+pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: order::Model) -> Result<order::Model, DbErr> {
+    if m.workspace_id != reach.workspace_id() {
+        return Err(DbErr::Custom("order of another workspace".into()));
+    }
+    order::ActiveModel {
+        id: Set(m.id),
+        workspace_id: Set(m.workspace_id),
+        owner_id: Set(m.owner_id),
+        department_id: Set(m.department_id),
+        team_id: Set(m.team_id),
+        group_id: Set(m.group_id),
+        created_by: Set(m.created_by),
+        created_at: Set(m.created_at),
+        updated_at: Set(m.updated_at),
+        deleted_at: Set(m.deleted_at),
+        customer_id: Set(m.customer_id),
+        status: Set(m.status),
+        total_cents: Set(m.total_cents),
+        internal_notes: Set(m.internal_notes),
+    }
+    .insert(db)
+    .await
+}
+
+/// Replaces an order's lines (the order was read through a reach in this transaction).
+pub async fn replace_lines(db: &impl ConnectionTrait, workspace_id: Uuid, order_id: Uuid, lines: &[(Uuid, i32, i64)]) -> Result<(), DbErr> {
+    order_line::Entity::delete_many()
+        .filter(order_line::Column::WorkspaceId.eq(workspace_id))
+        .filter(order_line::Column::OrderId.eq(order_id))
+        .exec(db)
+        .await?;
+    for (product_id, quantity, unit_price_cents) in lines {
+        order_line::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(workspace_id),
+            order_id: Set(order_id),
+            product_id: Set(*product_id),
+            quantity: Set(*quantity),
+            unit_price_cents: Set(*unit_price_cents),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: order::Model) -> Result<(), DbErr> {
+    let res = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(m.status))
+        .col_expr(order::Column::TotalCents, Expr::value(m.total_cents))
+        .col_expr(order::Column::InternalNotes, Expr::value(m.internal_notes))
+        .col_expr(order::Column::UpdatedAt, Expr::value(m.updated_at))
+        .col_expr(order::Column::DeletedAt, Expr::value(m.deleted_at))
+        .filter(reach.condition("orders"))
+        .filter(order::Column::Id.eq(m.id))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
+}
+
+/// Where an order sits, ignoring scope: for explanations only.
+pub async fn placement_unscoped(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
+    Ok(order::Entity::find_by_id(id)
+        .filter(order::Column::WorkspaceId.eq(workspace_id))
+        .filter(order::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
+}
