@@ -10,6 +10,7 @@ pub mod orders;
 pub mod platform;
 pub mod policy;
 pub mod products;
+pub mod reports;
 pub mod roles;
 pub mod team;
 pub mod types;
@@ -26,6 +27,7 @@ pub struct Query(
     customers::CustomersQuery,
     products::ProductsQuery,
     orders::OrdersQuery,
+    reports::ReportsQuery,
     team::TeamQuery,
 );
 

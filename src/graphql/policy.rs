@@ -68,6 +68,8 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Mutation", "processOrder") => Permission(P::OrdersProcess),
         ("Mutation", "cancelOrder") => Permission(P::OrdersCancel),
         ("Mutation", "refundOrder") => Permission(P::OrdersRefund),
+        ("Query", "salesReport") => Permission(P::ReportsRead),
+        ("Query", "pipelineAnalytics") => Permission(P::AnalyticsRead),
         ("Mutation", "login") => Public,
         ("Mutation", "masterLogin") => Public,
         ("Mutation", "logout") => Session,

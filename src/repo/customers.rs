@@ -150,3 +150,31 @@ pub async fn placement_unscoped(
         .await?
         .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
 }
+
+/// Customer count per status within the reach.
+pub async fn counts_by_status(db: &impl ConnectionTrait, reach: &Reach) -> Result<Vec<(String, i64)>, DbErr> {
+    customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Status)
+        .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
+        .filter(reach.condition("customers"))
+        .group_by(customer::Column::Status)
+        .order_by_asc(customer::Column::Status)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Customer count per owner within the reach.
+pub async fn counts_by_owner(db: &impl ConnectionTrait, reach: &Reach) -> Result<Vec<(Uuid, i64)>, DbErr> {
+    customer::Entity::find()
+        .select_only()
+        .column(customer::Column::OwnerId)
+        .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
+        .filter(reach.condition("customers"))
+        .group_by(customer::Column::OwnerId)
+        .order_by_asc(customer::Column::OwnerId)
+        .into_tuple()
+        .all(db)
+        .await
+}

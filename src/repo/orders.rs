@@ -125,3 +125,30 @@ pub async fn placement_unscoped(
         .await?
         .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
 }
+
+/// Order count and total per status, within the reach, created in `[from, to)`.
+pub async fn totals_by_status(
+    db: &impl ConnectionTrait,
+    reach: &Reach,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Vec<(String, i64, i64)>, DbErr> {
+    let mut c = reach.condition("orders");
+    if let Some(f) = from {
+        c = c.add(order::Column::CreatedAt.gte(f));
+    }
+    if let Some(t) = to {
+        c = c.add(order::Column::CreatedAt.lt(t));
+    }
+    order::Entity::find()
+        .select_only()
+        .column(order::Column::Status)
+        .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
+        .column_as(Expr::cust("CAST(COALESCE(SUM(total_cents), 0) AS BIGINT)"), "total")
+        .filter(c)
+        .group_by(order::Column::Status)
+        .order_by_asc(order::Column::Status)
+        .into_tuple()
+        .all(db)
+        .await
+}

@@ -14,6 +14,7 @@ mod matrix;
 mod multi_instance;
 mod orders;
 mod products;
+mod reports;
 mod roles;
 mod schema;
 mod sessions;

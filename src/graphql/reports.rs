@@ -1,0 +1,94 @@
+//! Read-only aggregates. They count only what the caller's scopes reach: the same
+//! `Reach` conditions as every list, inside the GROUP BY queries.
+
+use super::context::state;
+use super::customers::user;
+use crate::authz::catalog::Permission;
+use crate::authz::scope::Reach;
+use crate::error::AppError;
+use crate::repo;
+use crate::service::customers::format_money;
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+#[derive(SimpleObject)]
+pub struct StatusTotal {
+    pub status: String,
+    pub orders: i64,
+    pub total: String,
+}
+
+#[derive(SimpleObject)]
+pub struct SalesReport {
+    pub orders: i64,
+    /// Sum of fulfilled orders.
+    pub revenue: String,
+    pub by_status: Vec<StatusTotal>,
+}
+
+#[derive(SimpleObject)]
+pub struct StatusCount {
+    pub status: String,
+    pub customers: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct OwnerCount {
+    pub owner_id: ID,
+    pub customers: i64,
+}
+
+pub struct PipelineAnalytics {
+    by_status: Vec<StatusCount>,
+    reach: Reach,
+    advanced: bool,
+}
+
+#[Object]
+impl PipelineAnalytics {
+    /// Customers per pipeline stage (lead, active, inactive).
+    async fn by_status(&self) -> &[StatusCount] {
+        &self.by_status
+    }
+
+    /// Customers per assigned user. Needs analytics.advanced.
+    async fn by_owner(&self, ctx: &Context<'_>) -> Result<Vec<OwnerCount>> {
+        if !self.advanced {
+            return Err(AppError::Denied("the per-owner breakdown needs analytics.advanced".into()).into());
+        }
+        let rows = repo::customers::counts_by_owner(&state(ctx)?.db, &self.reach).await.map_err(AppError::from)?;
+        Ok(rows.into_iter().map(|(o, n)| OwnerCount { owner_id: ID(o.to_string()), customers: n }).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct ReportsQuery;
+
+#[Object]
+impl ReportsQuery {
+    /// Orders and revenue in your orders scope, created in `[from, to)`.
+    async fn sales_report(&self, ctx: &Context<'_>, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<SalesReport> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::OrdersRead)?;
+        let rows = repo::orders::totals_by_status(&state(ctx)?.db, &reach, from, to).await.map_err(AppError::from)?;
+        let orders = rows.iter().map(|r| r.1).sum();
+        let revenue = rows.iter().filter(|r| r.0 == "fulfilled").map(|r| r.2).sum();
+        Ok(SalesReport {
+            orders,
+            revenue: format_money(revenue),
+            by_status: rows.into_iter().map(|(status, orders, total)| StatusTotal { status, orders, total: format_money(total) }).collect(),
+        })
+    }
+
+    /// The customer pipeline in your customers scope.
+    async fn pipeline_analytics(&self, ctx: &Context<'_>) -> Result<PipelineAnalytics> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::CustomersRead)?;
+        let rows = repo::customers::counts_by_status(&state(ctx)?.db, &reach).await.map_err(AppError::from)?;
+        Ok(PipelineAnalytics {
+            by_status: rows.into_iter().map(|(status, customers)| StatusCount { status, customers }).collect(),
+            advanced: p.grants.has(Permission::AnalyticsAdvanced),
+            reach,
+        })
+    }
+}
