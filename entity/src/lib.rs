@@ -16,5 +16,6 @@ pub mod product;
 pub mod role;
 pub mod role_assignment;
 pub mod team;
+pub mod ticket;
 pub mod user;
 pub mod workspace;

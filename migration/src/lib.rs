@@ -9,6 +9,7 @@ mod m20261122_000002_roles;
 mod m20261122_000003_customers;
 mod m20261122_000004_products;
 mod m20261122_000005_orders;
+mod m20261122_000006_tickets;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_customers::Migration),
             Box::new(m20261122_000004_products::Migration),
             Box::new(m20261122_000005_orders::Migration),
+            Box::new(m20261122_000006_tickets::Migration),
         ]
     }
 }

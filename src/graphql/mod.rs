@@ -13,6 +13,7 @@ pub mod products;
 pub mod reports;
 pub mod roles;
 pub mod team;
+pub mod tickets;
 pub mod types;
 
 use crate::config::Config;
@@ -28,6 +29,7 @@ pub struct Query(
     products::ProductsQuery,
     orders::OrdersQuery,
     reports::ReportsQuery,
+    tickets::TicketsQuery,
     team::TeamQuery,
 );
 
@@ -39,6 +41,7 @@ pub struct Mutation(
     customers::CustomersMutation,
     products::ProductsMutation,
     orders::OrdersMutation,
+    tickets::TicketsMutation,
     team::TeamMutation,
 );
 

@@ -9,6 +9,7 @@ pub mod orders;
 pub mod org;
 pub mod products;
 pub mod roles;
+pub mod tickets;
 pub mod users;
 pub mod workspaces;
 

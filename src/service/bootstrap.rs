@@ -334,6 +334,38 @@ async fn seed_customers(
                     total_cents: p.price_cents * 2,
                     internal_notes: Some("Deliver to the side entrance.".into()),
                 };
+                let ticket_reach = Reach::bootstrap(workspace_id, Module::Tickets, reach.placement().clone());
+                let t = repo::tickets::insert(
+                    db,
+                    &ticket_reach,
+                    entity::ticket::Model {
+                        id: Uuid::now_v7(),
+                        workspace_id,
+                        owner_id: user.id,
+                        department_id: user.department_id,
+                        team_id: user.team_id,
+                        group_id: user.primary_group_id,
+                        created_by: user.id,
+                        created_at: now,
+                        updated_at: now,
+                        deleted_at: None,
+                        customer_id: Some(created.id),
+                        subject: format!("Delivery question from {}", created.name),
+                        status: "open".into(),
+                        priority: ["low", "normal", "high", "urgent"][*i % 4].into(),
+                        description: Some("Customer asks when the next delivery arrives.".into()),
+                        internal_notes: Some("Customer was unhappy last time; escalate if late.".into()),
+                    },
+                )
+                .await?;
+                events.push(AuditEvent::Record {
+                    workspace_id,
+                    action: "ticket.created",
+                    module: "tickets",
+                    target_type: "ticket",
+                    id: t.id,
+                    changes: serde_json::json!({ "subject": { "before": null, "after": t.subject } }),
+                });
                 let order_reach = Reach::bootstrap(workspace_id, Module::Orders, reach.placement().clone());
                 let o = repo::orders::insert(db, &order_reach, order).await?;
                 repo::orders::replace_lines(db, workspace_id, o.id, &[(p.id, 2, p.price_cents)]).await?;

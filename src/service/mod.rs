@@ -9,4 +9,5 @@ pub mod orders;
 pub mod products;
 pub mod roles;
 pub mod team;
+pub mod tickets;
 pub mod workspaces;

@@ -72,6 +72,37 @@ const MODULES: &[(Module, &str, &[Operation])] = &[
     (Module::Customers, "customers", CUSTOMER_OPERATIONS),
     (Module::Products, "products", PRODUCT_OPERATIONS),
     (Module::Orders, "orders", ORDER_OPERATIONS),
+    (Module::Tickets, "tickets", TICKET_OPERATIONS),
+];
+
+const TICKET_OPERATIONS: &[Operation] = &[
+    Operation {
+        name: "read",
+        permission: Permission::TicketsRead,
+        also: &[],
+        writes: &[],
+        when_allowed: None,
+        query: "query($id: ID!) { ticket(id: $id) { id subject } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "close",
+        permission: Permission::TicketsWrite,
+        also: &[],
+        writes: &[],
+        when_allowed: None,
+        query: "mutation($id: ID!) { updateTicket(id: $id, input: { status: CLOSED }) { status } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "set internal notes",
+        permission: Permission::TicketsWrite,
+        also: &[],
+        writes: &[SensitiveField::TicketInternalNotes],
+        when_allowed: None,
+        query: "mutation($id: ID!) { updateTicket(id: $id, input: { internalNotes: \"VIP\" }) { id } }",
+        vars: |id| json!({ "id": id }),
+    },
 ];
 
 /// In order: the seeded orders are drafts, so processing twice fulfils them, and a

@@ -103,3 +103,34 @@ async fn orders_are_priced_from_products_and_move_through_their_states() {
     let actions: Vec<&str> = h.ok()["order"]["history"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["order.cancelled", "order.processed", "order.created"]);
 }
+
+#[tokio::test]
+async fn tickets_link_only_readable_customers_and_guard_their_notes() {
+    let app = TestApp::spawn().await;
+    let staff = app.login("demo", "staff").await;
+    let create = "mutation($i: TicketInput!) { createTicket(input: $i) { id subject status priority internalNotes } }";
+    let mine = first_id(&app, "customers", "staff").await;
+    let theirs = first_id(&app, "customers", "guest").await;
+    let r = app.gql(create, json!({ "i": { "subject": "Broken widget", "customerId": mine, "priority": "HIGH", "internalNotes": "replace under warranty" } }), Some(&staff)).await;
+    let t = r.ok()["createTicket"].clone();
+    assert_eq!(
+        (t["status"].as_str(), t["priority"].as_str(), t["internalNotes"].as_str()),
+        (Some("OPEN"), Some("HIGH"), Some("replace under warranty"))
+    );
+    let r = app.gql(create, json!({ "i": { "subject": "Peek", "customerId": theirs } }), Some(&staff)).await;
+    assert_eq!(
+        (r.code(), r.body["errors"][0]["extensions"]["field"].as_str()),
+        (Some("BAD_USER_INPUT"), Some("customerId")),
+        "out-of-scope customer looks missing"
+    );
+    let guest = app.login("demo", "guest").await;
+    let r = app
+        .gql(
+            "query($id: ID!) { ticket(id: $id) { subject internalNotes } }",
+            json!({ "id": first_id(&app, "tickets", "guest").await }),
+            Some(&guest),
+        )
+        .await;
+    assert!(r.body["data"]["ticket"]["internalNotes"].is_null());
+    assert!(!r.body.to_string().contains("escalate"));
+}

@@ -1,0 +1,217 @@
+//! Tickets over GraphQL; rows become `Ticket` only through `Ticket::project`.
+
+use super::audit::AuditEntry;
+use super::context::state;
+use super::customers::{ListInfo, page_size, reveal, user};
+use super::gate::Tx;
+use super::types::parse_id;
+use crate::authz::catalog::{Permission, SensitiveField as F};
+use crate::authz::eval::Grants;
+use crate::authz::fields::{Protected, protect};
+use crate::authz::scope::Reach;
+use crate::error::AppError;
+use crate::repo;
+use crate::service::customers::Patch;
+use crate::service::tickets::{self as svc, TicketPatch};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum TicketStatus {
+    Open,
+    Pending,
+    Closed,
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum TicketPriority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+fn status_str(s: TicketStatus) -> &'static str {
+    match s {
+        TicketStatus::Open => "open",
+        TicketStatus::Pending => "pending",
+        TicketStatus::Closed => "closed",
+    }
+}
+
+fn priority_str(p: TicketPriority) -> &'static str {
+    match p {
+        TicketPriority::Low => "low",
+        TicketPriority::Normal => "normal",
+        TicketPriority::High => "high",
+        TicketPriority::Urgent => "urgent",
+    }
+}
+
+pub struct Ticket {
+    m: entity::ticket::Model,
+    internal_notes: Protected,
+}
+
+impl Ticket {
+    pub fn project(mut m: entity::ticket::Model, g: &Grants) -> Self {
+        let internal_notes = protect(g, F::TicketInternalNotes, m.internal_notes.take());
+        Self { m, internal_notes }
+    }
+}
+
+#[Object]
+impl Ticket {
+    async fn id(&self) -> ID {
+        ID(self.m.id.to_string())
+    }
+    async fn subject(&self) -> &str {
+        &self.m.subject
+    }
+    async fn status(&self) -> TicketStatus {
+        match self.m.status.as_str() {
+            "pending" => TicketStatus::Pending,
+            "closed" => TicketStatus::Closed,
+            _ => TicketStatus::Open,
+        }
+    }
+    async fn priority(&self) -> TicketPriority {
+        match self.m.priority.as_str() {
+            "low" => TicketPriority::Low,
+            "high" => TicketPriority::High,
+            "urgent" => TicketPriority::Urgent,
+            _ => TicketPriority::Normal,
+        }
+    }
+    async fn description(&self) -> Option<&str> {
+        self.m.description.as_deref()
+    }
+    /// Sensitive (masked: hidden).
+    async fn internal_notes(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.internal_notes)
+    }
+    async fn customer_id(&self) -> Option<ID> {
+        self.m.customer_id.map(|c| ID(c.to_string()))
+    }
+    async fn owner_id(&self) -> ID {
+        ID(self.m.owner_id.to_string())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.m.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.m.updated_at
+    }
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+        let filter =
+            repo::audit::AuditFilter { target_id: Some(self.m.id.to_string()), module: Some("tickets".into()), ..Default::default() };
+        let rows = repo::audit::list(&state(ctx)?.db, self.m.workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct TicketFilter {
+    pub status: Option<TicketStatus>,
+    pub priority: Option<TicketPriority>,
+    pub customer_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct TicketInput {
+    /// Only when creating; a customer you can read.
+    pub customer_id: Option<ID>,
+    pub subject: Option<String>,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<TicketPriority>,
+    pub description: MaybeUndefined<String>,
+    /// Needs WRITE on ticket internal notes.
+    pub internal_notes: MaybeUndefined<String>,
+}
+
+fn patch(m: MaybeUndefined<String>) -> Patch<String> {
+    match m {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+impl TicketInput {
+    fn into_service(self) -> Result<TicketPatch, AppError> {
+        Ok(TicketPatch {
+            customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            subject: self.subject,
+            status: self.status.map(|s| status_str(s).to_owned()),
+            priority: self.priority.map(|p| priority_str(p).to_owned()),
+            description: patch(self.description),
+            internal_notes: patch(self.internal_notes),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct TicketsQuery;
+
+#[Object]
+impl TicketsQuery {
+    /// Tickets in your scope, newest first.
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<TicketFilter>,
+    ) -> Result<Connection<String, Ticket, ListInfo, EmptyFields>> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::TicketsRead)?;
+        let limit = page_size(&p.grants, first)?;
+        let offset = match after.as_deref() {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("o:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?,
+        };
+        let f = filter.unwrap_or_default();
+        let filter = repo::tickets::Filter {
+            status: f.status.map(|s| status_str(s).to_owned()),
+            priority: f.priority.map(|p| priority_str(p).to_owned()),
+            customer_id: f.customer_id.as_ref().map(|c| parse_id("filter.customerId", c)).transpose()?,
+        };
+        let db = &state(ctx)?.db;
+        let total = repo::tickets::count(db, &reach, &filter).await.map_err(AppError::from)?;
+        let rows = repo::tickets::list(db, &reach, &filter, offset, limit).await.map_err(AppError::from)?;
+        let mut conn =
+            Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
+        conn.edges.extend(
+            rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), Ticket::project(m, &p.grants))),
+        );
+        Ok(conn)
+    }
+
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> Result<Ticket> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::TicketsRead)?;
+        let m =
+            repo::tickets::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        Ok(Ticket::project(m, &p.grants))
+    }
+}
+
+#[derive(Default)]
+pub struct TicketsMutation;
+
+#[Object]
+impl TicketsMutation {
+    async fn create_ticket(&self, ctx: &Context<'_>, input: TicketInput) -> Result<Ticket> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Ticket::project(svc::create(state(ctx)?, &tx, p, input.into_service()?).await?, &p.grants))
+    }
+
+    async fn update_ticket(&self, ctx: &Context<'_>, id: ID, input: TicketInput) -> Result<Ticket> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Ticket::project(svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?, &p.grants))
+    }
+}
