@@ -12,6 +12,7 @@ pub mod group_member;
 pub mod master_admin;
 pub mod order;
 pub mod order_line;
+pub mod payment;
 pub mod product;
 pub mod role;
 pub mod role_assignment;

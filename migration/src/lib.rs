@@ -10,6 +10,7 @@ mod m20261122_000003_customers;
 mod m20261122_000004_products;
 mod m20261122_000005_orders;
 mod m20261122_000006_tickets;
+mod m20261122_000007_payments;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_products::Migration),
             Box::new(m20261122_000005_orders::Migration),
             Box::new(m20261122_000006_tickets::Migration),
+            Box::new(m20261122_000007_payments::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@ pub mod context;
 pub mod customers;
 pub mod gate;
 pub mod orders;
+pub mod payments;
 pub mod platform;
 pub mod policy;
 pub mod products;
@@ -29,6 +30,7 @@ pub struct Query(
     products::ProductsQuery,
     orders::OrdersQuery,
     reports::ReportsQuery,
+    payments::PaymentsQuery,
     tickets::TicketsQuery,
     team::TeamQuery,
 );
@@ -41,6 +43,7 @@ pub struct Mutation(
     customers::CustomersMutation,
     products::ProductsMutation,
     orders::OrdersMutation,
+    payments::PaymentsMutation,
     tickets::TicketsMutation,
     team::TeamMutation,
 );

@@ -416,6 +416,7 @@ impl RolesQuery {
                 Module::Products => repo::products::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
                 Module::Orders => repo::orders::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
                 Module::Tickets => repo::tickets::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
+                Module::Payments => repo::payments::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
                 other => {
                     return Err(AppError::bad_input("recordId", format!("records of {} cannot be explained yet", other.as_str())).into());
                 }

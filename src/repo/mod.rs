@@ -7,6 +7,7 @@ pub mod customers;
 pub mod master_admins;
 pub mod orders;
 pub mod org;
+pub mod payments;
 pub mod products;
 pub mod roles;
 pub mod tickets;

@@ -369,6 +369,41 @@ async fn seed_customers(
                 let order_reach = Reach::bootstrap(workspace_id, Module::Orders, reach.placement().clone());
                 let o = repo::orders::insert(db, &order_reach, order).await?;
                 repo::orders::replace_lines(db, workspace_id, o.id, &[(p.id, 2, p.price_cents)]).await?;
+                let pay_reach = Reach::bootstrap(workspace_id, Module::Payments, reach.placement().clone());
+                let slug: String = created.name.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect::<String>().to_lowercase();
+                let pay = repo::payments::insert(
+                    db,
+                    &pay_reach,
+                    entity::payment::Model {
+                        id: Uuid::now_v7(),
+                        workspace_id,
+                        owner_id: user.id,
+                        department_id: user.department_id,
+                        team_id: user.team_id,
+                        group_id: user.primary_group_id,
+                        created_by: user.id,
+                        created_at: now,
+                        updated_at: now,
+                        deleted_at: None,
+                        order_id: Some(o.id),
+                        amount_cents: o.total_cents,
+                        method: "card".into(),
+                        status: "processed".into(),
+                        reference: Some(format!("PAY-{:04}", 1000 + i)),
+                        card_last4: Some(format!("{:04}", 4242 + i)),
+                        iban: Some(format!("GB82WEST1234569876{:04}", 5432 + i)),
+                        payer_email: Some(format!("ap@{slug}.example")),
+                    },
+                )
+                .await?;
+                events.push(AuditEvent::Record {
+                    workspace_id,
+                    action: "payment.processed",
+                    module: "payments",
+                    target_type: "payment",
+                    id: pay.id,
+                    changes: serde_json::json!({ "amount": { "before": null, "after": crate::service::customers::format_money(pay.amount_cents) } }),
+                });
                 events.push(AuditEvent::Record {
                     workspace_id,
                     action: "order.created",

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod customers;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod roles;
 pub mod team;

@@ -73,6 +73,48 @@ const MODULES: &[(Module, &str, &[Operation])] = &[
     (Module::Products, "products", PRODUCT_OPERATIONS),
     (Module::Orders, "orders", ORDER_OPERATIONS),
     (Module::Tickets, "tickets", TICKET_OPERATIONS),
+    (Module::Payments, "payments", PAYMENT_OPERATIONS),
+];
+
+/// In order: a processed payment can be reconciled, then refunded, and a refunded one
+/// cannot be reconciled.
+const PAYMENT_OPERATIONS: &[Operation] = &[
+    Operation {
+        name: "read",
+        permission: Permission::PaymentsRead,
+        also: &[],
+        writes: &[],
+        when_allowed: None,
+        query: "query($id: ID!) { payment(id: $id) { id amount } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "reconcile",
+        permission: Permission::PaymentsReconcile,
+        also: &[],
+        writes: &[],
+        when_allowed: None,
+        query: "mutation($id: ID!) { reconcilePayment(id: $id) { status } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "refund",
+        permission: Permission::PaymentsRefund,
+        also: &[],
+        writes: &[],
+        when_allowed: None,
+        query: "mutation($id: ID!) { refundPayment(id: $id) { status } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "reconcile after refund",
+        permission: Permission::PaymentsReconcile,
+        also: &[],
+        writes: &[],
+        when_allowed: Some("CONFLICT"),
+        query: "mutation($id: ID!) { reconcilePayment(id: $id) { status } }",
+        vars: |id| json!({ "id": id }),
+    },
 ];
 
 const TICKET_OPERATIONS: &[Operation] = &[

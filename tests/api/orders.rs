@@ -134,3 +134,48 @@ async fn tickets_link_only_readable_customers_and_guard_their_notes() {
     assert!(r.body["data"]["ticket"]["internalNotes"].is_null());
     assert!(!r.body.to_string().contains("escalate"));
 }
+
+#[tokio::test]
+async fn payments_guard_card_iban_and_payer_email() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    let manager = app.login("demo", "manager").await;
+    let q = "query($id: ID!) { payment(id: $id) { amount cardLast4 iban payerEmail } }";
+    let id = first_id(&app, "payments", "staff").await;
+    let full = app.gql(q, json!({ "id": id }), Some(&owner)).await.ok()["payment"].clone();
+    let seen = app.gql(q, json!({ "id": id }), Some(&manager)).await.ok()["payment"].clone();
+    assert_eq!(seen["cardLast4"], full["cardLast4"], "managers read card last 4");
+    assert_eq!(seen["payerEmail"], full["payerEmail"]);
+    let iban = full["iban"].as_str().unwrap();
+    assert_eq!(seen["iban"].as_str().unwrap(), format!("•••{}", &iban[iban.len() - 4..]), "IBAN masked to the last 4");
+    let staff = app.login("demo", "staff").await;
+    assert_eq!(app.gql(q, json!({ "id": id }), Some(&staff)).await.code(), Some("FORBIDDEN"), "staff have no payments.read");
+
+    let record = "mutation($i: RecordPaymentInput!) { recordPayment(input: $i) { status amount } }";
+    let order = first_id(&app, "orders", "manager").await;
+    for (input, field) in [
+        (json!({ "amount": "0", "method": "CARD" }), "amount"),
+        (json!({ "amount": "10", "method": "CARD", "cardLast4": "42" }), "cardLast4"),
+        (json!({ "amount": "10", "method": "TRANSFER", "iban": "NOT AN IBAN!" }), "iban"),
+        (json!({ "amount": "10", "method": "CARD", "payerEmail": "nope" }), "payerEmail"),
+    ] {
+        let r = app.gql(record, json!({ "i": input }), Some(&owner)).await;
+        assert_eq!((r.code(), r.body["errors"][0]["extensions"]["field"].as_str()), (Some("BAD_USER_INPUT"), Some(field)), "{}", r.body);
+    }
+    let r = app
+        .gql(
+            record,
+            json!({ "i": { "amount": "25.50", "method": "TRANSFER", "orderId": order, "iban": "GB29 NWBK 6016 1331 9268 19" } }),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(r.ok()["recordPayment"]["status"], "PROCESSED");
+    let rows = app.sql_values("SELECT changes FROM audit_entries WHERE action = 'payment.processed' ORDER BY id DESC", vec![]).await;
+    let logged = rows[0].try_get_by_index::<Option<serde_json::Value>>(0).unwrap().unwrap().to_string();
+    assert!(logged.contains("[redacted]") && !logged.contains("NWBK"), "{logged}");
+    assert_eq!(
+        app.gql(record, json!({ "i": { "amount": "1", "method": "CASH" } }), Some(&manager)).await.code(),
+        Some("FORBIDDEN"),
+        "managers do not take payments"
+    );
+}

@@ -1,0 +1,32 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "payments")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub owner_id: Uuid,
+    pub department_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub group_id: Option<Uuid>,
+    pub created_by: Uuid,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub deleted_at: Option<DateTimeUtc>,
+    pub order_id: Option<Uuid>,
+    pub amount_cents: i64,
+    /// card | transfer | cash
+    pub method: String,
+    /// processed | reconciled | refunded
+    pub status: String,
+    pub reference: Option<String>,
+    pub card_last4: Option<String>,
+    pub iban: Option<String>,
+    pub payer_email: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

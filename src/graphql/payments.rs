@@ -1,0 +1,217 @@
+//! Payments over GraphQL; rows become `Payment` only through `Payment::project`.
+
+use super::audit::AuditEntry;
+use super::context::state;
+use super::customers::{ListInfo, page_size, reveal, user};
+use super::gate::Tx;
+use super::types::parse_id;
+use crate::authz::catalog::{Permission, SensitiveField as F};
+use crate::authz::eval::Grants;
+use crate::authz::fields::{Protected, protect};
+use crate::authz::scope::Reach;
+use crate::error::AppError;
+use crate::repo;
+use crate::service::customers::format_money;
+use crate::service::payments::{self as svc, NewPayment, Step};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum PaymentStatus {
+    Processed,
+    Reconciled,
+    Refunded,
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum PaymentMethod {
+    Card,
+    Transfer,
+    Cash,
+}
+
+pub struct Payment {
+    m: entity::payment::Model,
+    card_last4: Protected,
+    iban: Protected,
+    payer_email: Protected,
+}
+
+impl Payment {
+    pub fn project(mut m: entity::payment::Model, g: &Grants) -> Self {
+        Self {
+            card_last4: protect(g, F::PaymentCardLast4, m.card_last4.take()),
+            iban: protect(g, F::PaymentIban, m.iban.take()),
+            payer_email: protect(g, F::PaymentPayerEmail, m.payer_email.take()),
+            m,
+        }
+    }
+}
+
+#[Object]
+impl Payment {
+    async fn id(&self) -> ID {
+        ID(self.m.id.to_string())
+    }
+    async fn amount(&self) -> String {
+        format_money(self.m.amount_cents)
+    }
+    async fn method(&self) -> PaymentMethod {
+        match self.m.method.as_str() {
+            "transfer" => PaymentMethod::Transfer,
+            "cash" => PaymentMethod::Cash,
+            _ => PaymentMethod::Card,
+        }
+    }
+    async fn status(&self) -> PaymentStatus {
+        match self.m.status.as_str() {
+            "reconciled" => PaymentStatus::Reconciled,
+            "refunded" => PaymentStatus::Refunded,
+            _ => PaymentStatus::Processed,
+        }
+    }
+    async fn reference(&self) -> Option<&str> {
+        self.m.reference.as_deref()
+    }
+    async fn order_id(&self) -> Option<ID> {
+        self.m.order_id.map(|o| ID(o.to_string()))
+    }
+    /// Sensitive (masked: hidden).
+    async fn card_last4(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.card_last4)
+    }
+    /// Sensitive (masked: last 4).
+    async fn iban(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.iban)
+    }
+    /// Sensitive (masked: domain only).
+    async fn payer_email(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.payer_email)
+    }
+    async fn owner_id(&self) -> ID {
+        ID(self.m.owner_id.to_string())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.m.created_at
+    }
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+        let filter =
+            repo::audit::AuditFilter { target_id: Some(self.m.id.to_string()), module: Some("payments".into()), ..Default::default() };
+        let rows = repo::audit::list(&state(ctx)?.db, self.m.workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct PaymentFilter {
+    pub status: Option<PaymentStatus>,
+    pub order_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct RecordPaymentInput {
+    /// An order you can read, if the payment is for one.
+    pub order_id: Option<ID>,
+    /// A decimal amount such as "49.90".
+    pub amount: String,
+    pub method: PaymentMethod,
+    pub reference: Option<String>,
+    /// The fields below need WRITE on them.
+    pub card_last4: Option<String>,
+    pub iban: Option<String>,
+    pub payer_email: Option<String>,
+}
+
+#[derive(Default)]
+pub struct PaymentsQuery;
+
+#[Object]
+impl PaymentsQuery {
+    /// Payments in your scope, newest first.
+    async fn payments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<PaymentFilter>,
+    ) -> Result<Connection<String, Payment, ListInfo, EmptyFields>> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::PaymentsRead)?;
+        let limit = page_size(&p.grants, first)?;
+        let offset = match after.as_deref() {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("o:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?,
+        };
+        let f = filter.unwrap_or_default();
+        let filter = repo::payments::Filter {
+            status: f.status.map(|s| {
+                match s {
+                    PaymentStatus::Processed => "processed",
+                    PaymentStatus::Reconciled => "reconciled",
+                    PaymentStatus::Refunded => "refunded",
+                }
+                .to_owned()
+            }),
+            order_id: f.order_id.as_ref().map(|o| parse_id("filter.orderId", o)).transpose()?,
+        };
+        let db = &state(ctx)?.db;
+        let total = repo::payments::count(db, &reach, &filter).await.map_err(AppError::from)?;
+        let rows = repo::payments::list(db, &reach, &filter, offset, limit).await.map_err(AppError::from)?;
+        let mut conn =
+            Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
+        conn.edges.extend(
+            rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), Payment::project(m, &p.grants))),
+        );
+        Ok(conn)
+    }
+
+    async fn payment(&self, ctx: &Context<'_>, id: ID) -> Result<Payment> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::PaymentsRead)?;
+        let m =
+            repo::payments::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        Ok(Payment::project(m, &p.grants))
+    }
+}
+
+#[derive(Default)]
+pub struct PaymentsMutation;
+
+#[Object]
+impl PaymentsMutation {
+    /// Records a received payment (payments.process).
+    async fn record_payment(&self, ctx: &Context<'_>, input: RecordPaymentInput) -> Result<Payment> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let input = NewPayment {
+            order_id: input.order_id.as_ref().map(|o| parse_id("orderId", o)).transpose()?,
+            amount: input.amount,
+            method: match input.method {
+                PaymentMethod::Card => "card",
+                PaymentMethod::Transfer => "transfer",
+                PaymentMethod::Cash => "cash",
+            }
+            .into(),
+            reference: input.reference,
+            card_last4: input.card_last4,
+            iban: input.iban,
+            payer_email: input.payer_email,
+        };
+        Ok(Payment::project(svc::record(state(ctx)?, &tx, p, input).await?, &p.grants))
+    }
+
+    /// Marks a processed payment as matched in the books (payments.reconcile).
+    async fn reconcile_payment(&self, ctx: &Context<'_>, id: ID) -> Result<Payment> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, Step::Reconcile).await?, &p.grants))
+    }
+
+    /// Refunds a processed or reconciled payment (payments.refund).
+    async fn refund_payment(&self, ctx: &Context<'_>, id: ID) -> Result<Payment> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, Step::Refund).await?, &p.grants))
+    }
+}

@@ -1,0 +1,99 @@
+//! Payments, always through the caller's `Reach`.
+
+use crate::authz::scope::Reach;
+use entity::payment;
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub order_id: Option<Uuid>,
+}
+
+fn condition(reach: &Reach, f: &Filter) -> Condition {
+    let mut c = reach.condition("payments");
+    if let Some(s) = &f.status {
+        c = c.add(payment::Column::Status.eq(s.as_str()));
+    }
+    if let Some(o) = f.order_id {
+        c = c.add(payment::Column::OrderId.eq(o));
+    }
+    c
+}
+
+pub async fn list(db: &impl ConnectionTrait, reach: &Reach, f: &Filter, offset: u64, limit: u64) -> Result<Vec<payment::Model>, DbErr> {
+    payment::Entity::find().filter(condition(reach, f)).order_by_desc(payment::Column::Id).offset(offset).limit(limit).all(db).await
+}
+
+pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
+    payment::Entity::find().filter(condition(reach, f)).count(db).await
+}
+
+pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<payment::Model>, DbErr> {
+    payment::Entity::find_by_id(id).filter(reach.condition("payments")).one(db).await
+}
+
+pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: payment::Model) -> Result<payment::Model, DbErr> {
+    if m.workspace_id != reach.workspace_id() {
+        return Err(DbErr::Custom("payment of another workspace".into()));
+    }
+    payment::ActiveModel {
+        id: Set(m.id),
+        workspace_id: Set(m.workspace_id),
+        owner_id: Set(m.owner_id),
+        department_id: Set(m.department_id),
+        team_id: Set(m.team_id),
+        group_id: Set(m.group_id),
+        created_by: Set(m.created_by),
+        created_at: Set(m.created_at),
+        updated_at: Set(m.updated_at),
+        deleted_at: Set(m.deleted_at),
+        order_id: Set(m.order_id),
+        amount_cents: Set(m.amount_cents),
+        method: Set(m.method),
+        status: Set(m.status),
+        reference: Set(m.reference),
+        card_last4: Set(m.card_last4),
+        iban: Set(m.iban),
+        payer_email: Set(m.payer_email),
+    }
+    .insert(db)
+    .await
+}
+
+/// Payments change only their status after they are recorded.
+pub async fn set_status(
+    db: &impl ConnectionTrait,
+    reach: &Reach,
+    id: Uuid,
+    status: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DbErr> {
+    let res = payment::Entity::update_many()
+        .col_expr(payment::Column::Status, Expr::value(status))
+        .col_expr(payment::Column::UpdatedAt, Expr::value(now))
+        .filter(reach.condition("payments"))
+        .filter(payment::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
+}
+
+/// Where a payment sits, ignoring scope: for explanations only.
+pub async fn placement_unscoped(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
+    Ok(payment::Entity::find_by_id(id)
+        .filter(payment::Column::WorkspaceId.eq(workspace_id))
+        .filter(payment::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
+}
