@@ -11,6 +11,7 @@ mod m20261122_000004_products;
 mod m20261122_000005_orders;
 mod m20261122_000006_tickets;
 mod m20261122_000007_payments;
+mod m20261122_000008_quotes_jobs_invoices;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_orders::Migration),
             Box::new(m20261122_000006_tickets::Migration),
             Box::new(m20261122_000007_payments::Migration),
+            Box::new(m20261122_000008_quotes_jobs_invoices::Migration),
         ]
     }
 }

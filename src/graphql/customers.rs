@@ -259,7 +259,7 @@ pub(crate) fn page_size(g: &Grants, first: Option<i32>) -> Result<u64, AppError>
     Ok(want as u64)
 }
 
-fn offset_cursor(after: Option<&str>) -> Result<u64, AppError> {
+pub(crate) fn offset_cursor(after: Option<&str>) -> Result<u64, AppError> {
     match after {
         None => Ok(0),
         Some(c) => {

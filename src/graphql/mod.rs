@@ -16,6 +16,7 @@ pub mod roles;
 pub mod team;
 pub mod tickets;
 pub mod types;
+pub mod work;
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -30,6 +31,7 @@ pub struct Query(
     products::ProductsQuery,
     orders::OrdersQuery,
     reports::ReportsQuery,
+    work::WorkQuery,
     payments::PaymentsQuery,
     tickets::TicketsQuery,
     team::TeamQuery,
@@ -43,6 +45,7 @@ pub struct Mutation(
     customers::CustomersMutation,
     products::ProductsMutation,
     orders::OrdersMutation,
+    work::WorkMutation,
     payments::PaymentsMutation,
     tickets::TicketsMutation,
     team::TeamMutation,

@@ -417,6 +417,9 @@ impl RolesQuery {
                 Module::Orders => repo::orders::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
                 Module::Tickets => repo::tickets::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
                 Module::Payments => repo::payments::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
+                Module::Quotes => repo::quotes::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
+                Module::Jobs => repo::jobs::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
+                Module::Invoices => repo::invoices::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
                 other => {
                     return Err(AppError::bad_input("recordId", format!("records of {} cannot be explained yet", other.as_str())).into());
                 }

@@ -4,11 +4,14 @@
 
 pub mod audit;
 pub mod customers;
+pub mod invoices;
+pub mod jobs;
 pub mod master_admins;
 pub mod orders;
 pub mod org;
 pub mod payments;
 pub mod products;
+pub mod quotes;
 pub mod roles;
 pub mod tickets;
 pub mod users;

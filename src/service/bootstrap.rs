@@ -396,6 +396,87 @@ async fn seed_customers(
                     },
                 )
                 .await?;
+                let base = |m: Module| Reach::bootstrap(workspace_id, m, reach.placement().clone());
+                let q = repo::quotes::insert(
+                    db,
+                    &base(Module::Quotes),
+                    entity::quote::Model {
+                        id: Uuid::now_v7(),
+                        workspace_id,
+                        owner_id: user.id,
+                        department_id: user.department_id,
+                        team_id: user.team_id,
+                        group_id: user.primary_group_id,
+                        created_by: user.id,
+                        created_at: now,
+                        updated_at: now,
+                        deleted_at: None,
+                        customer_id: created.id,
+                        title: "Annual service renewal".into(),
+                        amount_cents: 120_000 + (*i as i64) * 10_000,
+                        status: "sent".into(),
+                    },
+                )
+                .await?;
+                let j = repo::jobs::insert(
+                    db,
+                    &base(Module::Jobs),
+                    entity::job::Model {
+                        id: Uuid::now_v7(),
+                        workspace_id,
+                        owner_id: user.id,
+                        department_id: user.department_id,
+                        team_id: user.team_id,
+                        group_id: user.primary_group_id,
+                        created_by: user.id,
+                        created_at: now,
+                        updated_at: now,
+                        deleted_at: None,
+                        customer_id: Some(created.id),
+                        title: "On-site installation".into(),
+                        status: "scheduled".into(),
+                        scheduled_for: Some(now + chrono::Duration::days(7 + *i as i64)),
+                        notes: Some("Bring the ladder.".into()),
+                    },
+                )
+                .await?;
+                let inv = repo::invoices::insert(
+                    db,
+                    &base(Module::Invoices),
+                    entity::invoice::Model {
+                        id: Uuid::now_v7(),
+                        workspace_id,
+                        owner_id: user.id,
+                        department_id: user.department_id,
+                        team_id: user.team_id,
+                        group_id: user.primary_group_id,
+                        created_by: user.id,
+                        created_at: now,
+                        updated_at: now,
+                        deleted_at: None,
+                        customer_id: created.id,
+                        number: format!("INV-2026-{:04}", 1 + i),
+                        amount_cents: o.total_cents,
+                        status: "sent".into(),
+                        due_at: Some(now + chrono::Duration::days(30)),
+                        bank_details: Some(format!("Demo Bank, IBAN GB33BUKB2020155555{:04}", 5555 + i)),
+                    },
+                )
+                .await?;
+                for (action, module, target_type, id) in [
+                    ("quote.created", "quotes", "quote", q.id),
+                    ("job.created", "jobs", "job", j.id),
+                    ("invoice.created", "invoices", "invoice", inv.id),
+                ] {
+                    events.push(AuditEvent::Record {
+                        workspace_id,
+                        action,
+                        module,
+                        target_type,
+                        id,
+                        changes: serde_json::json!({ "created": { "before": null, "after": true } }),
+                    });
+                }
                 events.push(AuditEvent::Record {
                     workspace_id,
                     action: "payment.processed",

@@ -11,4 +11,5 @@ pub mod products;
 pub mod roles;
 pub mod team;
 pub mod tickets;
+pub mod work;
 pub mod workspaces;

@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod customers;
 mod hardening;
+mod leaks;
 mod matrix;
 mod multi_instance;
 mod orders;

@@ -1,0 +1,30 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "invoices")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub owner_id: Uuid,
+    pub department_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub group_id: Option<Uuid>,
+    pub created_by: Uuid,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub deleted_at: Option<DateTimeUtc>,
+    pub customer_id: Uuid,
+    /// Unique per workspace.
+    pub number: String,
+    pub amount_cents: i64,
+    /// draft | sent | paid | void
+    pub status: String,
+    pub due_at: Option<DateTimeUtc>,
+    pub bank_details: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,424 @@
+//! Quotes, jobs and invoices over GraphQL; rows become output types only through their
+//! `project` functions.
+
+use super::audit::AuditEntry;
+use super::context::state;
+use super::customers::{ListInfo, offset_cursor, page_size, reveal, user};
+use super::gate::Tx;
+use super::types::parse_id;
+use crate::authz::catalog::{Permission, SensitiveField as F};
+use crate::authz::eval::Grants;
+use crate::authz::fields::{Protected, protect};
+use crate::authz::scope::Reach;
+use crate::error::AppError;
+use crate::repo;
+use crate::service::customers::{Patch, format_money};
+use crate::service::work::{self as svc, InvoicePatch, JobPatch, QuotePatch};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
+
+fn id(u: uuid::Uuid) -> ID {
+    ID(u.to_string())
+}
+
+async fn history(ctx: &Context<'_>, workspace_id: uuid::Uuid, module: &str, target: uuid::Uuid) -> Result<Vec<AuditEntry>> {
+    let filter = repo::audit::AuditFilter { target_id: Some(target.to_string()), module: Some(module.into()), ..Default::default() };
+    let rows = repo::audit::list(&state(ctx)?.db, workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
+    Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
+
+fn to_patch<T>(m: MaybeUndefined<T>) -> Patch<T> {
+    match m {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+fn page<T, M>(offset: u64, total: u64, rows: Vec<M>, f: impl Fn(M) -> T) -> Connection<String, T, ListInfo, EmptyFields>
+where
+    T: async_graphql::OutputType,
+{
+    let n = rows.len() as u64;
+    let mut conn = Connection::with_additional_fields(offset > 0, offset + n < total, ListInfo { total_count: total });
+    conn.edges.extend(rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), f(m))));
+    conn
+}
+
+// ---- quotes ----
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum QuoteStatus {
+    Draft,
+    Sent,
+    Accepted,
+    Rejected,
+}
+
+fn quote_status(s: QuoteStatus) -> &'static str {
+    match s {
+        QuoteStatus::Draft => "draft",
+        QuoteStatus::Sent => "sent",
+        QuoteStatus::Accepted => "accepted",
+        QuoteStatus::Rejected => "rejected",
+    }
+}
+
+pub struct Quote(entity::quote::Model);
+
+#[Object]
+impl Quote {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn amount(&self) -> String {
+        format_money(self.0.amount_cents)
+    }
+    async fn status(&self) -> QuoteStatus {
+        match self.0.status.as_str() {
+            "sent" => QuoteStatus::Sent,
+            "accepted" => QuoteStatus::Accepted,
+            "rejected" => QuoteStatus::Rejected,
+            _ => QuoteStatus::Draft,
+        }
+    }
+    async fn customer_id(&self) -> ID {
+        id(self.0.customer_id)
+    }
+    async fn owner_id(&self) -> ID {
+        id(self.0.owner_id)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+        history(ctx, self.0.workspace_id, "quotes", self.0.id).await
+    }
+}
+
+#[derive(InputObject)]
+pub struct QuoteInput {
+    /// Only when creating; a customer you can read.
+    pub customer_id: Option<ID>,
+    pub title: Option<String>,
+    pub amount: Option<String>,
+    pub status: Option<QuoteStatus>,
+}
+
+impl QuoteInput {
+    fn into_service(self) -> Result<QuotePatch, AppError> {
+        Ok(QuotePatch {
+            customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            title: self.title,
+            amount: self.amount,
+            status: self.status.map(|s| quote_status(s).to_owned()),
+        })
+    }
+}
+
+// ---- jobs ----
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    Scheduled,
+    InProgress,
+    Done,
+}
+
+fn job_status(s: JobStatus) -> &'static str {
+    match s {
+        JobStatus::Scheduled => "scheduled",
+        JobStatus::InProgress => "in_progress",
+        JobStatus::Done => "done",
+    }
+}
+
+pub struct Job(entity::job::Model);
+
+#[Object]
+impl Job {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn status(&self) -> JobStatus {
+        match self.0.status.as_str() {
+            "in_progress" => JobStatus::InProgress,
+            "done" => JobStatus::Done,
+            _ => JobStatus::Scheduled,
+        }
+    }
+    async fn scheduled_for(&self) -> Option<DateTime<Utc>> {
+        self.0.scheduled_for
+    }
+    async fn notes(&self) -> Option<&str> {
+        self.0.notes.as_deref()
+    }
+    async fn customer_id(&self) -> Option<ID> {
+        self.0.customer_id.map(id)
+    }
+    async fn owner_id(&self) -> ID {
+        id(self.0.owner_id)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The job log: every change to this job, newest first.
+    async fn log(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+        history(ctx, self.0.workspace_id, "jobs", self.0.id).await
+    }
+}
+
+#[derive(InputObject)]
+pub struct JobInput {
+    /// Only when creating; a customer you can read.
+    pub customer_id: Option<ID>,
+    pub title: Option<String>,
+    pub status: Option<JobStatus>,
+    pub scheduled_for: MaybeUndefined<DateTime<Utc>>,
+    pub notes: MaybeUndefined<String>,
+}
+
+impl JobInput {
+    fn into_service(self) -> Result<JobPatch, AppError> {
+        Ok(JobPatch {
+            customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            title: self.title,
+            status: self.status.map(|s| job_status(s).to_owned()),
+            scheduled_for: to_patch(self.scheduled_for),
+            notes: to_patch(self.notes),
+        })
+    }
+}
+
+// ---- invoices ----
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+pub enum InvoiceStatus {
+    Draft,
+    Sent,
+    Paid,
+    Void,
+}
+
+fn invoice_status(s: InvoiceStatus) -> &'static str {
+    match s {
+        InvoiceStatus::Draft => "draft",
+        InvoiceStatus::Sent => "sent",
+        InvoiceStatus::Paid => "paid",
+        InvoiceStatus::Void => "void",
+    }
+}
+
+pub struct Invoice {
+    m: entity::invoice::Model,
+    bank_details: Protected,
+}
+
+impl Invoice {
+    pub fn project(mut m: entity::invoice::Model, g: &Grants) -> Self {
+        let bank_details = protect(g, F::InvoiceBankDetails, m.bank_details.take());
+        Self { m, bank_details }
+    }
+}
+
+#[Object]
+impl Invoice {
+    async fn id(&self) -> ID {
+        id(self.m.id)
+    }
+    async fn number(&self) -> &str {
+        &self.m.number
+    }
+    async fn amount(&self) -> String {
+        format_money(self.m.amount_cents)
+    }
+    async fn status(&self) -> InvoiceStatus {
+        match self.m.status.as_str() {
+            "sent" => InvoiceStatus::Sent,
+            "paid" => InvoiceStatus::Paid,
+            "void" => InvoiceStatus::Void,
+            _ => InvoiceStatus::Draft,
+        }
+    }
+    async fn due_at(&self) -> Option<DateTime<Utc>> {
+        self.m.due_at
+    }
+    /// Sensitive (masked: last 4).
+    async fn bank_details(&self, ctx: &Context<'_>) -> Option<String> {
+        reveal(ctx, &self.bank_details)
+    }
+    async fn customer_id(&self) -> ID {
+        id(self.m.customer_id)
+    }
+    async fn owner_id(&self) -> ID {
+        id(self.m.owner_id)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.m.created_at
+    }
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+        history(ctx, self.m.workspace_id, "invoices", self.m.id).await
+    }
+}
+
+#[derive(InputObject)]
+pub struct InvoiceInput {
+    /// Only when creating; a customer you can read.
+    pub customer_id: Option<ID>,
+    /// Unique in the workspace.
+    pub number: Option<String>,
+    pub amount: Option<String>,
+    pub status: Option<InvoiceStatus>,
+    pub due_at: MaybeUndefined<DateTime<Utc>>,
+    /// Needs WRITE on invoice bank details.
+    pub bank_details: MaybeUndefined<String>,
+}
+
+impl InvoiceInput {
+    fn into_service(self) -> Result<InvoicePatch, AppError> {
+        Ok(InvoicePatch {
+            customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            number: self.number,
+            amount: self.amount,
+            status: self.status.map(|s| invoice_status(s).to_owned()),
+            due_at: to_patch(self.due_at),
+            bank_details: to_patch(self.bank_details),
+        })
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct WorkFilter {
+    /// A customer's records only.
+    pub customer_id: Option<ID>,
+}
+
+fn customer_filter(f: Option<WorkFilter>) -> Result<Option<uuid::Uuid>, AppError> {
+    f.and_then(|f| f.customer_id).as_ref().map(|c| parse_id("filter.customerId", c)).transpose()
+}
+
+#[derive(Default)]
+pub struct WorkQuery;
+
+#[Object]
+impl WorkQuery {
+    /// Quotes in your scope, newest first.
+    async fn quotes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<WorkFilter>,
+    ) -> Result<Connection<String, Quote, ListInfo, EmptyFields>> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::QuotesRead)?;
+        let (limit, offset) = (page_size(&p.grants, first)?, offset_cursor(after.as_deref())?);
+        let f = repo::quotes::Filter { status: None, customer_id: customer_filter(filter)? };
+        let db = &state(ctx)?.db;
+        let total = repo::quotes::count(db, &reach, &f).await.map_err(AppError::from)?;
+        let rows = repo::quotes::list(db, &reach, &f, offset, limit).await.map_err(AppError::from)?;
+        Ok(page(offset, total, rows, Quote))
+    }
+
+    async fn quote(&self, ctx: &Context<'_>, id: ID) -> Result<Quote> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::QuotesRead)?;
+        let m =
+            repo::quotes::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        Ok(Quote(m))
+    }
+
+    /// Jobs in your scope, newest first.
+    async fn jobs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<WorkFilter>,
+    ) -> Result<Connection<String, Job, ListInfo, EmptyFields>> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::JobsRead)?;
+        let (limit, offset) = (page_size(&p.grants, first)?, offset_cursor(after.as_deref())?);
+        let f = repo::jobs::Filter { status: None, customer_id: customer_filter(filter)? };
+        let db = &state(ctx)?.db;
+        let total = repo::jobs::count(db, &reach, &f).await.map_err(AppError::from)?;
+        let rows = repo::jobs::list(db, &reach, &f, offset, limit).await.map_err(AppError::from)?;
+        Ok(page(offset, total, rows, Job))
+    }
+
+    async fn job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::JobsRead)?;
+        let m = repo::jobs::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        Ok(Job(m))
+    }
+
+    /// Invoices in your scope, newest first.
+    async fn invoices(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<WorkFilter>,
+    ) -> Result<Connection<String, Invoice, ListInfo, EmptyFields>> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::InvoicesRead)?;
+        let (limit, offset) = (page_size(&p.grants, first)?, offset_cursor(after.as_deref())?);
+        let f = repo::invoices::Filter { status: None, customer_id: customer_filter(filter)? };
+        let db = &state(ctx)?.db;
+        let total = repo::invoices::count(db, &reach, &f).await.map_err(AppError::from)?;
+        let rows = repo::invoices::list(db, &reach, &f, offset, limit).await.map_err(AppError::from)?;
+        Ok(page(offset, total, rows, |m| Invoice::project(m, &p.grants)))
+    }
+
+    async fn invoice(&self, ctx: &Context<'_>, id: ID) -> Result<Invoice> {
+        let p = user(ctx)?;
+        let reach = Reach::for_permission(p, Permission::InvoicesRead)?;
+        let m =
+            repo::invoices::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        Ok(Invoice::project(m, &p.grants))
+    }
+}
+
+#[derive(Default)]
+pub struct WorkMutation;
+
+#[Object]
+impl WorkMutation {
+    async fn create_quote(&self, ctx: &Context<'_>, input: QuoteInput) -> Result<Quote> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Quote(svc::create_quote(state(ctx)?, &tx, p, input.into_service()?).await?))
+    }
+
+    async fn update_quote(&self, ctx: &Context<'_>, id: ID, input: QuoteInput) -> Result<Quote> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Quote(svc::update_quote(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?))
+    }
+
+    async fn create_job(&self, ctx: &Context<'_>, input: JobInput) -> Result<Job> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Job(svc::create_job(state(ctx)?, &tx, p, input.into_service()?).await?))
+    }
+
+    async fn update_job(&self, ctx: &Context<'_>, id: ID, input: JobInput) -> Result<Job> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Job(svc::update_job(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?))
+    }
+
+    async fn create_invoice(&self, ctx: &Context<'_>, input: InvoiceInput) -> Result<Invoice> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Invoice::project(svc::create_invoice(state(ctx)?, &tx, p, input.into_service()?).await?, &p.grants))
+    }
+
+    async fn update_invoice(&self, ctx: &Context<'_>, id: ID, input: InvoiceInput) -> Result<Invoice> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(Invoice::project(svc::update_invoice(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?, &p.grants))
+    }
+}
