@@ -34,6 +34,9 @@ pub(crate) fn reveal(ctx: &Context<'_>, p: &Protected) -> Option<String> {
         Protected::Value(v) => v.clone(),
         Protected::Masked(m) => Some(m.clone()),
         Protected::Forbidden(f) => {
+            if let Some(rs) = ctx.data_opt::<std::sync::Arc<super::gate::RequestState>>() {
+                rs.note_withheld(f.key());
+            }
             let err = async_graphql::Error::from(AppError::FieldForbidden(f.key().to_owned())).into_server_error(ctx.item.pos);
             ctx.add_error(ctx.set_error_path(err));
             None

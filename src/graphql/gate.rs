@@ -43,6 +43,8 @@ struct Pending {
 pub struct RequestState {
     tx: Mutex<Option<Arc<DatabaseTransaction>>>,
     pending: Mutex<Pending>,
+    /// Sensitive fields this request was refused (answered null), audited once at the end.
+    withheld: Mutex<std::collections::BTreeSet<&'static str>>,
 }
 
 /// If a mutation is cancelled mid-flight (the execution timeout fired, the client went
@@ -64,6 +66,10 @@ impl Drop for RequestState {
 }
 
 impl RequestState {
+    pub fn note_withheld(&self, field: &'static str) {
+        self.withheld.lock().unwrap_or_else(|e| e.into_inner()).insert(field);
+    }
+
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -78,7 +84,7 @@ pub struct Tx<'a> {
 
 impl<'a> Tx<'a> {
     pub fn current(ctx: &Context<'a>) -> AppResult<Self> {
-        let state = ctx.data::<RequestState>().map_err(|_| AppError::internal("no request state"))?;
+        let state: &'a RequestState = ctx.data::<Arc<RequestState>>().map_err(|_| AppError::internal("no request state"))?;
         let db = state
             .tx
             .lock()
@@ -187,7 +193,31 @@ fn error_code(e: &ServerError) -> String {
     }
 }
 
-const REFUSAL_CODES: &[&str] = &["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "RATE_LIMITED", "LOGIN_RESTRICTED"];
+const REFUSAL_CODES: &[&str] = &["UNAUTHENTICATED", "FORBIDDEN", "FIELD_FORBIDDEN", "NOT_FOUND", "RATE_LIMITED", "LOGIN_RESTRICTED"];
+
+/// After a request: one `access.fields_withheld` entry naming every sensitive field the
+/// signed-in user was refused, however many rows it covered (cheap enough to keep).
+pub(crate) async fn audit_withheld(state: &AppState, rs: &RequestState, principal: &Principal, meta: &RequestMeta) {
+    let fields: Vec<&str> = std::mem::take(&mut *rs.withheld.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+    let Principal::User(u) = principal else { return };
+    if fields.is_empty() {
+        return;
+    }
+    let record = AuditRecord {
+        workspace_id: Some(u.workspace_id),
+        actor: None,
+        action: "access.fields_withheld",
+        module: "api",
+        target_type: Some("fields"),
+        target_id: None,
+        changes: Some(serde_json::json!({ "fields": { "before": null, "after": fields } })),
+        reason: Some("no read access to these fields".into()),
+    };
+    let cx = EntryContext { actor: Actor::of(principal), meta: Some(meta), now: state.clock.now() };
+    if let Err(e) = write_entry(&state.db, record, &cx, "denied", Some("FIELD_FORBIDDEN")).await {
+        tracing::error!(error = %e, "could not audit withheld fields");
+    }
+}
 
 impl GateExtension {
     /// Writes the refusal or failure entries of a mutation that did not commit, in a
@@ -258,7 +288,7 @@ impl Extension for GateExtension {
             return next.run(ctx, info).await;
         }
         let path = info.alias.unwrap_or(info.name).to_owned();
-        let (Some(state), Some(rs)) = (ctx.data_opt::<AppState>(), ctx.data_opt::<RequestState>()) else {
+        let (Some(state), Some(rs)) = (ctx.data_opt::<AppState>(), ctx.data_opt::<Arc<RequestState>>()) else {
             return Err(server_error(AppError::internal("gate: request context missing"), &path));
         };
         static ANONYMOUS: Principal = Principal::Anonymous;

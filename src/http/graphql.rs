@@ -149,11 +149,13 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
     };
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>());
     let meta = RequestMeta { request_id: rid.0.clone(), ip: Some(addr.ip()), user_agent, token: presented.map(|(t, _)| Secret::new(t)) };
-    let request = request.data(principal).data(meta).data(RequestState::default());
+    let request_state = std::sync::Arc::new(RequestState::default());
+    let request = request.data(principal.clone()).data(meta.clone()).data(request_state.clone());
     let mut response = match tokio::time::timeout(app.config.execution_timeout, s.schema.execute(request)).await {
         Ok(r) => r,
         Err(_) => return reject(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "the request took too long and was stopped"),
     };
+    crate::graphql::gate::audit_withheld(app, &request_state, &principal, &meta).await;
     for err in &mut response.errors {
         finish_error(err, &rid.0);
         if let Some(Value::String(code)) = err.extensions.as_ref().and_then(|x| x.get("code")) {

@@ -73,6 +73,29 @@ async fn no_protected_value_reaches_a_role_without_access() {
             }
         }
         assert!(checked > 10, "{who}: only {checked} values checked");
+        // One audit entry for the request names every field that was withheld.
+        let rows = app
+            .sql_values(
+                "SELECT changes, outcome FROM audit_entries WHERE action = 'access.fields_withheld' AND request_id = ?",
+                vec![r.request_id().into()],
+            )
+            .await;
+        let any_none = F::ALL.iter().any(|f| spec.fields.get(f).copied().unwrap_or_default() == FieldAccess::None);
+        assert_eq!(rows.len(), usize::from(any_none), "{who}");
+        if !any_none {
+            continue;
+        }
+        let fields = rows[0].try_get_by_index::<Option<Value>>(0).unwrap().unwrap()["fields"]["after"].clone();
+        let withheld: Vec<&str> = fields.as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        for (field, level) in &spec.fields {
+            if *level == FieldAccess::None {
+                continue;
+            }
+            assert!(!withheld.contains(&field.key()), "{who}: {} was readable", field.key());
+        }
+        if who == "guest" {
+            assert!(withheld.contains(&"customer.email") && withheld.contains(&"order.internalNotes"), "{withheld:?}");
+        }
         // The answer keeps its shape: withheld values are nulls with FIELD_FORBIDDEN.
         let errors = r.body["errors"].as_array().cloned().unwrap_or_default();
         assert!(
