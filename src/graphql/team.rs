@@ -3,7 +3,7 @@
 use super::context::state;
 use super::customers::{ListInfo, page_size, user};
 use super::gate::Tx;
-use super::types::{OrgUnit, User, Viewing, parse_id};
+use super::types::{OrgDirectory, OrgUnit, User, Viewing, parse_id};
 use crate::error::AppError;
 use crate::repo;
 use crate::service::customers::Patch;
@@ -103,13 +103,20 @@ impl TeamQuery {
         let db = &state(ctx)?.db;
         let total = repo::users::count(db, p.workspace_id, &filter).await.map_err(AppError::from)?;
         let rows = repo::users::list(db, p.workspace_id, &filter, offset, limit).await.map_err(AppError::from)?;
+        let node = ctx.look_ahead().field("edges").field("node");
+        let org = if ["department", "team", "primaryGroup", "groups"].iter().any(|f| node.field(f).exists()) {
+            let ids: Vec<uuid::Uuid> = rows.iter().map(|u| u.id).collect();
+            Some(std::sync::Arc::new(OrgDirectory::load(db, p.workspace_id, &ids).await?))
+        } else {
+            None
+        };
         let mut conn =
             Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
-        conn.edges.extend(
-            rows.into_iter()
-                .enumerate()
-                .map(|(i, u)| Edge::new(format!("o:{}", offset + i as u64 + 1), User::project(u, Viewing::As(&p.grants, p.user_id)))),
-        );
+        conn.edges.extend(rows.into_iter().enumerate().map(|(i, u)| {
+            let mut user = User::project(u, Viewing::As(&p.grants, p.user_id));
+            user.org = org.clone();
+            Edge::new(format!("o:{}", offset + i as u64 + 1), user)
+        }));
         Ok(conn)
     }
 

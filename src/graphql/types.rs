@@ -60,8 +60,36 @@ pub enum Viewing<'a> {
     Full,
 }
 
+/// The organisation loaded once for a page of users, so that each user's department,
+/// team and groups cost no query of their own.
+#[derive(Default)]
+pub struct OrgDirectory {
+    pub names: std::collections::HashMap<Uuid, String>,
+    pub memberships: std::collections::HashMap<Uuid, Vec<Uuid>>,
+}
+
+impl OrgDirectory {
+    pub async fn load(db: &impl sea_orm::ConnectionTrait, workspace_id: Uuid, user_ids: &[Uuid]) -> Result<Self, AppError> {
+        let mut names = std::collections::HashMap::new();
+        names.extend(repo::org::departments(db, workspace_id).await?.into_iter().map(|d| (d.id, d.name)));
+        names.extend(repo::org::teams(db, workspace_id).await?.into_iter().map(|t| (t.id, t.name)));
+        names.extend(repo::org::groups(db, workspace_id).await?.into_iter().map(|g| (g.id, g.name)));
+        let mut memberships: std::collections::HashMap<Uuid, Vec<Uuid>> = std::collections::HashMap::new();
+        for (u, g) in repo::org::memberships_of(db, workspace_id, user_ids).await? {
+            memberships.entry(u).or_default().push(g);
+        }
+        Ok(Self { names, memberships })
+    }
+
+    fn unit(&self, id: Uuid) -> Option<OrgUnit> {
+        self.names.get(&id).map(|n| OrgUnit { id: ID(id.to_string()), name: n.clone() })
+    }
+}
+
 /// A staff member, as the viewer may see them.
 pub struct User {
+    /// Set for users listed in a page (see `OrgDirectory`).
+    pub org: Option<std::sync::Arc<OrgDirectory>>,
     pub user_id: Uuid,
     pub workspace_id: Uuid,
     pub username: String,
@@ -88,6 +116,7 @@ impl User {
             Viewing::As(g, _) => protect(g, field, value),
         };
         Self {
+            org: None,
             email: shown(SensitiveField::UserEmail, Some(u.email.clone())),
             phone: shown(SensitiveField::UserPhone, u.phone.clone()),
             last_login_ip: shown(SensitiveField::UserLastLoginIp, u.last_login_ip.clone()),
@@ -149,21 +178,33 @@ impl User {
     }
     async fn department(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
         let Some(id) = self.department_id else { return Ok(None) };
+        if let Some(org) = &self.org {
+            return Ok(org.unit(id));
+        }
         let d = repo::org::department(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
         Ok(d.map(|d| OrgUnit { id: ID(d.id.to_string()), name: d.name }))
     }
     async fn team(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
         let Some(id) = self.team_id else { return Ok(None) };
+        if let Some(org) = &self.org {
+            return Ok(org.unit(id));
+        }
         let t = repo::org::team(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
         Ok(t.map(|t| OrgUnit { id: ID(t.id.to_string()), name: t.name }))
     }
     async fn primary_group(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
         let Some(id) = self.primary_group_id else { return Ok(None) };
+        if let Some(org) = &self.org {
+            return Ok(org.unit(id));
+        }
         let g = repo::org::group(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
         Ok(g.map(|g| OrgUnit { id: ID(g.id.to_string()), name: g.name }))
     }
     /// Groups other than the primary group.
     async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<OrgUnit>> {
+        if let Some(org) = &self.org {
+            return Ok(org.memberships.get(&self.user_id).into_iter().flatten().filter_map(|g| org.unit(*g)).collect());
+        }
         let gs = repo::org::groups_of(&state(ctx)?.db, self.workspace_id, self.user_id).await.map_err(AppError::from)?;
         Ok(gs.into_iter().map(|g| OrgUnit { id: ID(g.id.to_string()), name: g.name }).collect())
     }

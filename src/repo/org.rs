@@ -93,3 +93,18 @@ pub async fn set_memberships(db: &impl ConnectionTrait, workspace_id: Uuid, user
     }
     Ok(())
 }
+
+/// Other-group memberships of several users at once.
+pub async fn memberships_of(db: &impl ConnectionTrait, workspace_id: Uuid, user_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(group_member::Entity::find()
+        .filter(group_member::Column::WorkspaceId.eq(workspace_id))
+        .filter(group_member::Column::UserId.is_in(user_ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| (m.user_id, m.group_id))
+        .collect())
+}

@@ -180,3 +180,24 @@ async fn user_contact_details_follow_field_access() {
     assert!(full.body.to_string().contains("guest@demo.palisade.test"));
     assert_eq!(full.ok()["users"]["totalCount"], 6);
 }
+
+#[tokio::test]
+async fn a_page_of_users_shows_their_organisation() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    let r = app
+        .gql(
+            "{ users(first: 20) { edges { node { username department { name } team { name } primaryGroup { name } groups { name } } } } }",
+            json!({}),
+            Some(&owner),
+        )
+        .await;
+    let users = r.ok()["users"]["edges"].as_array().unwrap().clone();
+    let manager = users.iter().map(|e| &e["node"]).find(|n| n["username"] == "manager").unwrap();
+    assert_eq!(manager["department"]["name"], "Sales");
+    assert_eq!(manager["team"]["name"], "Sales North");
+    assert_eq!(manager["primaryGroup"]["name"], "North");
+    assert_eq!(manager["groups"], json!([{ "name": "Key accounts" }]));
+    let owner_node = users.iter().map(|e| &e["node"]).find(|n| n["username"] == "owner").unwrap();
+    assert!(owner_node["department"].is_null() && owner_node["groups"] == json!([]));
+}
