@@ -167,10 +167,7 @@ impl Customer {
     /// This record's audit entries, newest first. Sensitive values never appear in
     /// them, only that they changed.
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
-        let filter =
-            repo::audit::AuditFilter { target_id: Some(self.id.to_string()), module: Some("customers".into()), ..Default::default() };
-        let rows = repo::audit::list(&state(ctx)?.db, self.workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
+        super::history::of(ctx, self.workspace_id, self.id).await
     }
 }
 

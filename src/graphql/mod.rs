@@ -6,6 +6,7 @@ pub mod auth;
 pub mod context;
 pub mod customers;
 pub mod gate;
+pub mod history;
 pub mod orders;
 pub mod payments;
 pub mod platform;
@@ -65,7 +66,7 @@ pub fn build_schema(config: &Config, state: Option<AppState>) -> AppSchema {
         b = b.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
-        b = b.data(state);
+        b = b.data(history::loader(state.db.clone())).data(state);
     }
     b.finish()
 }

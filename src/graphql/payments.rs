@@ -96,10 +96,7 @@ impl Payment {
         self.m.created_at
     }
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
-        let filter =
-            repo::audit::AuditFilter { target_id: Some(self.m.id.to_string()), module: Some("payments".into()), ..Default::default() };
-        let rows = repo::audit::list(&state(ctx)?.db, self.m.workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
+        super::history::of(ctx, self.m.workspace_id, self.m.id).await
     }
 }
 

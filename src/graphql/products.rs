@@ -91,10 +91,7 @@ impl Product {
     }
     /// This record's audit entries, newest first (sensitive values redacted).
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
-        let filter =
-            repo::audit::AuditFilter { target_id: Some(self.id.to_string()), module: Some("products".into()), ..Default::default() };
-        let rows = repo::audit::list(&state(ctx)?.db, self.workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
+        super::history::of(ctx, self.workspace_id, self.id).await
     }
 }
 

@@ -104,10 +104,7 @@ impl Ticket {
         self.m.updated_at
     }
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
-        let filter =
-            repo::audit::AuditFilter { target_id: Some(self.m.id.to_string()), module: Some("tickets".into()), ..Default::default() };
-        let rows = repo::audit::list(&state(ctx)?.db, self.m.workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
+        super::history::of(ctx, self.m.workspace_id, self.m.id).await
     }
 }
 

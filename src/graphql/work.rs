@@ -22,10 +22,8 @@ fn id(u: uuid::Uuid) -> ID {
     ID(u.to_string())
 }
 
-async fn history(ctx: &Context<'_>, workspace_id: uuid::Uuid, module: &str, target: uuid::Uuid) -> Result<Vec<AuditEntry>> {
-    let filter = repo::audit::AuditFilter { target_id: Some(target.to_string()), module: Some(module.into()), ..Default::default() };
-    let rows = repo::audit::list(&state(ctx)?.db, workspace_id, &filter, None, 50).await.map_err(AppError::from)?;
-    Ok(rows.into_iter().map(AuditEntry::from).collect())
+async fn history(ctx: &Context<'_>, workspace_id: uuid::Uuid, _module: &str, target: uuid::Uuid) -> Result<Vec<AuditEntry>> {
+    super::history::of(ctx, workspace_id, target).await
 }
 
 fn to_patch<T>(m: MaybeUndefined<T>) -> Patch<T> {

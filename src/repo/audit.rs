@@ -55,3 +55,30 @@ pub async fn list(
     }
     q.order_by_desc(C::Id).limit(limit).all(db).await
 }
+
+/// The newest entries (at most `per_record` each) about several records, by
+/// (workspace, record id): one query for a whole page of records.
+pub async fn history_of(db: &impl ConnectionTrait, keys: &[(Uuid, Uuid)], per_record: usize) -> Result<Vec<audit_entry::Model>, DbErr> {
+    use audit_entry::Column as C;
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let workspaces: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let targets: Vec<String> = keys.iter().map(|k| k.1.to_string()).collect();
+    let rows = audit_entry::Entity::find()
+        .filter(C::WorkspaceId.is_in(workspaces))
+        .filter(C::TargetId.is_in(targets))
+        .order_by_desc(C::Id)
+        .all(db)
+        .await?;
+    let mut seen: std::collections::HashMap<(Option<Uuid>, Option<String>), usize> = std::collections::HashMap::new();
+    Ok(rows
+        .into_iter()
+        .filter(|r| keys.iter().any(|k| Some(k.0) == r.workspace_id && r.target_id.as_deref() == Some(k.1.to_string().as_str())))
+        .filter(|r| {
+            let n = seen.entry((r.workspace_id, r.target_id.clone())).or_default();
+            *n += 1;
+            *n <= per_record
+        })
+        .collect())
+}

@@ -230,3 +230,24 @@ async fn bulk_operations_are_all_or_nothing_and_need_the_restriction() {
     let r = app.gql("mutation { bulkDeleteCustomers(ids: []) }", json!({}), Some(&manager)).await;
     assert_eq!(r.code(), Some("BAD_USER_INPUT"));
 }
+
+#[tokio::test]
+async fn a_page_of_records_gets_each_its_own_history() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    let ids = customer_ids_of(&app, "staff").await;
+    app.gql("mutation($id: ID!) { updateCustomer(id: $id, input: { status: ACTIVE }) { id } }", json!({ "id": ids[0] }), Some(&owner))
+        .await
+        .ok();
+    let r = app.gql("{ customers(first: 50) { edges { node { id history { targetId action } } } } }", json!({}), Some(&owner)).await;
+    let edges = r.ok()["customers"]["edges"].as_array().unwrap().clone();
+    assert_eq!(edges.len(), 10);
+    for e in &edges {
+        let id = e["node"]["id"].as_str().unwrap();
+        let h = e["node"]["history"].as_array().unwrap();
+        assert!(!h.is_empty(), "{id} has no history");
+        assert!(h.iter().all(|x| x["targetId"] == id), "{id} got another record's entries");
+        let updated = h.iter().any(|x| x["action"] == "customer.updated");
+        assert_eq!(updated, id == ids[0]);
+    }
+}

@@ -1,0 +1,45 @@
+//! Record history, batched: every `history` field of a page asks one loader, which
+//! reads the entries of all those records in one query. No cache: a history is never
+//! served stale.
+
+use super::audit::AuditEntry;
+use crate::error::AppError;
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, Result};
+use sea_orm::DatabaseConnection;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub struct HistoryLoader {
+    pub db: DatabaseConnection,
+}
+
+pub const PER_RECORD: usize = 50;
+
+impl Loader<(Uuid, Uuid)> for HistoryLoader {
+    type Value = Vec<entity::audit_entry::Model>;
+    type Error = String;
+
+    async fn load(&self, keys: &[(Uuid, Uuid)]) -> Result<HashMap<(Uuid, Uuid), Self::Value>, Self::Error> {
+        let rows = crate::repo::audit::history_of(&self.db, keys, PER_RECORD).await.map_err(|e| e.to_string())?;
+        let mut out: HashMap<(Uuid, Uuid), Self::Value> = HashMap::new();
+        for r in rows {
+            if let (Some(ws), Some(Ok(target))) = (r.workspace_id, r.target_id.as_deref().map(Uuid::parse_str)) {
+                out.entry((ws, target)).or_default().push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn loader(db: DatabaseConnection) -> DataLoader<HistoryLoader> {
+    DataLoader::new(HistoryLoader { db }, tokio::spawn)
+}
+
+/// The history of one record of the caller's workspace (the record itself was already
+/// read through the caller's reach).
+pub async fn of(ctx: &Context<'_>, workspace_id: Uuid, id: Uuid) -> Result<Vec<AuditEntry>> {
+    let loader = ctx.data::<DataLoader<HistoryLoader>>().map_err(|_| AppError::internal("history loader missing"))?;
+    let rows = loader.load_one((workspace_id, id)).await.map_err(AppError::internal)?.unwrap_or_default();
+    Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
