@@ -205,6 +205,26 @@ pub struct CustomerOrder {
     pub direction: OrderDirection,
 }
 
+#[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
+pub enum ListOrderField {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// Ordering for record lists (customers have their own, richer `CustomerOrder`).
+#[derive(InputObject, Default)]
+pub struct ListOrder {
+    #[graphql(default)]
+    pub field: ListOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+pub(crate) fn sort(o: Option<ListOrder>) -> Option<repo::Sort> {
+    o.map(|o| repo::Sort { by_updated: o.field == ListOrderField::UpdatedAt, desc: o.direction == OrderDirection::Desc })
+}
+
 #[derive(SimpleObject)]
 pub struct ListInfo {
     /// How many records match, in the caller's scope.

@@ -4,7 +4,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{Customer, ListInfo, page_size, reveal, user};
+use super::customers::{Customer, ListInfo, ListOrder, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::products::Product;
 use super::types::parse_id;
@@ -248,6 +248,7 @@ impl OrdersQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<OrderFilter>,
+        order_by: Option<ListOrder>,
     ) -> Result<Connection<String, Order, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::OrdersRead)?;
@@ -266,7 +267,7 @@ impl OrdersQuery {
         };
         let db = &state(ctx)?.db;
         let total = repo::orders::count(db, &reach, &filter).await.map_err(AppError::from)?;
-        let rows = repo::orders::list(db, &reach, &filter, offset, limit).await.map_err(AppError::from)?;
+        let rows = repo::orders::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
         let node = ctx.look_ahead().field("edges").field("node");
         let projected = project(db, p, rows, node.field("customer").exists(), node.field("lines").exists()).await?;
         let mut conn =

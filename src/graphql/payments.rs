@@ -2,7 +2,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, page_size, reveal, user};
+use super::customers::{ListInfo, ListOrder, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::types::parse_id;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -132,6 +132,7 @@ impl PaymentsQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<PaymentFilter>,
+        order_by: Option<ListOrder>,
     ) -> Result<Connection<String, Payment, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::PaymentsRead)?;
@@ -157,7 +158,7 @@ impl PaymentsQuery {
         };
         let db = &state(ctx)?.db;
         let total = repo::payments::count(db, &reach, &filter).await.map_err(AppError::from)?;
-        let rows = repo::payments::list(db, &reach, &filter, offset, limit).await.map_err(AppError::from)?;
+        let rows = repo::payments::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
         let mut conn =
             Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
         conn.edges.extend(

@@ -2,7 +2,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, page_size, reveal, user};
+use super::customers::{ListInfo, ListOrder, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::types::parse_id;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -141,6 +141,7 @@ impl ProductsQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<ProductFilter>,
+        order_by: Option<ListOrder>,
     ) -> Result<Connection<String, Product, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::ProductsRead)?;
@@ -156,7 +157,7 @@ impl ProductsQuery {
         let filter = repo::products::Filter { search: f.search, active: f.active };
         let db = &state(ctx)?.db;
         let total = repo::products::count(db, &reach, &filter).await.map_err(AppError::from)?;
-        let rows = repo::products::list(db, &reach, &filter, offset, limit).await.map_err(AppError::from)?;
+        let rows = repo::products::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
         let mut conn =
             Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
         conn.edges.extend(

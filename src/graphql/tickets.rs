@@ -2,7 +2,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, page_size, reveal, user};
+use super::customers::{ListInfo, ListOrder, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::types::parse_id;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -160,6 +160,7 @@ impl TicketsQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<TicketFilter>,
+        order_by: Option<ListOrder>,
     ) -> Result<Connection<String, Ticket, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::TicketsRead)?;
@@ -179,7 +180,7 @@ impl TicketsQuery {
         };
         let db = &state(ctx)?.db;
         let total = repo::tickets::count(db, &reach, &filter).await.map_err(AppError::from)?;
-        let rows = repo::tickets::list(db, &reach, &filter, offset, limit).await.map_err(AppError::from)?;
+        let rows = repo::tickets::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
         let mut conn =
             Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
         conn.edges.extend(
@@ -205,6 +206,13 @@ impl TicketsMutation {
     async fn create_ticket(&self, ctx: &Context<'_>, input: TicketInput) -> Result<Ticket> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Ticket::project(svc::create(state(ctx)?, &tx, p, input.into_service()?).await?, &p.grants))
+    }
+
+    /// Soft-deletes a ticket (tickets.write).
+    async fn delete_ticket(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        crate::service::work::delete(state(ctx)?, &tx, p, Permission::TicketsWrite, "tickets", "ticket", parse_id("id", &id)?).await?;
+        Ok(true)
     }
 
     async fn update_ticket(&self, ctx: &Context<'_>, id: ID, input: TicketInput) -> Result<Ticket> {

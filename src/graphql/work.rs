@@ -3,7 +3,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, offset_cursor, page_size, reveal, user};
+use super::customers::{ListInfo, ListOrder, offset_cursor, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::types::parse_id;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -314,6 +314,7 @@ impl WorkQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<WorkFilter>,
+        order_by: Option<ListOrder>,
     ) -> Result<Connection<String, Quote, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::QuotesRead)?;
@@ -321,7 +322,7 @@ impl WorkQuery {
         let f = repo::quotes::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
         let total = repo::quotes::count(db, &reach, &f).await.map_err(AppError::from)?;
-        let rows = repo::quotes::list(db, &reach, &f, offset, limit).await.map_err(AppError::from)?;
+        let rows = repo::quotes::list(db, &reach, &f, sort(order_by), offset, limit).await.map_err(AppError::from)?;
         Ok(page(offset, total, rows, Quote))
     }
 
@@ -340,6 +341,7 @@ impl WorkQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<WorkFilter>,
+        order_by: Option<ListOrder>,
     ) -> Result<Connection<String, Job, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::JobsRead)?;
@@ -347,7 +349,7 @@ impl WorkQuery {
         let f = repo::jobs::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
         let total = repo::jobs::count(db, &reach, &f).await.map_err(AppError::from)?;
-        let rows = repo::jobs::list(db, &reach, &f, offset, limit).await.map_err(AppError::from)?;
+        let rows = repo::jobs::list(db, &reach, &f, sort(order_by), offset, limit).await.map_err(AppError::from)?;
         Ok(page(offset, total, rows, Job))
     }
 
@@ -365,6 +367,7 @@ impl WorkQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<WorkFilter>,
+        order_by: Option<ListOrder>,
     ) -> Result<Connection<String, Invoice, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::InvoicesRead)?;
@@ -372,7 +375,7 @@ impl WorkQuery {
         let f = repo::invoices::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
         let total = repo::invoices::count(db, &reach, &f).await.map_err(AppError::from)?;
-        let rows = repo::invoices::list(db, &reach, &f, offset, limit).await.map_err(AppError::from)?;
+        let rows = repo::invoices::list(db, &reach, &f, sort(order_by), offset, limit).await.map_err(AppError::from)?;
         Ok(page(offset, total, rows, |m| Invoice::project(m, &p.grants)))
     }
 
@@ -413,6 +416,27 @@ impl WorkMutation {
     async fn create_invoice(&self, ctx: &Context<'_>, input: InvoiceInput) -> Result<Invoice> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Invoice::project(svc::create_invoice(state(ctx)?, &tx, p, input.into_service()?).await?, &p.grants))
+    }
+
+    /// Soft-deletes a quote (quotes.write).
+    async fn delete_quote(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        svc::delete(state(ctx)?, &tx, p, Permission::QuotesWrite, "quotes", "quote", parse_id("id", &id)?).await?;
+        Ok(true)
+    }
+
+    /// Soft-deletes a job (jobs.write).
+    async fn delete_job(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        svc::delete(state(ctx)?, &tx, p, Permission::JobsWrite, "jobs", "job", parse_id("id", &id)?).await?;
+        Ok(true)
+    }
+
+    /// Soft-deletes an invoice (invoices.write).
+    async fn delete_invoice(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        svc::delete(state(ctx)?, &tx, p, Permission::InvoicesWrite, "invoices", "invoice", parse_id("id", &id)?).await?;
+        Ok(true)
     }
 
     async fn update_invoice(&self, ctx: &Context<'_>, id: ID, input: InvoiceInput) -> Result<Invoice> {

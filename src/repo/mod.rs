@@ -21,3 +21,39 @@ pub mod workspaces;
 pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
+
+/// Soft-deletes one record of any CRM table, through the caller's reach: the same
+/// scope condition as every read, so an out-of-scope id deletes nothing. Returns
+/// whether a row was deleted.
+pub async fn soft_delete(
+    db: &impl sea_orm::ConnectionTrait,
+    reach: &crate::authz::scope::Reach,
+    table: &'static str,
+    id: uuid::Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let stmt = Query::update()
+        .table(table)
+        .values([("deleted_at", now.into()), ("updated_at", now.into())])
+        .cond_where(reach.condition(table))
+        .and_where(Expr::col((table, "id")).eq(id))
+        .to_owned();
+    let res = db.execute(&stmt).await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// How a list is ordered when the caller asks (else each list's own default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub by_updated: bool,
+    pub desc: bool,
+}
+
+/// Orders by creation (the v7 id) or last update, then by id so pages are stable.
+pub fn sorted<E: sea_orm::EntityTrait>(q: sea_orm::Select<E>, sort: Sort, id: E::Column, updated: E::Column) -> sea_orm::Select<E> {
+    use sea_orm::QueryOrder;
+    let dir = || if sort.desc { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+    let q = if sort.by_updated { q.order_by(updated, dir()) } else { q };
+    q.order_by(id, dir())
+}

@@ -27,8 +27,20 @@ fn condition(reach: &Reach, f: &Filter) -> Condition {
     c
 }
 
-pub async fn list(db: &impl ConnectionTrait, reach: &Reach, f: &Filter, offset: u64, limit: u64) -> Result<Vec<order::Model>, DbErr> {
-    order::Entity::find().filter(condition(reach, f)).order_by_desc(order::Column::Id).offset(offset).limit(limit).all(db).await
+pub async fn list(
+    db: &impl ConnectionTrait,
+    reach: &Reach,
+    f: &Filter,
+    sort: Option<super::Sort>,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<order::Model>, DbErr> {
+    let q = order::Entity::find().filter(condition(reach, f));
+    let q = match sort {
+        Some(s) => super::sorted(q, s, order::Column::Id, order::Column::UpdatedAt),
+        None => q.order_by_desc(order::Column::Id),
+    };
+    q.offset(offset).limit(limit).all(db).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {

@@ -323,3 +323,35 @@ pub async fn update_invoice(
     tx.audit(event(reach.workspace_id(), "invoices", "invoice", "invoice.updated", id, invoice_changes(Some(&before), &after)));
     Ok(after)
 }
+
+/// Soft-deletes a ticket, quote, job or invoice (their module's write permission; the
+/// catalog has a separate delete permission only for customers and products).
+pub async fn delete(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    permission: Permission,
+    table: &'static str,
+    target_type: &'static str,
+    id: Uuid,
+) -> AppResult<()> {
+    let reach = Reach::for_permission(p, permission)?;
+    if !repo::soft_delete(tx.db(), &reach, table, id, state.clock.now()).await? {
+        return Err(AppError::NotFound);
+    }
+    let action = match target_type {
+        "ticket" => "ticket.deleted",
+        "quote" => "quote.deleted",
+        "job" => "job.deleted",
+        _ => "invoice.deleted",
+    };
+    tx.audit(event(
+        reach.workspace_id(),
+        permission.module().as_str(),
+        target_type,
+        action,
+        id,
+        json!({ "deleted": { "before": false, "after": true } }),
+    ));
+    Ok(())
+}

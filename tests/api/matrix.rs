@@ -98,6 +98,15 @@ const QUOTE_OPERATIONS: &[Operation] = &[
         query: "mutation($id: ID!) { updateQuote(id: $id, input: { status: ACCEPTED }) { status } }",
         vars: |id| json!({ "id": id }),
     },
+    Operation {
+        name: "delete",
+        permission: Permission::QuotesWrite,
+        also: &[],
+        writes: &[],
+        when_allowed: None,
+        query: "mutation($id: ID!) { deleteQuote(id: $id) }",
+        vars: |id| json!({ "id": id }),
+    },
 ];
 
 const JOB_OPERATIONS: &[Operation] = &[
@@ -117,6 +126,15 @@ const JOB_OPERATIONS: &[Operation] = &[
         writes: &[],
         when_allowed: None,
         query: "mutation($id: ID!) { updateJob(id: $id, input: { status: IN_PROGRESS }) { status } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "delete",
+        permission: Permission::JobsWrite,
+        also: &[],
+        writes: &[],
+        when_allowed: None,
+        query: "mutation($id: ID!) { deleteJob(id: $id) }",
         vars: |id| json!({ "id": id }),
     },
 ];
@@ -147,6 +165,15 @@ const INVOICE_OPERATIONS: &[Operation] = &[
         writes: &[SensitiveField::InvoiceBankDetails],
         when_allowed: None,
         query: "mutation($id: ID!) { updateInvoice(id: $id, input: { bankDetails: \"New Bank 1234\" }) { id } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "delete",
+        permission: Permission::InvoicesWrite,
+        also: &[],
+        writes: &[],
+        when_allowed: None,
+        query: "mutation($id: ID!) { deleteInvoice(id: $id) }",
         vars: |id| json!({ "id": id }),
     },
 ];
@@ -218,6 +245,15 @@ const TICKET_OPERATIONS: &[Operation] = &[
         writes: &[SensitiveField::TicketInternalNotes],
         when_allowed: None,
         query: "mutation($id: ID!) { updateTicket(id: $id, input: { internalNotes: \"VIP\" }) { id } }",
+        vars: |id| json!({ "id": id }),
+    },
+    Operation {
+        name: "delete",
+        permission: Permission::TicketsWrite,
+        also: &[],
+        writes: &[],
+        when_allowed: None,
+        query: "mutation($id: ID!) { deleteTicket(id: $id) }",
         vars: |id| json!({ "id": id }),
     },
 ];

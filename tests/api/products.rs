@@ -68,3 +68,31 @@ async fn pricing_and_inventory_are_separate_permissions() {
     assert_eq!(actions, ["product.inventory_adjusted", "product.updated", "product.created"]);
     assert!(!h.to_string().contains("7.25") && !h.to_string().contains("Acme Parts"), "cost price and supplier never enter the log");
 }
+
+#[tokio::test]
+async fn lists_take_an_order_input() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    let q = "query($o: ListOrder) { products(first: 20, orderBy: $o) { edges { node { id name } } } }";
+    let by_default: Vec<String> = app.gql(q, json!({ "o": null }), Some(&owner)).await.ok()["products"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = by_default.clone();
+    sorted.sort();
+    assert_eq!(by_default, sorted, "products default to name order");
+    let ids = |r: crate::helpers::Reply| -> Vec<String> {
+        r.ok()["products"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let asc = ids(app.gql(q, json!({ "o": { "field": "CREATED_AT", "direction": "ASC" } }), Some(&owner)).await);
+    let desc = ids(app.gql(q, json!({ "o": { "field": "CREATED_AT", "direction": "DESC" } }), Some(&owner)).await);
+    assert_eq!(asc.iter().rev().cloned().collect::<Vec<_>>(), desc);
+    app.clock.advance(chrono::Duration::seconds(5));
+    app.gql("mutation($id: ID!) { updateProduct(id: $id, input: { name: \"Touched\" }) { id } }", json!({ "id": asc[0] }), Some(&owner))
+        .await
+        .ok();
+    let recent = ids(app.gql(q, json!({ "o": { "field": "UPDATED_AT", "direction": "DESC" } }), Some(&owner)).await);
+    assert_eq!(recent[0], asc[0], "the product just changed comes first");
+}
