@@ -6,7 +6,7 @@ use super::types::parse_id;
 use crate::auth::{BuiltinRole, Principal, UserPrincipal};
 use crate::authz::catalog::{FieldAccess, Module, Permission, Scope, SensitiveField};
 use crate::authz::eval::{Cause, EvalContext, Grants, Inactive, Restrictions as EvalRestrictions};
-use crate::authz::scope::{Placement, matches};
+use crate::authz::scope::{Placement, Reach, matches};
 use crate::error::AppError;
 use crate::repo;
 use crate::repo::roles::StoredRole;
@@ -411,19 +411,25 @@ impl RolesQuery {
         let mut e = explain(&loaded.grants, permission);
         if let Some(rid) = record_id {
             let rid = parse_id("recordId", &rid)?;
-            let record = match permission.module() {
-                Module::Customers => repo::customers::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
-                Module::Products => repo::products::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
-                Module::Orders => repo::orders::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
-                Module::Tickets => repo::tickets::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
-                Module::Payments => repo::payments::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
-                Module::Quotes => repo::quotes::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
-                Module::Jobs => repo::jobs::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
-                Module::Invoices => repo::invoices::placement_unscoped(&state.db, u.workspace_id, rid).await.map_err(AppError::from)?,
-                other => {
-                    return Err(AppError::bad_input("recordId", format!("records of {} cannot be explained yet", other.as_str())).into());
-                }
-            };
+            // The record must be one the caller may read themselves: explaining must not
+            // reveal records outside the caller's own scope.
+            let module = permission.module();
+            let read =
+                module.read_permission().ok_or_else(|| AppError::bad_input("recordId", format!("{} has no records", module.as_str())))?;
+            let caller = Reach::for_permission(u, read).map_err(|_| AppError::NotFound)?;
+            let db = &state.db;
+            let record = match module {
+                Module::Customers => repo::customers::placement(db, &caller, rid).await,
+                Module::Products => repo::products::placement(db, &caller, rid).await,
+                Module::Orders => repo::orders::placement(db, &caller, rid).await,
+                Module::Tickets => repo::tickets::placement(db, &caller, rid).await,
+                Module::Payments => repo::payments::placement(db, &caller, rid).await,
+                Module::Quotes => repo::quotes::placement(db, &caller, rid).await,
+                Module::Jobs => repo::jobs::placement(db, &caller, rid).await,
+                Module::Invoices => repo::invoices::placement(db, &caller, rid).await,
+                other => return Err(AppError::bad_input("recordId", format!("{} has no records", other.as_str())).into()),
+            }
+            .map_err(AppError::from)?;
             let record = record.ok_or(AppError::NotFound)?;
             let who = Placement {
                 user_id: user.id,

@@ -89,15 +89,15 @@ pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: job::Model) -> Re
     if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
-/// Where a record sits, ignoring scope: for explanations only.
-pub async fn placement_unscoped(
+/// Where a record sits (owner, department, team, group), if the caller's reach covers
+/// it: for explanations, which then apply the explained user's scope to it.
+pub async fn placement(
     db: &impl ConnectionTrait,
-    workspace_id: Uuid,
+    reach: &Reach,
     id: Uuid,
 ) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
     Ok(job::Entity::find_by_id(id)
-        .filter(job::Column::WorkspaceId.eq(workspace_id))
-        .filter(job::Column::DeletedAt.is_null())
+        .filter(reach.condition("jobs"))
         .one(db)
         .await?
         .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))

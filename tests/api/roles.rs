@@ -309,3 +309,32 @@ async fn role_changes_are_audited_with_before_and_after() {
     let r = app.gql("mutation($id: ID!) { deleteRole(id: $id) }", json!({ "id": staff_role }), Some(&owner)).await;
     assert_eq!(r.code(), Some("CONFLICT"), "built-in roles stay");
 }
+
+/// Explaining a record does not reveal records outside the caller's own scope.
+#[tokio::test]
+async fn explanations_do_not_reveal_records_outside_the_callers_scope() {
+    let app = TestApp::spawn().await;
+    let manager = app.login("demo", "manager").await;
+    let staff_id = user_id(&app, "staff").await;
+    let record = |owner: &'static str| {
+        let app = &app;
+        async move {
+            let rows = app
+                .sql_values(
+                    "SELECT c.id FROM customers c JOIN users u ON c.owner_id = u.id WHERE u.username_key = ? ORDER BY c.id",
+                    vec![owner.into()],
+                )
+                .await;
+            rows[0].try_get_by_index::<uuid::Uuid>(0).unwrap().to_string()
+        }
+    };
+    let q = "query($u: ID!, $r: ID) { explainAccess(userId: $u, permission: CUSTOMERS_READ, recordId: $r) { allowed recordInScope } }";
+    // In the manager's department: explained.
+    let r = app.gql(q, json!({ "u": staff_id, "r": record("sam").await }), Some(&manager)).await;
+    assert_eq!(r.ok()["explainAccess"]["recordInScope"], false);
+    // Outside it (guest's, in Support): answered like a missing record.
+    let r = app.gql(q, json!({ "u": staff_id, "r": record("guest").await }), Some(&manager)).await;
+    assert_eq!(r.code(), Some("NOT_FOUND"));
+    let r = app.gql(q, json!({ "u": staff_id, "r": uuid::Uuid::now_v7().to_string() }), Some(&manager)).await;
+    assert_eq!(r.code(), Some("NOT_FOUND"));
+}
