@@ -141,6 +141,23 @@ fn contact_fields(p: &UserPatch) -> Vec<SensitiveField> {
     v
 }
 
+/// Joining a group hands the user every role assigned to that group, so each group
+/// the change adds must carry only roles the actor could assign themselves.
+async fn check_group_roles(tx: &Tx<'_>, p: &UserPrincipal, added: &[Uuid]) -> AppResult<()> {
+    if added.is_empty() {
+        return Ok(());
+    }
+    use sea_orm::ColumnTrait;
+    let roles = repo::roles::defs(tx.db(), p.workspace_id).await?;
+    let cond = sea_orm::sea_query::Condition::all().add(entity::role_assignment::Column::GroupId.is_in(added.iter().copied()));
+    for a in repo::roles::assignments_where(tx.db(), p.workspace_id, cond).await? {
+        if let Some(role) = roles.get(&a.model.role_id) {
+            check::within_actor(&p.grants, &roles, role)?;
+        }
+    }
+    Ok(())
+}
+
 async fn ensure_seat(tx: &Tx<'_>, ws: Uuid) -> AppResult<()> {
     let w = repo::workspaces::get(tx.db(), ws).await?.ok_or(AppError::NotFound)?;
     if repo::users::seats_used(tx.db(), ws).await? >= u64::try_from(w.seat_limit).unwrap_or(0) {
@@ -193,6 +210,8 @@ pub async fn create_user(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input
     let mut u = apply(created, &input.rest)?;
     let groups = input.rest.group_ids.clone().unwrap_or_default();
     check_org(tx, ws, &u, &groups).await?;
+    let joined: Vec<Uuid> = groups.iter().copied().chain(u.primary_group_id).collect();
+    check_group_roles(tx, p, &joined).await?;
     u.updated_at = now;
     repo::users::save(tx.db(), &u).await?;
     repo::org::set_memberships(tx.db(), ws, u.id, &groups).await?;
@@ -226,6 +245,9 @@ pub async fn update_user(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: U
     let mut after = apply(before.clone(), &patch)?;
     let groups_after = patch.group_ids.clone().unwrap_or_else(|| groups_before.clone());
     check_org(tx, ws, &after, &groups_after).await?;
+    let had: Vec<Uuid> = groups_before.iter().copied().chain(before.primary_group_id).collect();
+    let joined: Vec<Uuid> = groups_after.iter().copied().chain(after.primary_group_id).filter(|g| !had.contains(g)).collect();
+    check_group_roles(tx, p, &joined).await?;
     let seat_before = before.active && before.licensed;
     let seat_after = after.active && after.licensed;
     if seat_after && !seat_before {

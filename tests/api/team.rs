@@ -141,7 +141,12 @@ async fn moving_a_user_between_teams_and_groups_changes_what_they_reach_at_once(
         .await
         .ok()["createRole"]["id"]
         .clone();
-    let key_accounts = id_of(&app, "groups", "Key accounts").await;
+    // A group the manager is not in, carrying a role the manager does not hold.
+    let key_accounts =
+        app.gql("mutation { createGroup(name: \"Auditors\") { id } }", json!({}), Some(&owner)).await.ok()["createGroup"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     app.gql(
         "mutation($i: AssignRoleInput!) { assignRole(input: $i) { id } }",
         json!({ "i": { "roleId": auditor, "groupId": key_accounts } }),
@@ -200,4 +205,46 @@ async fn a_page_of_users_shows_their_organisation() {
     assert_eq!(manager["groups"], json!([{ "name": "Key accounts" }]));
     let owner_node = users.iter().map(|e| &e["node"]).find(|n| n["username"] == "owner").unwrap();
     assert!(owner_node["department"].is_null() && owner_node["groups"] == json!([]));
+}
+
+/// Putting someone into a group gives them the group's roles: nobody may do that with
+/// a group whose roles hold more than they hold themselves.
+#[tokio::test]
+async fn joining_a_group_cannot_hand_out_roles_the_actor_lacks() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    let auditor = app
+        .gql(
+            "mutation($i: RoleInput!) { createRole(input: $i) { id } }",
+            json!({ "i": { "name": "Auditor", "rank": 20, "permissions": ["AUDIT_READ"] } }),
+            Some(&owner),
+        )
+        .await
+        .ok()["createRole"]["id"]
+        .clone();
+    // A group the manager is not in, carrying a role the manager does not hold.
+    let key_accounts =
+        app.gql("mutation { createGroup(name: \"Auditors\") { id } }", json!({}), Some(&owner)).await.ok()["createGroup"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    app.gql(
+        "mutation($i: AssignRoleInput!) { assignRole(input: $i) { id } }",
+        json!({ "i": { "roleId": auditor, "groupId": key_accounts } }),
+        Some(&owner),
+    )
+    .await
+    .ok();
+    let manager = app.login("demo", "manager").await;
+    let staff_id = user_id(&app, "staff").await;
+    let r = app.gql(UPDATE_USER, json!({ "id": staff_id, "i": { "groupIds": [key_accounts] } }), Some(&manager)).await;
+    assert_eq!(r.code(), Some("FORBIDDEN"), "{}", r.body);
+    let r = app.gql(UPDATE_USER, json!({ "id": staff_id, "i": { "primaryGroupId": key_accounts } }), Some(&manager)).await;
+    assert_eq!(r.code(), Some("FORBIDDEN"), "{}", r.body);
+    let input = json!({ "i": { "username": "mole", "email": "mole@demo.palisade.test", "password": "mole-initial-pass", "groupIds": [key_accounts] } });
+    assert_eq!(app.gql(CREATE_USER, input, Some(&manager)).await.code(), Some("FORBIDDEN"));
+    // A group without such roles is fine; the owner may use the other one.
+    let south = id_of(&app, "groups", "South").await;
+    app.gql(UPDATE_USER, json!({ "id": staff_id, "i": { "groupIds": [south] } }), Some(&manager)).await.ok();
+    app.gql(UPDATE_USER, json!({ "id": staff_id, "i": { "groupIds": [south, key_accounts] } }), Some(&owner)).await.ok();
 }
