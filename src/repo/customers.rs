@@ -4,10 +4,7 @@
 use crate::authz::scope::Reach;
 use entity::customer;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -25,8 +22,8 @@ pub enum OrderBy {
     CreditLimit,
 }
 
-fn condition(reach: &Reach, f: &Filter) -> Condition {
-    let mut c = reach.condition("customers");
+fn condition(f: &Filter) -> Condition {
+    let mut c = Condition::all();
     if let Some(s) = &f.search {
         // LIKE metacharacters in the search are matched literally.
         let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
@@ -61,28 +58,30 @@ pub async fn list(
         OrderBy::Name => customer::Column::Name,
         OrderBy::CreditLimit => customer::Column::CreditLimitCents,
     };
-    let dir = if desc { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
-    customer::Entity::find()
-        .filter(condition(reach, f))
-        .order_by(col, dir.clone())
-        .order_by(customer::Column::Id, dir)
-        .offset(offset)
-        .limit(limit)
-        .all(db)
-        .await
+    let dir = || if desc { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+    super::crm::list::<customer::Entity>(
+        db,
+        reach,
+        condition(f),
+        None,
+        |q| q.order_by(col, dir()).order_by(customer::Column::Id, dir()),
+        offset,
+        limit,
+    )
+    .await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
-    customer::Entity::find().filter(condition(reach, f)).count(db).await
+    super::crm::count::<customer::Entity>(db, reach, condition(f)).await
 }
 
 pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<customer::Model>, DbErr> {
-    customer::Entity::find_by_id(id).filter(reach.condition("customers")).one(db).await
+    super::crm::get::<customer::Entity>(db, reach, id).await
 }
 
-/// Several records at once; the caller compares the count to what it asked for.
+/// Several records at once, through the reach (missing or out of scope: absent).
 pub async fn get_many(db: &impl ConnectionTrait, reach: &Reach, ids: &[Uuid]) -> Result<Vec<customer::Model>, DbErr> {
-    customer::Entity::find().filter(reach.condition("customers")).filter(customer::Column::Id.is_in(ids.iter().copied())).all(db).await
+    super::crm::get_many::<customer::Entity>(db, reach, ids).await
 }
 
 /// Inserts a new record of the reach's workspace.
@@ -136,18 +135,9 @@ pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: customer::Model) 
     if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
-/// Where a record sits (owner, department, team, group), if the caller's reach covers
-/// it: for explanations, which then apply the explained user's scope to it.
-pub async fn placement(
-    db: &impl ConnectionTrait,
-    reach: &Reach,
-    id: Uuid,
-) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
-    Ok(customer::Entity::find_by_id(id)
-        .filter(reach.condition("customers"))
-        .one(db)
-        .await?
-        .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
+/// Where a record sits, if the caller's reach covers it (explanations).
+pub async fn placement(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<super::crm::Placement>, DbErr> {
+    super::crm::placement::<customer::Entity>(db, reach, id).await
 }
 
 /// Customer count per status within the reach.

@@ -3,10 +3,7 @@
 use crate::authz::scope::Reach;
 use entity::job;
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -15,8 +12,8 @@ pub struct Filter {
     pub customer_id: Option<Uuid>,
 }
 
-fn condition(reach: &Reach, f: &Filter) -> Condition {
-    let mut c = reach.condition("jobs");
+fn condition(f: &Filter) -> Condition {
+    let mut c = Condition::all();
     if let Some(s) = &f.status {
         c = c.add(job::Column::Status.eq(s.as_str()));
     }
@@ -34,20 +31,15 @@ pub async fn list(
     offset: u64,
     limit: u64,
 ) -> Result<Vec<job::Model>, DbErr> {
-    let q = job::Entity::find().filter(condition(reach, f));
-    let q = match sort {
-        Some(s) => super::sorted(q, s, job::Column::Id, job::Column::UpdatedAt),
-        None => q.order_by_desc(job::Column::Id),
-    };
-    q.offset(offset).limit(limit).all(db).await
+    super::crm::list::<job::Entity>(db, reach, condition(f), sort, |q| q.order_by_desc(job::Column::Id), offset, limit).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
-    job::Entity::find().filter(condition(reach, f)).count(db).await
+    super::crm::count::<job::Entity>(db, reach, condition(f)).await
 }
 
 pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<job::Model>, DbErr> {
-    job::Entity::find_by_id(id).filter(reach.condition("jobs")).one(db).await
+    super::crm::get::<job::Entity>(db, reach, id).await
 }
 
 pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: job::Model) -> Result<job::Model, DbErr> {
@@ -89,16 +81,7 @@ pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: job::Model) -> Re
     if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
-/// Where a record sits (owner, department, team, group), if the caller's reach covers
-/// it: for explanations, which then apply the explained user's scope to it.
-pub async fn placement(
-    db: &impl ConnectionTrait,
-    reach: &Reach,
-    id: Uuid,
-) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
-    Ok(job::Entity::find_by_id(id)
-        .filter(reach.condition("jobs"))
-        .one(db)
-        .await?
-        .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
+/// Where a record sits, if the caller's reach covers it (explanations).
+pub async fn placement(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<super::crm::Placement>, DbErr> {
+    super::crm::placement::<job::Entity>(db, reach, id).await
 }

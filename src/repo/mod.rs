@@ -3,6 +3,7 @@
 //! tenant boundary: a foreign workspace's id behaves exactly like a missing one.
 
 pub mod audit;
+pub mod crm;
 pub mod customers;
 pub mod invoices;
 pub mod jobs;

@@ -4,10 +4,7 @@
 use crate::authz::scope::Reach;
 use entity::{order, order_line};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -16,8 +13,8 @@ pub struct Filter {
     pub customer_id: Option<Uuid>,
 }
 
-fn condition(reach: &Reach, f: &Filter) -> Condition {
-    let mut c = reach.condition("orders");
+fn condition(f: &Filter) -> Condition {
+    let mut c = Condition::all();
     if let Some(s) = &f.status {
         c = c.add(order::Column::Status.eq(s.as_str()));
     }
@@ -35,20 +32,15 @@ pub async fn list(
     offset: u64,
     limit: u64,
 ) -> Result<Vec<order::Model>, DbErr> {
-    let q = order::Entity::find().filter(condition(reach, f));
-    let q = match sort {
-        Some(s) => super::sorted(q, s, order::Column::Id, order::Column::UpdatedAt),
-        None => q.order_by_desc(order::Column::Id),
-    };
-    q.offset(offset).limit(limit).all(db).await
+    super::crm::list::<order::Entity>(db, reach, condition(f), sort, |q| q.order_by_desc(order::Column::Id), offset, limit).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
-    order::Entity::find().filter(condition(reach, f)).count(db).await
+    super::crm::count::<order::Entity>(db, reach, condition(f)).await
 }
 
 pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<order::Model>, DbErr> {
-    order::Entity::find_by_id(id).filter(reach.condition("orders")).one(db).await
+    super::crm::get::<order::Entity>(db, reach, id).await
 }
 
 /// The lines of several orders (which the caller already read through a reach).
@@ -124,18 +116,9 @@ pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: order::Model) -> 
     if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
-/// Where a record sits (owner, department, team, group), if the caller's reach covers
-/// it: for explanations, which then apply the explained user's scope to it.
-pub async fn placement(
-    db: &impl ConnectionTrait,
-    reach: &Reach,
-    id: Uuid,
-) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
-    Ok(order::Entity::find_by_id(id)
-        .filter(reach.condition("orders"))
-        .one(db)
-        .await?
-        .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
+/// Where a record sits, if the caller's reach covers it (explanations).
+pub async fn placement(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<super::crm::Placement>, DbErr> {
+    super::crm::placement::<order::Entity>(db, reach, id).await
 }
 
 /// Order count and total per status, within the reach, created in `[from, to)`.

@@ -3,10 +3,7 @@
 use crate::authz::scope::Reach;
 use entity::payment;
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -15,8 +12,8 @@ pub struct Filter {
     pub order_id: Option<Uuid>,
 }
 
-fn condition(reach: &Reach, f: &Filter) -> Condition {
-    let mut c = reach.condition("payments");
+fn condition(f: &Filter) -> Condition {
+    let mut c = Condition::all();
     if let Some(s) = &f.status {
         c = c.add(payment::Column::Status.eq(s.as_str()));
     }
@@ -34,20 +31,15 @@ pub async fn list(
     offset: u64,
     limit: u64,
 ) -> Result<Vec<payment::Model>, DbErr> {
-    let q = payment::Entity::find().filter(condition(reach, f));
-    let q = match sort {
-        Some(s) => super::sorted(q, s, payment::Column::Id, payment::Column::UpdatedAt),
-        None => q.order_by_desc(payment::Column::Id),
-    };
-    q.offset(offset).limit(limit).all(db).await
+    super::crm::list::<payment::Entity>(db, reach, condition(f), sort, |q| q.order_by_desc(payment::Column::Id), offset, limit).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
-    payment::Entity::find().filter(condition(reach, f)).count(db).await
+    super::crm::count::<payment::Entity>(db, reach, condition(f)).await
 }
 
 pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<payment::Model>, DbErr> {
-    payment::Entity::find_by_id(id).filter(reach.condition("payments")).one(db).await
+    super::crm::get::<payment::Entity>(db, reach, id).await
 }
 
 pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: payment::Model) -> Result<payment::Model, DbErr> {
@@ -96,16 +88,7 @@ pub async fn set_status(
     if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
-/// Where a record sits (owner, department, team, group), if the caller's reach covers
-/// it: for explanations, which then apply the explained user's scope to it.
-pub async fn placement(
-    db: &impl ConnectionTrait,
-    reach: &Reach,
-    id: Uuid,
-) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
-    Ok(payment::Entity::find_by_id(id)
-        .filter(reach.condition("payments"))
-        .one(db)
-        .await?
-        .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
+/// Where a record sits, if the caller's reach covers it (explanations).
+pub async fn placement(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<super::crm::Placement>, DbErr> {
+    super::crm::placement::<payment::Entity>(db, reach, id).await
 }

@@ -3,10 +3,7 @@
 use crate::authz::scope::Reach;
 use entity::product;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -15,8 +12,8 @@ pub struct Filter {
     pub active: Option<bool>,
 }
 
-fn condition(reach: &Reach, f: &Filter) -> Condition {
-    let mut c = reach.condition("products");
+fn condition(f: &Filter) -> Condition {
+    let mut c = Condition::all();
     if let Some(s) = &f.search {
         let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
@@ -40,20 +37,24 @@ pub async fn list(
     offset: u64,
     limit: u64,
 ) -> Result<Vec<product::Model>, DbErr> {
-    let q = product::Entity::find().filter(condition(reach, f));
-    let q = match sort {
-        Some(s) => super::sorted(q, s, product::Column::Id, product::Column::UpdatedAt),
-        None => q.order_by_asc(product::Column::Name).order_by_asc(product::Column::Id),
-    };
-    q.offset(offset).limit(limit).all(db).await
+    super::crm::list::<product::Entity>(
+        db,
+        reach,
+        condition(f),
+        sort,
+        |q| q.order_by_asc(product::Column::Name).order_by_asc(product::Column::Id),
+        offset,
+        limit,
+    )
+    .await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
-    product::Entity::find().filter(condition(reach, f)).count(db).await
+    super::crm::count::<product::Entity>(db, reach, condition(f)).await
 }
 
 pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<product::Model>, DbErr> {
-    product::Entity::find_by_id(id).filter(reach.condition("products")).one(db).await
+    super::crm::get::<product::Entity>(db, reach, id).await
 }
 
 pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: product::Model) -> Result<product::Model, DbErr> {
@@ -101,24 +102,12 @@ pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: product::Model) -
     if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
-/// Where a record sits (owner, department, team, group), if the caller's reach covers
-/// it: for explanations, which then apply the explained user's scope to it.
-pub async fn placement(
-    db: &impl ConnectionTrait,
-    reach: &Reach,
-    id: Uuid,
-) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
-    Ok(product::Entity::find_by_id(id)
-        .filter(reach.condition("products"))
-        .one(db)
-        .await?
-        .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
+/// Where a record sits, if the caller's reach covers it (explanations).
+pub async fn placement(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<super::crm::Placement>, DbErr> {
+    super::crm::placement::<product::Entity>(db, reach, id).await
 }
 
-/// Several products at once, through the reach (missing or out of scope: absent).
+/// Several records at once, through the reach (missing or out of scope: absent).
 pub async fn get_many(db: &impl ConnectionTrait, reach: &Reach, ids: &[Uuid]) -> Result<Vec<product::Model>, DbErr> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    product::Entity::find().filter(reach.condition("products")).filter(product::Column::Id.is_in(ids.iter().copied())).all(db).await
+    super::crm::get_many::<product::Entity>(db, reach, ids).await
 }

@@ -3,10 +3,7 @@
 use crate::authz::scope::Reach;
 use entity::quote;
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -15,8 +12,8 @@ pub struct Filter {
     pub customer_id: Option<Uuid>,
 }
 
-fn condition(reach: &Reach, f: &Filter) -> Condition {
-    let mut c = reach.condition("quotes");
+fn condition(f: &Filter) -> Condition {
+    let mut c = Condition::all();
     if let Some(s) = &f.status {
         c = c.add(quote::Column::Status.eq(s.as_str()));
     }
@@ -34,20 +31,15 @@ pub async fn list(
     offset: u64,
     limit: u64,
 ) -> Result<Vec<quote::Model>, DbErr> {
-    let q = quote::Entity::find().filter(condition(reach, f));
-    let q = match sort {
-        Some(s) => super::sorted(q, s, quote::Column::Id, quote::Column::UpdatedAt),
-        None => q.order_by_desc(quote::Column::Id),
-    };
-    q.offset(offset).limit(limit).all(db).await
+    super::crm::list::<quote::Entity>(db, reach, condition(f), sort, |q| q.order_by_desc(quote::Column::Id), offset, limit).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
-    quote::Entity::find().filter(condition(reach, f)).count(db).await
+    super::crm::count::<quote::Entity>(db, reach, condition(f)).await
 }
 
 pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<quote::Model>, DbErr> {
-    quote::Entity::find_by_id(id).filter(reach.condition("quotes")).one(db).await
+    super::crm::get::<quote::Entity>(db, reach, id).await
 }
 
 pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: quote::Model) -> Result<quote::Model, DbErr> {
@@ -87,16 +79,7 @@ pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: quote::Model) -> 
     if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
-/// Where a record sits (owner, department, team, group), if the caller's reach covers
-/// it: for explanations, which then apply the explained user's scope to it.
-pub async fn placement(
-    db: &impl ConnectionTrait,
-    reach: &Reach,
-    id: Uuid,
-) -> Result<Option<(Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>)>, DbErr> {
-    Ok(quote::Entity::find_by_id(id)
-        .filter(reach.condition("quotes"))
-        .one(db)
-        .await?
-        .map(|c| (c.owner_id, c.department_id, c.team_id, c.group_id)))
+/// Where a record sits, if the caller's reach covers it (explanations).
+pub async fn placement(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<super::crm::Placement>, DbErr> {
+    super::crm::placement::<quote::Entity>(db, reach, id).await
 }
