@@ -231,6 +231,19 @@ pub struct ListInfo {
     pub total_count: u64,
 }
 
+/// A Relay page of `rows` found at `offset` among `total`, with offset cursors.
+pub(crate) fn page<T: async_graphql::OutputType, M>(
+    offset: u64,
+    total: u64,
+    rows: Vec<M>,
+    f: impl Fn(M) -> T,
+) -> Connection<String, T, ListInfo, EmptyFields> {
+    let n = rows.len() as u64;
+    let mut conn = Connection::with_additional_fields(offset > 0, offset + n < total, ListInfo { total_count: total });
+    conn.edges.extend(rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), f(m))));
+    conn
+}
+
 #[derive(InputObject)]
 pub struct CustomerInput {
     pub name: Option<String>,
@@ -344,12 +357,7 @@ impl CustomersQuery {
         let rows = repo::customers::list(db, &reach, &filter, by, order.direction == OrderDirection::Desc, offset, limit)
             .await
             .map_err(AppError::from)?;
-        let mut conn =
-            Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
-        conn.edges.extend(
-            rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), Customer::project(m, &p.grants))),
-        );
-        Ok(conn)
+        Ok(page(offset, total, rows, |m| Customer::project(m, &p.grants)))
     }
 
     /// One customer; NOT_FOUND when missing or out of your scope.

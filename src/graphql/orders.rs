@@ -4,7 +4,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{Customer, ListInfo, ListOrder, page_size, reveal, sort, user};
+use super::customers::{Customer, ListInfo, ListOrder, page, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::products::Product;
 use super::types::parse_id;
@@ -16,7 +16,7 @@ use crate::error::AppError;
 use crate::repo;
 use crate::service::customers::{Patch, format_money};
 use crate::service::orders::{self as svc, LineInput, OrderInput as SvcInput, Transition};
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -270,10 +270,7 @@ impl OrdersQuery {
         let rows = repo::orders::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
         let node = ctx.look_ahead().field("edges").field("node");
         let projected = project(db, p, rows, node.field("customer").exists(), node.field("lines").exists()).await?;
-        let mut conn =
-            Connection::with_additional_fields(offset > 0, offset + (projected.len() as u64) < total, ListInfo { total_count: total });
-        conn.edges.extend(projected.into_iter().enumerate().map(|(i, o)| Edge::new(format!("o:{}", offset + i as u64 + 1), o)));
-        Ok(conn)
+        Ok(page(offset, total, projected, |o| o))
     }
 
     async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {

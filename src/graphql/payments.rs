@@ -2,7 +2,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, ListOrder, page_size, reveal, sort, user};
+use super::customers::{ListInfo, ListOrder, page, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::types::parse_id;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::repo;
 use crate::service::customers::format_money;
 use crate::service::payments::{self as svc, NewPayment, Step};
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
@@ -159,12 +159,7 @@ impl PaymentsQuery {
         let db = &state(ctx)?.db;
         let total = repo::payments::count(db, &reach, &filter).await.map_err(AppError::from)?;
         let rows = repo::payments::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
-        let mut conn =
-            Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
-        conn.edges.extend(
-            rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), Payment::project(m, &p.grants))),
-        );
-        Ok(conn)
+        Ok(page(offset, total, rows, |m| Payment::project(m, &p.grants)))
     }
 
     async fn payment(&self, ctx: &Context<'_>, id: ID) -> Result<Payment> {

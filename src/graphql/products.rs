@@ -2,7 +2,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, ListOrder, page_size, reveal, sort, user};
+use super::customers::{ListInfo, ListOrder, page, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::types::parse_id;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::repo;
 use crate::service::customers::{Patch, format_money};
 use crate::service::products::{self as svc, ProductPatch};
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 
@@ -158,12 +158,7 @@ impl ProductsQuery {
         let db = &state(ctx)?.db;
         let total = repo::products::count(db, &reach, &filter).await.map_err(AppError::from)?;
         let rows = repo::products::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
-        let mut conn =
-            Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
-        conn.edges.extend(
-            rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), Product::project(m, &p.grants))),
-        );
-        Ok(conn)
+        Ok(page(offset, total, rows, |m| Product::project(m, &p.grants)))
     }
 
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Product> {

@@ -1,14 +1,14 @@
 //! Staff management over GraphQL.
 
 use super::context::state;
-use super::customers::{ListInfo, page_size, user};
+use super::customers::{ListInfo, page, page_size, user};
 use super::gate::Tx;
 use super::types::{OrgDirectory, OrgUnit, User, Viewing, parse_id};
 use crate::error::AppError;
 use crate::repo;
 use crate::service::customers::Patch;
 use crate::service::team::{self as svc, NewUserInput, Unit, UserPatch};
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 
@@ -110,14 +110,11 @@ impl TeamQuery {
         } else {
             None
         };
-        let mut conn =
-            Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
-        conn.edges.extend(rows.into_iter().enumerate().map(|(i, u)| {
+        Ok(page(offset, total, rows, |u| {
             let mut user = User::project(u, Viewing::As(&p.grants, p.user_id));
             user.org = org.clone();
-            Edge::new(format!("o:{}", offset + i as u64 + 1), user)
-        }));
-        Ok(conn)
+            user
+        }))
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {

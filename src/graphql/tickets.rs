@@ -2,7 +2,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, ListOrder, page_size, reveal, sort, user};
+use super::customers::{ListInfo, ListOrder, page, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::types::parse_id;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::repo;
 use crate::service::customers::Patch;
 use crate::service::tickets::{self as svc, TicketPatch};
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 
@@ -181,12 +181,7 @@ impl TicketsQuery {
         let db = &state(ctx)?.db;
         let total = repo::tickets::count(db, &reach, &filter).await.map_err(AppError::from)?;
         let rows = repo::tickets::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
-        let mut conn =
-            Connection::with_additional_fields(offset > 0, offset + (rows.len() as u64) < total, ListInfo { total_count: total });
-        conn.edges.extend(
-            rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), Ticket::project(m, &p.grants))),
-        );
-        Ok(conn)
+        Ok(page(offset, total, rows, |m| Ticket::project(m, &p.grants)))
     }
 
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> Result<Ticket> {

@@ -3,7 +3,7 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, ListOrder, offset_cursor, page_size, reveal, sort, user};
+use super::customers::{ListInfo, ListOrder, offset_cursor, page, page_size, reveal, sort, user};
 use super::gate::Tx;
 use super::types::parse_id;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::repo;
 use crate::service::customers::{Patch, format_money};
 use crate::service::work::{self as svc, InvoicePatch, JobPatch, QuotePatch};
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 
@@ -32,16 +32,6 @@ fn to_patch<T>(m: MaybeUndefined<T>) -> Patch<T> {
         MaybeUndefined::Null => Patch::Clear,
         MaybeUndefined::Value(v) => Patch::Set(v),
     }
-}
-
-fn page<T, M>(offset: u64, total: u64, rows: Vec<M>, f: impl Fn(M) -> T) -> Connection<String, T, ListInfo, EmptyFields>
-where
-    T: async_graphql::OutputType,
-{
-    let n = rows.len() as u64;
-    let mut conn = Connection::with_additional_fields(offset > 0, offset + n < total, ListInfo { total_count: total });
-    conn.edges.extend(rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), f(m))));
-    conn
 }
 
 // ---- quotes ----
