@@ -55,7 +55,10 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
     };
     let hasher = PasswordHasher::new(config.hash_concurrency).map_err(|e| e.detail())?;
     let sessions = SessionManager::new(store.clone(), clock.clone(), config.session_idle_timeout, config.session_absolute_timeout);
+    // SQLite refuses a second writer instead of queueing it; one instance queues here.
+    let write_lock = config.database_url.expose().starts_with("sqlite:").then(|| Arc::new(tokio::sync::Mutex::new(())));
     let state = AppState {
+        write_lock,
         config: Arc::new(config),
         db,
         store,

@@ -19,4 +19,8 @@ pub struct AppState {
     pub sessions: SessionManager,
     pub metrics: Arc<Metrics>,
     pub grants: Arc<crate::authz::principal::GrantCache>,
+    /// SQLite only: one writing transaction at a time in this process. SQLite refuses a
+    /// second writer instead of queueing it, and the embedded default is one instance,
+    /// so queueing here is both correct and enough. None on PostgreSQL.
+    pub write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
 }

@@ -319,6 +319,11 @@ impl Extension for GateExtension {
             return next.run(ctx, info).await;
         }
 
+        // Held until the mutation has committed or been rolled back and audited.
+        let _writer = match &state.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
         let txn = match state.db.begin().await {
             Ok(t) => Arc::new(t),
             Err(e) => return Err(server_error(AppError::from(e), &path)),

@@ -157,3 +157,26 @@ impl TestApp {
         self.clock.now()
     }
 }
+
+/// Concurrent mutations must not fail on the embedded SQLite database (which refuses a
+/// second writer instead of queueing it) nor on PostgreSQL.
+#[tokio::test]
+async fn concurrent_sign_ins_all_succeed() {
+    let app = TestApp::spawn().await;
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let (client, url) = (app.client.clone(), format!("{}/graphql", app.url));
+            let user = ["owner", "manager", "staff", "sam", "guest"][i % 5];
+            tokio::spawn(async move {
+                let body = json!({ "query": "mutation($u: String!, $p: String!) { login(input: { workspace: \"demo\", login: $u, password: $p }) { token } }", "variables": { "u": user, "p": DEMO_PASSWORD } });
+                let r: serde_json::Value = client.post(url).json(&body).send().await.unwrap().json().await.unwrap();
+                r
+            })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert!(r["data"]["login"]["token"].is_string(), "{r}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_entries WHERE action = 'auth.sign_in' AND outcome = 'success'", vec![]).await, 24);
+}
