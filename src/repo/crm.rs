@@ -91,3 +91,27 @@ crm_table! {
     job => "jobs",
     invoice => "invoices",
 }
+
+/// A new CRM record placed like its author: a fresh v7 id, the workspace, owner and
+/// creator, department, team and primary group from `placed` (an
+/// `authz::scope::Placement`), and both timestamps at `now`. Only the module's own
+/// fields are spelled out at the call site.
+#[macro_export]
+macro_rules! new_record {
+    ($model:path { workspace_id: $ws:expr, placed: $at:expr, now: $now:expr, $($field:ident $(: $value:expr)?),* $(,)? }) => {{
+        let at: &$crate::authz::scope::Placement = &$at;
+        $model {
+            id: uuid::Uuid::now_v7(),
+            workspace_id: $ws,
+            owner_id: at.user_id,
+            department_id: at.department_id,
+            team_id: at.team_id,
+            group_id: at.primary_group_id,
+            created_by: at.user_id,
+            created_at: $now,
+            updated_at: $now,
+            deleted_at: None,
+            $($field $(: $value)?),*
+        }
+    }};
+}

@@ -275,17 +275,10 @@ async fn seed_customers(
             let n = (i * 2 + k) % NAMES.len();
             let name = NAMES[n];
             let slug: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
-            let m = entity::customer::Model {
-                id: Uuid::now_v7(),
-                workspace_id,
-                owner_id: user.id,
-                department_id: user.department_id,
-                team_id: user.team_id,
-                group_id: user.primary_group_id,
-                created_by: user.id,
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
+            let m = crate::new_record!(entity::customer::Model {
+                workspace_id: workspace_id,
+                placed: reach.placement(),
+                now: now,
                 name: format!("{name} ({domain})"),
                 status: ["lead", "active", "inactive"][n % 3].into(),
                 email: Some(format!("accounts@{slug}.example")),
@@ -293,20 +286,13 @@ async fn seed_customers(
                 tax_id: Some(format!("GB{:09}", 123_456_000 + n * 7919)),
                 notes: Some(format!("Key contact prefers email. Renewal in month {}.", n % 12 + 1)),
                 credit_limit_cents: Some(((n as i64) + 1) * 250_000),
-            };
+            });
             let created = repo::customers::insert(db, &reach, m).await?;
             if k == 0 {
-                let product = entity::product::Model {
-                    id: Uuid::now_v7(),
-                    workspace_id,
-                    owner_id: user.id,
-                    department_id: user.department_id,
-                    team_id: user.team_id,
-                    group_id: user.primary_group_id,
-                    created_by: user.id,
-                    created_at: now,
-                    updated_at: now,
-                    deleted_at: None,
+                let product = crate::new_record!(entity::product::Model {
+                    workspace_id: workspace_id,
+                    placed: reach.placement(),
+                    now: now,
                     name: ["Standard widget", "Deluxe widget", "Service plan", "Spare parts kit", "Installation", "Training day"][*i % 6]
                         .into(),
                     sku: format!("SKU-{:03}", 100 + i),
@@ -315,47 +301,33 @@ async fn seed_customers(
                     supplier: Some(["Globex Supply", "Initech Parts", "Umbrella Wholesale"][*i % 3].into()),
                     stock: 25 + (*i as i32) * 5,
                     active: true,
-                };
+                });
                 let reach = Reach::bootstrap(workspace_id, Module::Products, reach.placement().clone());
                 let p = repo::products::insert(db, &reach, product).await?;
-                let order = entity::order::Model {
-                    id: Uuid::now_v7(),
-                    workspace_id,
-                    owner_id: user.id,
-                    department_id: user.department_id,
-                    team_id: user.team_id,
-                    group_id: user.primary_group_id,
-                    created_by: user.id,
-                    created_at: now,
-                    updated_at: now,
-                    deleted_at: None,
+                let order = crate::new_record!(entity::order::Model {
+                    workspace_id: workspace_id,
+                    placed: reach.placement(),
+                    now: now,
                     customer_id: created.id,
                     status: "draft".into(),
                     total_cents: p.price_cents * 2,
                     internal_notes: Some("Deliver to the side entrance.".into()),
-                };
+                });
                 let ticket_reach = Reach::bootstrap(workspace_id, Module::Tickets, reach.placement().clone());
                 let t = repo::tickets::insert(
                     db,
                     &ticket_reach,
-                    entity::ticket::Model {
-                        id: Uuid::now_v7(),
-                        workspace_id,
-                        owner_id: user.id,
-                        department_id: user.department_id,
-                        team_id: user.team_id,
-                        group_id: user.primary_group_id,
-                        created_by: user.id,
-                        created_at: now,
-                        updated_at: now,
-                        deleted_at: None,
+                    crate::new_record!(entity::ticket::Model {
+                        workspace_id: workspace_id,
+                        placed: reach.placement(),
+                        now: now,
                         customer_id: Some(created.id),
                         subject: format!("Delivery question from {}", created.name),
                         status: "open".into(),
                         priority: ["low", "normal", "high", "urgent"][*i % 4].into(),
                         description: Some("Customer asks when the next delivery arrives.".into()),
                         internal_notes: Some("Customer was unhappy last time; escalate if late.".into()),
-                    },
+                    }),
                 )
                 .await?;
                 events.push(AuditEvent::Record {
@@ -374,17 +346,10 @@ async fn seed_customers(
                 let pay = repo::payments::insert(
                     db,
                     &pay_reach,
-                    entity::payment::Model {
-                        id: Uuid::now_v7(),
-                        workspace_id,
-                        owner_id: user.id,
-                        department_id: user.department_id,
-                        team_id: user.team_id,
-                        group_id: user.primary_group_id,
-                        created_by: user.id,
-                        created_at: now,
-                        updated_at: now,
-                        deleted_at: None,
+                    crate::new_record!(entity::payment::Model {
+                        workspace_id: workspace_id,
+                        placed: reach.placement(),
+                        now: now,
                         order_id: Some(o.id),
                         amount_cents: o.total_cents,
                         method: "card".into(),
@@ -393,74 +358,53 @@ async fn seed_customers(
                         card_last4: Some(format!("{:04}", 4242 + i)),
                         iban: Some(format!("GB82WEST1234569876{:04}", 5432 + i)),
                         payer_email: Some(format!("ap@{slug}.example")),
-                    },
+                    }),
                 )
                 .await?;
                 let base = |m: Module| Reach::bootstrap(workspace_id, m, reach.placement().clone());
                 let q = repo::quotes::insert(
                     db,
                     &base(Module::Quotes),
-                    entity::quote::Model {
-                        id: Uuid::now_v7(),
-                        workspace_id,
-                        owner_id: user.id,
-                        department_id: user.department_id,
-                        team_id: user.team_id,
-                        group_id: user.primary_group_id,
-                        created_by: user.id,
-                        created_at: now,
-                        updated_at: now,
-                        deleted_at: None,
+                    crate::new_record!(entity::quote::Model {
+                        workspace_id: workspace_id,
+                        placed: reach.placement(),
+                        now: now,
                         customer_id: created.id,
                         title: "Annual service renewal".into(),
                         amount_cents: 120_000 + (*i as i64) * 10_000,
                         status: "sent".into(),
-                    },
+                    }),
                 )
                 .await?;
                 let j = repo::jobs::insert(
                     db,
                     &base(Module::Jobs),
-                    entity::job::Model {
-                        id: Uuid::now_v7(),
-                        workspace_id,
-                        owner_id: user.id,
-                        department_id: user.department_id,
-                        team_id: user.team_id,
-                        group_id: user.primary_group_id,
-                        created_by: user.id,
-                        created_at: now,
-                        updated_at: now,
-                        deleted_at: None,
+                    crate::new_record!(entity::job::Model {
+                        workspace_id: workspace_id,
+                        placed: reach.placement(),
+                        now: now,
                         customer_id: Some(created.id),
                         title: "On-site installation".into(),
                         status: "scheduled".into(),
                         scheduled_for: Some(now + chrono::Duration::days(7 + *i as i64)),
                         notes: Some("Bring the ladder.".into()),
-                    },
+                    }),
                 )
                 .await?;
                 let inv = repo::invoices::insert(
                     db,
                     &base(Module::Invoices),
-                    entity::invoice::Model {
-                        id: Uuid::now_v7(),
-                        workspace_id,
-                        owner_id: user.id,
-                        department_id: user.department_id,
-                        team_id: user.team_id,
-                        group_id: user.primary_group_id,
-                        created_by: user.id,
-                        created_at: now,
-                        updated_at: now,
-                        deleted_at: None,
+                    crate::new_record!(entity::invoice::Model {
+                        workspace_id: workspace_id,
+                        placed: reach.placement(),
+                        now: now,
                         customer_id: created.id,
                         number: format!("INV-2026-{:04}", 1 + i),
                         amount_cents: o.total_cents,
                         status: "sent".into(),
                         due_at: Some(now + chrono::Duration::days(30)),
                         bank_details: Some(format!("Demo Bank, IBAN GB33BUKB2020155555{:04}", 5555 + i)),
-                    },
+                    }),
                 )
                 .await?;
                 for (action, module, target_type, id) in [

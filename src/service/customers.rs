@@ -160,17 +160,10 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Cus
     require_write(&p.grants, &sensitive_in(&patch))?;
     let name = patch.name.clone().ok_or_else(|| AppError::bad_input("name", "is required"))?;
     let now = state.clock.now();
-    let blank = customer::Model {
-        id: Uuid::now_v7(),
+    let blank = crate::new_record!(customer::Model {
         workspace_id: reach.workspace_id(),
-        owner_id: reach.user_id(),
-        department_id: reach.placement().department_id,
-        team_id: reach.placement().team_id,
-        group_id: reach.placement().primary_group_id,
-        created_by: reach.user_id(),
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
+        placed: reach.placement(),
+        now: now,
         name,
         status: "lead".into(),
         email: None,
@@ -178,7 +171,7 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Cus
         tax_id: None,
         notes: None,
         credit_limit_cents: None,
-    };
+    });
     let m = apply(blank, patch)?;
     let created = repo::customers::insert(tx.db(), &reach, m).await?;
     tx.audit(event(reach.workspace_id(), "customer.created", created.id, changes(None, Some(&created))));

@@ -97,22 +97,15 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: Ord
     let (lines, total) = price_lines(tx, p, input.lines.as_deref().unwrap_or_default()).await?;
     let now = state.clock.now();
     let at = reach.placement();
-    let m = order::Model {
-        id: Uuid::now_v7(),
+    let m = crate::new_record!(order::Model {
         workspace_id: reach.workspace_id(),
-        owner_id: at.user_id,
-        department_id: at.department_id,
-        team_id: at.team_id,
-        group_id: at.primary_group_id,
-        created_by: at.user_id,
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
+        placed: at,
+        now: now,
         customer_id,
         status: "draft".into(),
         total_cents: total,
         internal_notes: notes(&input.internal_notes, None)?,
-    };
+    });
     let created = repo::orders::insert(tx.db(), &reach, m).await?;
     repo::orders::replace_lines(tx.db(), reach.workspace_id(), created.id, &lines).await?;
     tx.audit(event(reach.workspace_id(), "order.created", created.id, changes(None, &created, Some(lines.len()))));

@@ -94,17 +94,10 @@ pub async fn record(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: New
     }
     let now = state.clock.now();
     let at = reach.placement();
-    let m = payment::Model {
-        id: Uuid::now_v7(),
+    let m = crate::new_record!(payment::Model {
         workspace_id: reach.workspace_id(),
-        owner_id: at.user_id,
-        department_id: at.department_id,
-        team_id: at.team_id,
-        group_id: at.primary_group_id,
-        created_by: at.user_id,
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
+        placed: at,
+        now: now,
         order_id: input.order_id,
         amount_cents: amount,
         method: input.method,
@@ -113,7 +106,7 @@ pub async fn record(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: New
         card_last4: input.card_last4,
         iban,
         payer_email,
-    };
+    });
     let created = repo::payments::insert(tx.db(), &reach, m).await?;
     tx.audit(event(reach.workspace_id(), "payment.processed", created.id, changes(None, &created)));
     Ok(created)

@@ -118,17 +118,10 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Pro
     }
     let now = state.clock.now();
     let at = reach.placement();
-    let blank = product::Model {
-        id: Uuid::now_v7(),
+    let blank = crate::new_record!(product::Model {
         workspace_id: reach.workspace_id(),
-        owner_id: at.user_id,
-        department_id: at.department_id,
-        team_id: at.team_id,
-        group_id: at.primary_group_id,
-        created_by: at.user_id,
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
+        placed: at,
+        now: now,
         name: String::new(),
         sku: String::new(),
         price_cents: 0,
@@ -136,7 +129,7 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Pro
         supplier: None,
         stock: 0,
         active: true,
-    };
+    });
     let m = apply(blank, patch)?;
     let created = repo::products::insert(tx.db(), &reach, m).await.map_err(sku_taken)?;
     tx.audit(event(reach.workspace_id(), "product.created", created.id, changes(None, &created)));

@@ -87,24 +87,17 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Tic
     }
     let now = state.clock.now();
     let at = reach.placement();
-    let blank = ticket::Model {
-        id: Uuid::now_v7(),
+    let blank = crate::new_record!(ticket::Model {
         workspace_id: reach.workspace_id(),
-        owner_id: at.user_id,
-        department_id: at.department_id,
-        team_id: at.team_id,
-        group_id: at.primary_group_id,
-        created_by: at.user_id,
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
+        placed: at,
+        now: now,
         customer_id: patch.customer_id,
         subject,
         status: "open".into(),
         priority: "normal".into(),
         description: None,
         internal_notes: None,
-    };
+    });
     let m = apply(blank, &patch)?;
     let created = repo::tickets::insert(tx.db(), &reach, m).await?;
     tx.audit(event(reach.workspace_id(), "ticket.created", created.id, changes(None, &created)));

@@ -38,14 +38,13 @@ fn event(ws: Uuid, module: &'static str, target_type: &'static str, action: &'st
 }
 
 struct Common {
-    id: Uuid,
     workspace_id: Uuid,
     at: Placement,
     now: DateTime<Utc>,
 }
 
 fn common(reach: &Reach, state: &AppState) -> Common {
-    Common { id: Uuid::now_v7(), workspace_id: reach.workspace_id(), at: reach.placement().clone(), now: state.clock.now() }
+    Common { workspace_id: reach.workspace_id(), at: reach.placement().clone(), now: state.clock.now() }
 }
 
 // ---- quotes ----
@@ -88,22 +87,15 @@ pub async fn create_quote(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patc
         return Err(AppError::bad_input(if patch.title.is_none() { "title" } else { "amount" }, "is required"));
     }
     let c = common(&reach, state);
-    let blank = entity::quote::Model {
-        id: c.id,
+    let blank = crate::new_record!(entity::quote::Model {
         workspace_id: c.workspace_id,
-        owner_id: c.at.user_id,
-        department_id: c.at.department_id,
-        team_id: c.at.team_id,
-        group_id: c.at.primary_group_id,
-        created_by: c.at.user_id,
-        created_at: c.now,
-        updated_at: c.now,
-        deleted_at: None,
+        placed: c.at,
+        now: c.now,
         customer_id,
         title: String::new(),
         amount_cents: 0,
         status: "draft".into(),
-    };
+    });
     let created = repo::quotes::insert(tx.db(), &reach, apply_quote(blank, &patch)?).await?;
     tx.audit(event(c.workspace_id, "quotes", "quote", "quote.created", created.id, quote_changes(None, &created)));
     Ok(created)
@@ -179,23 +171,16 @@ pub async fn create_job(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch:
         return Err(AppError::bad_input("title", "is required"));
     }
     let c = common(&reach, state);
-    let blank = entity::job::Model {
-        id: c.id,
+    let blank = crate::new_record!(entity::job::Model {
         workspace_id: c.workspace_id,
-        owner_id: c.at.user_id,
-        department_id: c.at.department_id,
-        team_id: c.at.team_id,
-        group_id: c.at.primary_group_id,
-        created_by: c.at.user_id,
-        created_at: c.now,
-        updated_at: c.now,
-        deleted_at: None,
+        placed: c.at,
+        now: c.now,
         customer_id: patch.customer_id,
         title: String::new(),
         status: "scheduled".into(),
         scheduled_for: None,
         notes: None,
-    };
+    });
     let created = repo::jobs::insert(tx.db(), &reach, apply_job(blank, &patch)?).await?;
     tx.audit(event(c.workspace_id, "jobs", "job", "job.created", created.id, job_changes(None, &created)));
     Ok(created)
@@ -279,24 +264,17 @@ pub async fn create_invoice(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, pa
         return Err(AppError::bad_input(if patch.number.is_none() { "number" } else { "amount" }, "is required"));
     }
     let c = common(&reach, state);
-    let blank = entity::invoice::Model {
-        id: c.id,
+    let blank = crate::new_record!(entity::invoice::Model {
         workspace_id: c.workspace_id,
-        owner_id: c.at.user_id,
-        department_id: c.at.department_id,
-        team_id: c.at.team_id,
-        group_id: c.at.primary_group_id,
-        created_by: c.at.user_id,
-        created_at: c.now,
-        updated_at: c.now,
-        deleted_at: None,
+        placed: c.at,
+        now: c.now,
         customer_id,
         number: String::new(),
         amount_cents: 0,
         status: "draft".into(),
         due_at: None,
         bank_details: None,
-    };
+    });
     let created = repo::invoices::insert(tx.db(), &reach, apply_invoice(blank, &patch)?).await.map_err(number_taken)?;
     tx.audit(event(c.workspace_id, "invoices", "invoice", "invoice.created", created.id, invoice_changes(None, &created)));
     Ok(created)
