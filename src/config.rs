@@ -27,6 +27,14 @@ pub struct Config {
     pub hash_concurrency: usize,
     pub demo_password: Option<Secret<String>>,
     pub log_format: LogFormat,
+    /// Peers whose X-Forwarded-For is believed (load balancers); nobody else's is.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub rate_limits: crate::auth::ratelimit::RateLimits,
+    pub mail: crate::mail::MailConfig,
+    /// Seals TOTP seeds and keys email-code hashes. None: a key file is used (made on
+    /// first start next to the embedded database).
+    pub secret_key: Option<Secret<String>>,
+    pub secret_key_file: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +135,26 @@ impl Config {
             hash_concurrency: parse_num(&get, "PALISADE_HASH_CONCURRENCY", cores as u64, 1, 256)? as usize,
             demo_password: get("PALISADE_DEMO_PASSWORD").map(Secret::new),
             log_format,
+            trusted_proxies: match get("PALISADE_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(v) => {
+                    let parts: Vec<String> = v.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
+                    crate::auth::policy::parse_networks("PALISADE_TRUSTED_PROXIES", &parts)
+                        .map_err(|e| ConfigError { variable: "PALISADE_TRUSTED_PROXIES", message: e.message() })?
+                }
+            },
+            rate_limits: crate::auth::ratelimit::RateLimits::from_lookup(&get)?,
+            mail: crate::mail::from_lookup(&get)?,
+            secret_key: match get("PALISADE_SECRET_KEY") {
+                Some(k) if k.chars().count() < 32 => {
+                    return Err(ConfigError {
+                        variable: "PALISADE_SECRET_KEY",
+                        message: "must be at least 32 characters of random text".into(),
+                    });
+                }
+                k => k.map(Secret::new),
+            },
+            secret_key_file: get("PALISADE_SECRET_KEY_FILE").map_or_else(|| "palisade.key".into(), Into::into),
         })
     }
 }

@@ -28,6 +28,9 @@ pub enum AppError {
         retry_after_secs: u64,
     },
     LoginRestricted,
+    /// A sensitive operation needs a session that proved its password or second factor
+    /// recently; `reauthenticate` refreshes it.
+    StepUpRequired,
     /// A dependency (database, store) is unreachable; security checks fail closed.
     Unavailable,
     /// Anything unexpected. The detail goes to the log, never to the client.
@@ -53,6 +56,7 @@ impl AppError {
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::LoginRestricted => "LOGIN_RESTRICTED",
+            Self::StepUpRequired => "STEP_UP_REQUIRED",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -70,6 +74,7 @@ impl AppError {
             Self::Conflict(m) => m.clone(),
             Self::RateLimited { .. } => "too many requests".into(),
             Self::LoginRestricted => "sign-in is not allowed from here or at this time".into(),
+            Self::StepUpRequired => "this operation needs a recent password or two-factor check: call reauthenticate".into(),
             Self::Unavailable => "service temporarily unavailable".into(),
             Self::Internal(_) => "internal error".into(),
         }
@@ -94,6 +99,7 @@ impl AppError {
                 | Self::NotFound
                 | Self::RateLimited { .. }
                 | Self::LoginRestricted
+                | Self::StepUpRequired
         )
     }
 }

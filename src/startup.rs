@@ -44,6 +44,42 @@ pub fn build_store(config: &Config, clock: SharedClock) -> Result<Arc<dyn Store>
     })
 }
 
+/// The server key: from PALISADE_SECRET_KEY, else from the key file, which is created
+/// (random, readable by this user only) on first start. Losing it makes enrolled TOTP
+/// seeds unreadable, so it is never regenerated silently.
+fn server_key(config: &Config) -> Result<crate::secret::Secret<Vec<u8>>, BoxError> {
+    use base64::Engine;
+    if let Some(k) = &config.secret_key {
+        return Ok(crate::secret::Secret::new(k.expose().as_bytes().to_vec()));
+    }
+    let path = &config.secret_key_file;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| format!("the key file {} is not valid base64", path.display()))?;
+            if bytes.len() < 32 {
+                return Err(format!("the key file {} holds fewer than 32 bytes", path.display()).into());
+            }
+            Ok(crate::secret::Secret::new(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = vec![0u8; 32];
+            rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
+            let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(path).map_err(|e| format!("cannot create the key file {}: {e}", path.display()))?;
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            tracing::warn!(file = %path.display(), "created a new server key file; keep it with the database (set PALISADE_SECRET_KEY in production)");
+            Ok(crate::secret::Secret::new(bytes))
+        }
+        Err(e) => Err(format!("cannot read the key file {}: {e}", path.display()).into()),
+    }
+}
+
 /// Connects, migrates and assembles the state. `store` overrides the configured one
 /// (tests pass one store to two instances to model a shared Redis).
 pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<dyn Store>>) -> Result<AppState, BoxError> {
@@ -57,8 +93,15 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
     let sessions = SessionManager::new(store.clone(), clock.clone(), config.session_idle_timeout, config.session_absolute_timeout);
     // SQLite refuses a second writer instead of queueing it; one instance queues here.
     let write_lock = config.database_url.expose().starts_with("sqlite:").then(|| Arc::new(tokio::sync::Mutex::new(())));
+    let key = server_key(&config)?;
+    let limiter = crate::auth::ratelimit::RateLimiter::new(store.clone(), clock.clone(), config.rate_limits.clone());
+    let mailer = crate::mail::Mailer::new(&config.mail).map_err(|e| e.to_string())?;
     let state = AppState {
         write_lock,
+        limiter: Arc::new(limiter),
+        mailer,
+        secret_box: Arc::new(crate::auth::twofactor::SecretBox::new(key.expose())),
+        server_key: Arc::new(key),
         config: Arc::new(config),
         db,
         store,

@@ -23,4 +23,10 @@ pub struct AppState {
     /// second writer instead of queueing it, and the embedded default is one instance,
     /// so queueing here is both correct and enough. None on PostgreSQL.
     pub write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    pub limiter: Arc<crate::auth::ratelimit::RateLimiter>,
+    pub mailer: crate::mail::Mailer,
+    /// Seals TOTP seeds at rest.
+    pub secret_box: Arc<crate::auth::twofactor::SecretBox>,
+    /// Keys email-code hashes.
+    pub server_key: Arc<crate::secret::Secret<Vec<u8>>>,
 }

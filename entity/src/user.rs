@@ -28,6 +28,13 @@ pub struct Model {
     pub builtin_role: String,
     pub last_login_at: Option<DateTimeUtc>,
     pub last_login_ip: Option<String>,
+    /// Sealed with the server key; never leaves the server.
+    pub totp_secret: Option<String>,
+    pub totp_pending_secret: Option<String>,
+    pub totp_enabled_at: Option<DateTimeUtc>,
+    pub totp_last_step: Option<i64>,
+    /// JSON of `auth::policy::SecurityOverride`, or none.
+    pub security_override: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

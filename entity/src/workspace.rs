@@ -12,6 +12,8 @@ pub struct Model {
     pub status: String,
     pub seat_limit: i32,
     pub permission_epoch: i64,
+    /// JSON of `auth::policy::SecuritySettings`.
+    pub security_settings: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

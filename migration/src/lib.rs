@@ -12,6 +12,7 @@ mod m20261122_000005_orders;
 mod m20261122_000006_tickets;
 mod m20261122_000007_payments;
 mod m20261122_000008_quotes_jobs_invoices;
+mod m20261122_000009_account_security;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_tickets::Migration),
             Box::new(m20261122_000007_payments::Migration),
             Box::new(m20261122_000008_quotes_jobs_invoices::Migration),
+            Box::new(m20261122_000009_account_security::Migration),
         ]
     }
 }

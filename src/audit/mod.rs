@@ -112,10 +112,22 @@ pub enum AuditEvent {
         assignment_id: Uuid,
         before: Value,
     },
+    /// Account security: two-factor, challenges, step-up, throttles, restrictions,
+    /// settings and overrides. `actor` is set when the request itself is anonymous
+    /// (a sign-in in progress).
+    Security {
+        workspace_id: Option<Uuid>,
+        actor: Option<Actor>,
+        action: &'static str,
+        target_type: &'static str,
+        target_id: Option<String>,
+        changes: Value,
+        reason: Option<String>,
+    },
 }
 
 /// `{ key: { before, after } }` for every top-level key that differs.
-fn diff(before: &Value, after: &Value) -> Value {
+pub fn diff(before: &Value, after: &Value) -> Value {
     let empty = serde_json::Map::new();
     let (b, a) = (before.as_object().unwrap_or(&empty), after.as_object().unwrap_or(&empty));
     let mut out = serde_json::Map::new();
@@ -184,7 +196,7 @@ pub struct AuditRecord {
     pub reason: Option<String>,
 }
 
-fn change(before: impl Into<Value>, after: impl Into<Value>) -> Value {
+pub fn change(before: impl Into<Value>, after: impl Into<Value>) -> Value {
     json!({ "before": before.into(), "after": after.into() })
 }
 
@@ -322,6 +334,14 @@ impl AuditEvent {
                 target_id: Some(assignment_id.to_string()),
                 changes: Some(diff(&before, &Value::Null)),
                 ..base(Some(workspace_id), "role.unassigned", "roles")
+            },
+            Self::Security { workspace_id, actor, action, target_type, target_id, changes, reason } => AuditRecord {
+                actor,
+                target_type: Some(target_type),
+                target_id,
+                changes: Some(changes),
+                reason,
+                ..base(workspace_id, action, "security")
             },
         }
     }

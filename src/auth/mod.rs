@@ -7,13 +7,18 @@
 //! (the request is refused), never a silent anonymous or authenticated pass.
 
 pub mod password;
+pub mod password_policy;
+pub mod policy;
+pub mod ratelimit;
 pub mod session;
+pub mod twofactor;
 
 use crate::authz::eval::{EvalContext, Grants};
 use crate::error::AppResult;
 use crate::repo;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
+use policy::{EffectivePolicy, SecurityOverride, SecuritySettings};
 use session::{ActiveSession, Subject};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -105,6 +110,31 @@ pub fn may_sign_in(user: &entity::user::Model, workspace: &entity::workspace::Mo
         && matches!(workspace.status.as_str(), "active" | "archived")
 }
 
+/// The security rules that apply to this user now: the workspace settings with the
+/// user's override (if it has not expired) on top.
+pub fn effective_policy(
+    user: &entity::user::Model,
+    workspace: &entity::workspace::Model,
+    now: DateTime<Utc>,
+) -> AppResult<EffectivePolicy> {
+    let settings: SecuritySettings = serde_json::from_str(&workspace.security_settings)
+        .map_err(|e| crate::error::AppError::internal(format!("workspace security settings unreadable: {e}")))?;
+    let ov: Option<SecurityOverride> = match &user.security_override {
+        Some(json) => {
+            Some(serde_json::from_str(json).map_err(|e| crate::error::AppError::internal(format!("security override unreadable: {e}")))?)
+        }
+        None => None,
+    };
+    Ok(policy::effective(&settings, ov.as_ref(), now))
+}
+
+/// Whether a session has outlived the workspace's own (shorter) timeouts.
+fn outlived(policy: &EffectivePolicy, session: &ActiveSession, now: DateTime<Utc>) -> bool {
+    let mins = |m: u32| chrono::Duration::minutes(i64::from(m));
+    policy.session_idle_minutes.is_some_and(|m| now >= session.idle_since + mins(m))
+        || policy.session_absolute_minutes.is_some_and(|m| now >= session.record.created_at + mins(m))
+}
+
 /// The principal behind a presented session token. `Ok(None)` means the token is not
 /// (or no longer) valid.
 pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> AppResult<Option<Principal>> {
@@ -116,6 +146,17 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
             let found = repo::users::get_with_workspace(&state.db, workspace_id, user_id).await?;
             match found {
                 Some((user, ws)) if may_sign_in(&user, &ws, state.clock.now()) => {
+                    let now = state.clock.now();
+                    let policy = effective_policy(&user, &ws, now)?;
+                    if outlived(&policy, &session, now) {
+                        state.sessions.revoke(&session.hash, &session.record.subject).await?;
+                        return Ok(None);
+                    }
+                    // Network and hours rules hold for every request, not only at sign-in.
+                    // The session stays: it works again from an allowed place and time.
+                    if policy.check(ip, now).is_err() {
+                        return Err(crate::error::AppError::LoginRestricted);
+                    }
                     let ctx = EvalContext { now: state.clock.now(), ip, two_factor: session.record.two_factor };
                     let loaded = state.grants.grants(&state.db, &user, &ws, &ctx).await?;
                     Ok(Some(Principal::User(UserPrincipal {

@@ -47,6 +47,14 @@ pub struct SessionRecord {
     /// Whether this session passed two-factor (conditional role assignments need it).
     #[serde(default)]
     pub two_factor: bool,
+    /// When this session last proved its password or second factor (sign-in or
+    /// `reauthenticate`); sensitive operations need it to be recent. None in records
+    /// written before step-up existed, which count as never proved.
+    #[serde(default)]
+    pub proved_at: Option<DateTime<Utc>>,
+    /// Set for impersonation sessions (who started it); see the support tooling.
+    #[serde(default)]
+    pub impersonator: Option<Uuid>,
 }
 
 /// A live session as the request sees it: the record and the hash that keys it.
@@ -54,6 +62,9 @@ pub struct SessionRecord {
 pub struct ActiveSession {
     pub hash: String,
     pub record: SessionRecord,
+    /// Last activity before this request (the record's own value may just have been
+    /// refreshed); workspace idle timeouts are measured from it.
+    pub idle_since: DateTime<Utc>,
 }
 
 #[derive(Clone)]
@@ -95,6 +106,7 @@ impl SessionManager {
         subject: Subject,
         ip: Option<String>,
         user_agent: Option<String>,
+        two_factor: bool,
     ) -> StoreResult<(Secret<String>, ActiveSession)> {
         let mut bytes = [0u8; 32];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
@@ -108,12 +120,14 @@ impl SessionManager {
             expires_at: now + chrono_dur(self.absolute),
             ip,
             user_agent,
-            two_factor: false,
+            two_factor,
+            proved_at: Some(now),
+            impersonator: None,
         };
         let hash = hash_token(&token);
         self.save(&hash, &record).await?;
         self.store.sadd(&subject.index_key(), &hash, self.absolute).await?;
-        Ok((Secret::new(token), ActiveSession { hash, record }))
+        Ok((Secret::new(token), ActiveSession { hash, idle_since: now, record }))
     }
 
     async fn save(&self, hash: &str, record: &SessionRecord) -> StoreResult<()> {
@@ -154,11 +168,12 @@ impl SessionManager {
             self.revoke(&hash, &record.subject).await?;
             return Ok(None);
         }
+        let idle_since = record.last_seen_at;
         if now - record.last_seen_at >= TOUCH_EVERY {
             record.last_seen_at = now;
             self.save(&hash, &record).await?;
         }
-        Ok(Some(ActiveSession { hash, record }))
+        Ok(Some(ActiveSession { hash, record, idle_since }))
     }
 
     /// Every live session of a subject, oldest first; dead index entries are pruned.
@@ -167,12 +182,26 @@ impl SessionManager {
         let mut out = Vec::new();
         for hash in self.store.smembers(&subject.index_key()).await? {
             match self.load(&hash).await? {
-                Some(record) if self.is_live(&record, now) && record.subject == *subject => out.push(ActiveSession { hash, record }),
+                Some(record) if self.is_live(&record, now) && record.subject == *subject => {
+                    out.push(ActiveSession { hash, idle_since: record.last_seen_at, record })
+                }
                 _ => self.revoke(&hash, subject).await?,
             }
         }
-        out.sort_by_key(|s| s.record.created_at);
+        // Ids are UUIDv7: they order sessions created within the same instant too.
+        out.sort_by_key(|s| (s.record.created_at, s.record.id));
         Ok(out)
+    }
+
+    /// Records a fresh proof (password or second factor) on a live session.
+    pub async fn mark_proved(&self, session: &ActiveSession, two_factor: bool) -> StoreResult<ActiveSession> {
+        let Some(mut record) = self.load(&session.hash).await? else {
+            return Err(crate::store::StoreError("session ended".into()));
+        };
+        record.proved_at = Some(self.clock.now());
+        record.two_factor |= two_factor;
+        self.save(&session.hash, &record).await?;
+        Ok(ActiveSession { hash: session.hash.clone(), idle_since: session.idle_since, record })
     }
 
     pub async fn revoke(&self, hash: &str, subject: &Subject) -> StoreResult<()> {

@@ -53,9 +53,17 @@ impl AuthQuery {
 }
 
 /// Hands a new session to the client: as the HttpOnly cookie and, once, in the body.
-fn signed_in(ctx: &Context<'_>, state: &crate::state::AppState, signed: service::auth::SignedIn) -> LoginPayload {
+pub(crate) fn signed_in(ctx: &Context<'_>, state: &crate::state::AppState, signed: service::auth::SignedIn) -> LoginPayload {
     ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set(&state.config, signed.token.expose()));
-    LoginPayload { token: signed.token.expose().clone(), session: Session::from_active(&signed.session, Some(&signed.session.hash)) }
+    if let Some(device) = &signed.new_device_cookie {
+        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set_device(&state.config, device));
+    }
+    LoginPayload {
+        token: Some(signed.token.expose().clone()),
+        session: Some(Session::from_active(&signed.session, Some(&signed.session.hash))),
+        challenge: None,
+        failed_attempts_since_last_sign_in: i32::try_from(signed.failed_attempts).unwrap_or(i32::MAX),
+    }
 }
 
 #[derive(Default)]
@@ -64,11 +72,25 @@ pub struct AuthMutation;
 #[Object]
 impl AuthMutation {
     /// Signs a workspace user in by username or email. Every failure answers the same
-    /// UNAUTHENTICATED error.
+    /// UNAUTHENTICATED error. When a second factor is needed (enforced, enrolled, or the
+    /// sign-in looks unusual) the answer carries a `challenge` instead of a session.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<LoginPayload> {
         let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
-        let signed = service::auth::login(state, &tx, meta, &input.workspace, &input.login, &input.password).await?;
-        Ok(signed_in(ctx, state, signed))
+        let req = service::auth::LoginRequest {
+            workspace: &input.workspace,
+            login: &input.login,
+            password: &input.password,
+            device: meta.device.clone(),
+        };
+        match service::auth::login(state, &tx, meta, req).await? {
+            service::auth::LoginResult::SignedIn(signed) => Ok(signed_in(ctx, state, signed)),
+            service::auth::LoginResult::Challenge(c) => Ok(LoginPayload {
+                token: None,
+                session: None,
+                challenge: Some(super::security::TwoFactorChallenge { id: c.id, methods: c.methods, expires_at: c.expires_at }),
+                failed_attempts_since_last_sign_in: 0,
+            }),
+        }
     }
 
     /// Signs a master admin (platform support) in.
@@ -86,15 +108,19 @@ impl AuthMutation {
         Ok(true)
     }
 
-    /// Changes the signed-in user's password and ends their other sessions.
+    /// Changes the signed-in user's password (12 to 256 characters, not weak, not
+    /// containing the username, email or workspace name) and ends their other sessions
+    /// unless `keepOtherSessions`.
     async fn change_password(
         &self,
         ctx: &Context<'_>,
         #[graphql(secret)] current_password: String,
         #[graphql(secret)] new_password: String,
+        keep_other_sessions: Option<bool>,
     ) -> Result<bool> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
-        service::auth::change_password(state, &tx, principal(ctx), &current_password, &new_password).await?;
+        service::auth::change_password(state, &tx, principal(ctx), &current_password, &new_password, keep_other_sessions.unwrap_or(false))
+            .await?;
         Ok(true)
     }
 

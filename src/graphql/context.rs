@@ -14,6 +14,8 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// The session token presented with this request, if any.
     pub token: Option<Secret<String>>,
+    /// The device cookie's id, if the client sent one.
+    pub device: Option<String>,
 }
 
 impl RequestMeta {

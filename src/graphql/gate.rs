@@ -35,6 +35,7 @@ struct Pending {
     on_success: Vec<AuditEvent>,
     on_failure: Vec<AuditEvent>,
     compensations: Vec<Compensation>,
+    after_commit: Vec<Compensation>,
 }
 
 /// Per-request slot for the open mutation transaction. The HTTP layer inserts a fresh
@@ -106,6 +107,12 @@ impl<'a> Tx<'a> {
     /// Recorded in the log if the mutation fails, instead of the generic refusal entry.
     pub fn audit_failure(&self, event: AuditEvent) {
         self.state.lock_pending().on_failure.push(event);
+    }
+
+    /// Runs once the transaction has committed (mail about what just happened), before
+    /// the response leaves; never runs for a mutation that did not commit.
+    pub fn after_commit(&self, f: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static) {
+        self.state.lock_pending().after_commit.push(Box::new(f));
     }
 
     /// Undoes an effect outside the database if the transaction does not commit.
@@ -193,7 +200,8 @@ fn error_code(e: &ServerError) -> String {
     }
 }
 
-const REFUSAL_CODES: &[&str] = &["UNAUTHENTICATED", "FORBIDDEN", "FIELD_FORBIDDEN", "NOT_FOUND", "RATE_LIMITED", "LOGIN_RESTRICTED"];
+const REFUSAL_CODES: &[&str] =
+    &["UNAUTHENTICATED", "FORBIDDEN", "FIELD_FORBIDDEN", "NOT_FOUND", "RATE_LIMITED", "LOGIN_RESTRICTED", "STEP_UP_REQUIRED"];
 
 /// After a request: one `access.fields_withheld` entry naming every sensitive field the
 /// signed-in user was refused, however many rows it covered (cheap enough to keep).
@@ -300,7 +308,13 @@ impl Extension for GateExtension {
 
         let access = policy(info.parent_type, info.name);
         let allowed = match access {
-            Some(access) => access.check(principal),
+            Some(access) => access.check(principal).and_then(|()| {
+                if super::policy::needs_step_up(info.parent_type, info.name) && !super::policy::stepped_up(principal, state.clock.now()) {
+                    Err(AppError::StepUpRequired)
+                } else {
+                    Ok(())
+                }
+            }),
             None => {
                 tracing::error!(root = info.parent_type, field = %field, "root field has no access policy; refused");
                 Err(AppError::Forbidden)
@@ -310,7 +324,10 @@ impl Extension for GateExtension {
             // Every refused mutation, and every query refused to someone signed in, is
             // on the record with the permission it needed.
             if is_mutation || !matches!(principal, Principal::Anonymous) {
-                let reason = access.map(|a| format!("requires {}", a.describe()));
+                let reason = match (&e, access) {
+                    (AppError::StepUpRequired, _) => Some("requires a recent password or two-factor check (step-up)".to_owned()),
+                    (_, a) => a.map(|a| format!("requires {}", a.describe())),
+                };
                 self.write_failure(state, &cx(), principal, info.parent_type, &field, Vec::new(), e.code(), reason).await;
             }
             return Err(server_error(e, &path));
@@ -331,7 +348,7 @@ impl Extension for GateExtension {
         *rs.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(txn);
         let result = next.run(ctx, info).await;
         let txn = rs.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let Pending { on_success, on_failure, compensations } = std::mem::take(&mut *rs.lock_pending());
+        let Pending { on_success, on_failure, compensations, after_commit } = std::mem::take(&mut *rs.lock_pending());
 
         let outcome: Result<Option<Value>, (ServerError, Vec<AuditEvent>)> = match (result, txn.map(Arc::try_unwrap)) {
             (Err(err), _) => Err((err, on_failure)),
@@ -352,7 +369,12 @@ impl Extension for GateExtension {
                 }
                 .await;
                 match committed {
-                    Ok(()) => return Ok(value),
+                    Ok(()) => {
+                        for f in after_commit {
+                            f().await;
+                        }
+                        return Ok(value);
+                    }
                     Err(e) => Err((server_error(e, &path), Vec::new())),
                 }
             }

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod products;
 pub mod reports;
 pub mod roles;
+pub mod security;
 pub mod team;
 pub mod tickets;
 pub mod types;
@@ -36,6 +37,7 @@ pub struct Query(
     payments::PaymentsQuery,
     tickets::TicketsQuery,
     team::TeamQuery,
+    security::SecurityQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -50,6 +52,7 @@ pub struct Mutation(
     payments::PaymentsMutation,
     tickets::TicketsMutation,
     team::TeamMutation,
+    security::SecurityMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

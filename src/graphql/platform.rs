@@ -23,6 +23,7 @@ impl PlatformMutation {
                 owner_username: &input.owner.username,
                 owner_email: &input.owner.email,
                 owner_password: &input.owner.password,
+                check_strength: true,
             },
         )
         .await?;

@@ -102,8 +102,51 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Mutation", "revokeSession") => Session,
         ("Mutation", "revokeOtherSessions") => Session,
         ("Mutation", "createWorkspace") => MasterAdmin,
+        ("Mutation", "verifyTwoFactor") => Public,
+        ("Mutation", "reauthenticate") => User,
+        ("Query", "myTwoFactor") => User,
+        ("Mutation", "startTotpEnrollment") => User,
+        ("Mutation", "confirmTotpEnrollment") => User,
+        ("Mutation", "disableTotp") => User,
+        ("Mutation", "regenerateRecoveryCodes") => User,
+        ("Query", "securitySettings") => Permission(P::SettingsRead),
+        ("Mutation", "updateSecuritySettings") => Permission(P::SettingsWrite),
+        ("Query", "securityOverrides") => Permission(P::SettingsRead),
+        ("Mutation", "setSecurityOverride") => Permission(P::SettingsWrite),
+        ("Mutation", "clearSecurityOverride") => Permission(P::SettingsWrite),
         _ => return None,
     })
+}
+
+/// How recent a session's last proof (password or second factor) must be for the
+/// operations in `needs_step_up`.
+pub const STEP_UP_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Sensitive operations: besides their permission they need a session that proved its
+/// password or second factor within `STEP_UP_WINDOW` (else STEP_UP_REQUIRED).
+pub fn needs_step_up(root: &str, field: &str) -> bool {
+    root == "Mutation"
+        && matches!(
+            field,
+            "createRole"
+                | "updateRole"
+                | "deleteRole"
+                | "assignRole"
+                | "unassignRole"
+                | "updateSecuritySettings"
+                | "setSecurityOverride"
+                | "clearSecurityOverride"
+                | "refundPayment"
+                | "refundOrder"
+                | "exportCustomers"
+                | "createApiKey"
+                | "revokeApiKey"
+        )
+}
+
+/// Whether the principal's session proved itself recently enough for `needs_step_up`.
+pub fn stepped_up(p: &Principal, now: chrono::DateTime<chrono::Utc>) -> bool {
+    p.session().and_then(|s| s.record.proved_at).is_some_and(|at| now < at + STEP_UP_WINDOW)
 }
 
 impl Access {

@@ -264,9 +264,15 @@ impl Session {
 #[derive(SimpleObject)]
 pub struct LoginPayload {
     /// The session token. Also set as an HttpOnly cookie; send it back either way
-    /// (cookie, or `Authorization: Bearer <token>`). Shown only here, once.
-    pub token: String,
-    pub session: Session,
+    /// (cookie, or `Authorization: Bearer <token>`). Shown only here, once. Null when
+    /// a second factor is needed first (see `challenge`).
+    pub token: Option<String>,
+    pub session: Option<Session>,
+    /// Set instead of a session when the sign-in needs a second factor: answer it with
+    /// `verifyTwoFactor`.
+    pub challenge: Option<super::security::TwoFactorChallenge>,
+    /// Failed sign-ins on this account since its previous successful one.
+    pub failed_attempts_since_last_sign_in: i32,
 }
 
 #[derive(InputObject)]

@@ -49,3 +49,27 @@ pub fn token(config: &Config, headers: &HeaderMap) -> Option<(String, TokenSourc
         .find(|(k, v)| *k == wanted && !v.is_empty())
         .map(|(_, v)| (v.to_owned(), TokenSource::Cookie))
 }
+
+/// The device cookie: a random id that marks a browser a user has signed in from, so
+/// a sign-in from a device never seen before can ask for a second factor. It carries
+/// no authority; only its hash is stored.
+pub fn device_name(config: &Config) -> &'static str {
+    if config.cookie_secure { "__Host-palisade_device" } else { "palisade_device" }
+}
+
+pub fn set_device(config: &Config, id: &str) -> String {
+    // A year: the point is to recognise the device next time.
+    format!("{}={id}; Max-Age=31536000{}", device_name(config), attrs(config))
+}
+
+pub fn device(config: &Config, headers: &HeaderMap) -> Option<String> {
+    let wanted = device_name(config);
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, v)| *k == wanted && !v.is_empty() && v.len() <= 128)
+        .map(|(_, v)| v.to_owned())
+}

@@ -128,11 +128,12 @@ pub(super) async fn get(
 
 async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: HeaderMap, request: async_graphql::Request) -> Response {
     let app = &s.app;
+    let client_ip = crate::auth::policy::client_ip(addr.ip(), &headers, &app.config.trusted_proxies);
     let presented = cookie::token(&app.config, &headers);
     let mut clear_cookie = false;
     let principal = match &presented {
         None => Principal::Anonymous,
-        Some((token, source)) => match auth::authenticate(app, token, Some(addr.ip())).await {
+        Some((token, source)) => match auth::authenticate(app, token, Some(client_ip)).await {
             Ok(Some(p)) => p,
             Ok(None) => {
                 clear_cookie = *source == TokenSource::Cookie;
@@ -142,13 +143,34 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
                 if let AppError::Internal(detail) = &e {
                     tracing::error!(error = %detail, "authentication failed");
                 }
-                let status = if e == AppError::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+                let status = match e {
+                    AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                    AppError::LoginRestricted => StatusCode::FORBIDDEN,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
                 return reject(status, e.code(), &e.message());
             }
         },
     };
+    // Every signed-in request spends from its session's bucket.
+    if let Some(session) = principal.session() {
+        match app.limiter.check(crate::auth::ratelimit::Bucket::ApiSession, &session.hash).await {
+            Ok(()) => {}
+            Err(AppError::RateLimited { retry_after_secs }) => return too_many(retry_after_secs),
+            Err(e) => {
+                let status = if e == AppError::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+                return reject(status, e.code(), &e.message());
+            }
+        }
+    }
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>());
-    let meta = RequestMeta { request_id: rid.0.clone(), ip: Some(addr.ip()), user_agent, token: presented.map(|(t, _)| Secret::new(t)) };
+    let meta = RequestMeta {
+        request_id: rid.0.clone(),
+        ip: Some(client_ip),
+        user_agent,
+        token: presented.map(|(t, _)| Secret::new(t)),
+        device: cookie::device(&app.config, &headers),
+    };
     let request_state = std::sync::Arc::new(RequestState::default());
     let request = request.data(principal.clone()).data(meta.clone()).data(request_state.clone());
     let mut response = match tokio::time::timeout(app.config.execution_timeout, s.schema.execute(request)).await {
@@ -166,12 +188,44 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
         Ok(b) => b,
         Err(_) => return reject(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error"),
     };
-    let mut res = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    // When the whole request was refused (no root field produced data) by a rate limit
+    // or an unreachable dependency, the HTTP status says so too.
+    let whole_refusal = match &response.data {
+        Value::Null => true,
+        Value::Object(fields) => fields.values().all(|v| matches!(v, Value::Null)),
+        _ => false,
+    };
+    let first_code = response.errors.first().and_then(|e| e.extensions.as_ref()).and_then(|x| x.get("code")).cloned();
+    let retry_after = response.errors.first().and_then(|e| e.extensions.as_ref()).and_then(|x| x.get("retryAfter")).cloned();
+    let status = match (whole_refusal, first_code) {
+        (true, Some(Value::String(c))) if c == "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+        (true, Some(Value::String(c))) if c == "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::OK,
+    };
+    let mut res = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS
+        && let Some(Value::Number(n)) = retry_after
+        && let Ok(v) = HeaderValue::from_str(&n.to_string())
+    {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     for (name, value) in response.http_headers.iter() {
         res.headers_mut().append(name, value.clone());
     }
     if clear_cookie && let Ok(v) = HeaderValue::from_str(&cookie::clear(&app.config)) {
         res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+fn too_many(retry_after_secs: u64) -> Response {
+    let body = serde_json::json!({ "errors": [{
+        "message": "too many requests",
+        "extensions": { "code": "RATE_LIMITED", "retryAfter": retry_after_secs }
+    }] });
+    let mut res = (StatusCode::TOO_MANY_REQUESTS, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     res
 }

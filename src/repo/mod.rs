@@ -14,6 +14,7 @@ pub mod payments;
 pub mod products;
 pub mod quotes;
 pub mod roles;
+pub mod security;
 pub mod tickets;
 pub mod users;
 pub mod workspaces;

@@ -63,6 +63,11 @@ pub async fn insert(db: &impl ConnectionTrait, workspace_id: Uuid, u: NewUser<'_
         builtin_role: Set(u.builtin_role.as_str().into()),
         last_login_at: Set(None),
         last_login_ip: Set(None),
+        totp_secret: Set(None),
+        totp_pending_secret: Set(None),
+        totp_enabled_at: Set(None),
+        totp_last_step: Set(None),
+        security_override: Set(None),
         created_at: Set(u.now),
         updated_at: Set(u.now),
     }

@@ -25,6 +25,7 @@ pub async fn insert(db: &impl ConnectionTrait, w: NewWorkspace<'_>) -> Result<wo
         status: Set("active".into()),
         seat_limit: Set(w.seat_limit),
         permission_epoch: Set(0),
+        security_settings: Set("{}".into()),
         created_at: Set(w.now),
         updated_at: Set(w.now),
     }

@@ -1,14 +1,26 @@
-//! Sign-in, sign-out, password change and session management.
+//! Sign-in (with two-factor challenges), step-up, sign-out, password change and
+//! session management.
 //!
-//! Guarantees: every failed sign-in (unknown workspace, unknown account, wrong
-//! password, inactive or unlicensed account, suspended workspace) gives the same error
-//! after the same Argon2 work; a session is created only after every check passed and
-//! is removed again if the audit write does not commit; a password change ends every
-//! other session of that user.
+//! Guarantees:
+//! - every failed password check (unknown workspace, unknown account, wrong password,
+//!   inactive or unlicensed account, suspended workspace) gives the same error after
+//!   the same Argon2 work, and the rate limits are checked before any Argon2 work;
+//! - a session is created only after every check passed (password, account state,
+//!   network and hours rules, second factor when one is required) and is removed
+//!   again if the audit write does not commit;
+//! - a second factor is required when the workspace or the user's override enforces
+//!   it, when the user enrolled TOTP, and when the sign-in looks suspicious (a device or
+//!   network not seen for that user before, or a burst of failures); the challenge is
+//!   single use, expires, and allows a bounded number of attempts;
+//! - a TOTP step, an email code and a recovery code each work once;
+//! - a password change ends the user's other sessions unless asked to keep them.
 
-use crate::audit::AuditEvent;
+use crate::audit::{Actor, ActorKind, AuditEvent, change};
+use crate::auth::policy::{EffectivePolicy, SessionLimitAction};
+use crate::auth::ratelimit::Bucket;
 use crate::auth::session::{ActiveSession, Subject};
-use crate::auth::{Principal, may_sign_in};
+use crate::auth::{Principal, UserPrincipal, effective_policy, may_sign_in, twofactor};
+use crate::authz::eval::EvalContext;
 use crate::domain::{NewPassword, PASSWORD_MAX_CHARS, fold_key};
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::RequestMeta;
@@ -16,11 +28,106 @@ use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::secret::Secret;
 use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
 use uuid::Uuid;
+
+/// How long a sign-in challenge (and the email code sent for it) stays valid.
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(10 * 60);
+/// Wrong codes one challenge tolerates before it is dropped.
+pub const CHALLENGE_ATTEMPTS: i64 = 5;
+/// Failed sign-ins since the last success that make the next success ask for 2FA.
+pub const FAILURE_BURST: i64 = 5;
+/// How long failed attempts are remembered for the burst rule and the report.
+const FAILURES_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum TwoFactorMethod {
+    Totp,
+    Email,
+    Recovery,
+}
+
+impl TwoFactorMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Email => "email",
+            Self::Recovery => "recovery",
+        }
+    }
+}
 
 pub struct SignedIn {
     pub token: Secret<String>,
     pub session: ActiveSession,
+    /// Failed sign-ins since the previous successful one (reported to the user).
+    pub failed_attempts: i64,
+    /// A new device id to store in the device cookie, when the client had none.
+    pub new_device_cookie: Option<String>,
+}
+
+pub struct ChallengeIssued {
+    pub id: String,
+    pub methods: Vec<TwoFactorMethod>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub enum LoginResult {
+    SignedIn(SignedIn),
+    Challenge(ChallengeIssued),
+}
+
+/// A sign-in waiting for its second factor; kept in the store under its id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Challenge {
+    user_id: Uuid,
+    workspace_id: Uuid,
+    methods: Vec<TwoFactorMethod>,
+    reasons: Vec<String>,
+    expires_at: DateTime<Utc>,
+    email_code_hash: Option<String>,
+    failures: i64,
+}
+
+fn challenge_key(id: &str) -> String {
+    format!("challenge:{}", crate::auth::session::hash_token(id))
+}
+
+fn failures_key(user_id: Uuid) -> String {
+    format!("login_failures:{user_id}")
+}
+
+fn footprint_hash(kind: &str, value: &str) -> String {
+    Sha256::digest(format!("palisade footprint v1\0{kind}\0{value}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The network a sign-in came from, coarse enough that a home router's new lease does
+/// not look like a new place: /24 for IPv4, /64 for IPv6.
+fn network_of(ip: Option<std::net::IpAddr>) -> String {
+    use std::net::IpAddr;
+    match ip.map(|i| i.to_canonical()) {
+        Some(IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        None => "unknown".into(),
+    }
+}
+
+fn random_id() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn register_undo(state: &AppState, tx: &Tx<'_>, session: &ActiveSession) {
@@ -35,48 +142,469 @@ fn register_undo(state: &AppState, tx: &Tx<'_>, session: &ActiveSession) {
     });
 }
 
-pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, workspace: &str, login: &str, password: &str) -> AppResult<SignedIn> {
+/// Sends a mail once the mutation has committed; a failure is logged, not raised
+/// (the change it reports has already happened).
+pub fn mail_after_commit(state: &AppState, tx: &Tx<'_>, to_name: String, to_email: String, subject: String, body: String) {
+    let mailer = state.mailer.clone();
+    tx.after_commit(move || {
+        Box::pin(async move {
+            if let Err(e) = mailer.send(&to_name, &to_email, &subject, &body).await {
+                tracing::error!(error = %e.detail(), "could not send mail");
+            }
+        })
+    });
+}
+
+fn anonymous_as(login: &str) -> Actor {
+    Actor { kind: ActorKind::Anonymous, id: None, label: Some(login.chars().take(128).collect()) }
+}
+
+fn user_actor(user: &entity::user::Model) -> Actor {
+    Actor { kind: ActorKind::User, id: Some(user.id), label: Some(user.username.clone()) }
+}
+
+fn security_event(
+    workspace_id: Option<Uuid>,
+    actor: Option<Actor>,
+    action: &'static str,
+    user_id: Option<Uuid>,
+    changes: serde_json::Value,
+    reason: Option<String>,
+) -> AuditEvent {
+    AuditEvent::Security { workspace_id, actor, action, target_type: "user", target_id: user_id.map(|u| u.to_string()), changes, reason }
+}
+
+/// Checks a rate limit; a refusal is audited (as the mutation's failure entry).
+async fn limit(state: &AppState, tx: &Tx<'_>, bucket: Bucket, key: &str, ws: Option<Uuid>, actor: Actor) -> AppResult<()> {
+    match state.limiter.check(bucket, key).await {
+        Err(e @ AppError::RateLimited { .. }) => {
+            tx.audit_failure(security_event(ws, Some(actor), "auth.throttled", None, json!({ "bucket": bucket.name() }), None));
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+pub struct LoginRequest<'a> {
+    pub workspace: &'a str,
+    pub login: &'a str,
+    pub password: &'a str,
+    pub device: Option<String>,
+}
+
+pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: LoginRequest<'_>) -> AppResult<LoginResult> {
     let db = tx.db();
-    let ws = repo::workspaces::by_slug(db, workspace.trim()).await?;
+    let login = req.login;
+    let slug = req.workspace.trim();
+    let login_key = fold_key(login.trim());
+    // Limits first: a throttled attempt costs no Argon2 work. The account bucket is
+    // keyed by what was typed, so unknown accounts are throttled exactly like real ones.
+    let ip = meta.ip_string().unwrap_or_else(|| "unknown".into());
+    limit(state, tx, Bucket::SignInIp, &ip, None, anonymous_as(login)).await?;
+    limit(state, tx, Bucket::SignInAccount, &format!("{}\0{login_key}", fold_key(slug)), None, anonymous_as(login)).await?;
+
+    let ws = repo::workspaces::by_slug(db, slug).await?;
     let user = match &ws {
-        Some(ws) => repo::users::find_for_login(db, ws.id, &fold_key(login.trim())).await?,
+        Some(ws) => repo::users::find_for_login(db, ws.id, &login_key).await?,
         None => None,
     };
-    let fail = |workspace_id: Option<Uuid>| {
-        state.metrics.sign_in("failure");
-        tx.audit_failure(AuditEvent::SignInFailed { workspace_id, login: login.to_owned() });
-        Err(AppError::InvalidCredentials)
-    };
     // Over-long input is refused without hashing it; that says nothing about accounts.
-    if password.chars().count() > PASSWORD_MAX_CHARS {
-        return fail(ws.as_ref().map(|w| w.id));
-    }
-    let matched = state.hasher.verify(password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
-    let (Some(ws), Some(user)) = (ws, user) else {
-        return fail(None);
+    let matched = if req.password.chars().count() > PASSWORD_MAX_CHARS {
+        false
+    } else {
+        state.hasher.verify(req.password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?
     };
-    if !matched || !may_sign_in(&user, &ws, state.clock.now()) {
-        return fail(Some(ws.id));
+    let account_key = format!("{}\0{login_key}", fold_key(slug));
+    let (Some(ws), Some(user)) = (ws, user) else {
+        return Err(fail(state, tx, login, None, Err(&account_key)).await);
+    };
+    if !matched {
+        return Err(fail(state, tx, login, Some(ws.id), Ok(user.id)).await);
+    }
+    if !may_sign_in(&user, &ws, state.clock.now()) {
+        return Err(fail(state, tx, login, Some(ws.id), Ok(user.id)).await);
+    }
+    let now = state.clock.now();
+    let policy = effective_policy(&user, &ws, now)?;
+    if let Err(rule) = policy.check(meta.ip, now) {
+        tx.audit_failure(security_event(
+            Some(ws.id),
+            Some(user_actor(&user)),
+            "auth.sign_in_restricted",
+            Some(user.id),
+            json!({ "rule": rule.as_str() }),
+            None,
+        ));
+        return Err(AppError::LoginRestricted);
     }
 
-    let subject = Subject::User { user_id: user.id, workspace_id: ws.id };
-    let (token, session) = state.sessions.create(subject, meta.ip_string(), meta.user_agent.clone()).await?;
-    register_undo(state, tx, &session);
+    // Why a second factor is needed, if it is.
+    let mut reasons = Vec::new();
+    let grants = state.grants.grants(db, &user, &ws, &EvalContext { now, ip: meta.ip, two_factor: true }).await?;
+    if policy.two_factor_required(|p| grants.grants.has(p)) {
+        reasons.push("enforced");
+    }
+    if user.totp_secret.is_some() {
+        reasons.push("enrolled");
+    }
+    let failures: i64 = state.store.get(&failures_key(user.id)).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    if failures >= FAILURE_BURST {
+        reasons.push("failed_attempts");
+    }
+    let seen = Footprints::of(req.device.as_deref(), meta.ip);
+    if repo::security::has_footprints(db, ws.id, user.id).await? && !seen.known(db, ws.id, user.id).await? {
+        reasons.push("new_device");
+    }
+    if reasons.is_empty() {
+        let signed = complete(state, tx, meta, &user, &ws, &policy, false, req.device, failures, None).await?;
+        return Ok(LoginResult::SignedIn(signed));
+    }
+    issue_challenge(state, tx, &user, &ws, reasons, failures).await.map(LoginResult::Challenge)
+}
+
+/// A failed sign-in: counted toward the failure burst (for known accounts), audited,
+/// and answered with the one error every failure gets.
+/// Unknown accounts are counted too (under a hash of what was typed), so the work done
+/// does not tell them apart.
+async fn fail(state: &AppState, tx: &Tx<'_>, login: &str, workspace_id: Option<Uuid>, who: Result<Uuid, &str>) -> AppError {
+    state.metrics.sign_in("failure");
+    let key = match who {
+        Ok(uid) => failures_key(uid),
+        Err(typed) => format!("login_failures:unknown:{}", crate::auth::session::hash_token(typed)),
+    };
+    if let Err(e) = state.store.incr(&key, 1, FAILURES_TTL).await {
+        return AppError::from(e);
+    }
+    tx.audit_failure(AuditEvent::SignInFailed { workspace_id, login: login.to_owned() });
+    AppError::InvalidCredentials
+}
+
+struct Footprints {
+    device: Option<String>,
+    network: String,
+}
+
+impl Footprints {
+    fn of(device: Option<&str>, ip: Option<std::net::IpAddr>) -> Self {
+        Self { device: device.map(|d| footprint_hash("device", d)), network: footprint_hash("network", &network_of(ip)) }
+    }
+
+    async fn known(&self, db: &impl sea_orm::ConnectionTrait, ws: Uuid, user: Uuid) -> AppResult<bool> {
+        let device = match &self.device {
+            Some(d) => repo::security::knows_footprint(db, ws, user, "device", d).await?,
+            None => false,
+        };
+        Ok(device && repo::security::knows_footprint(db, ws, user, "network", &self.network).await?)
+    }
+}
+
+async fn issue_challenge(
+    state: &AppState,
+    tx: &Tx<'_>,
+    user: &entity::user::Model,
+    ws: &entity::workspace::Model,
+    reasons: Vec<&'static str>,
+    failures: i64,
+) -> AppResult<ChallengeIssued> {
     let now = state.clock.now();
+    let mut methods = Vec::new();
+    if user.totp_secret.is_some() {
+        methods.push(TwoFactorMethod::Totp);
+    } else {
+        methods.push(TwoFactorMethod::Email);
+    }
+    if repo::security::unused_recovery_codes(tx.db(), ws.id, user.id).await? > 0 {
+        methods.push(TwoFactorMethod::Recovery);
+    }
+    let id = random_id();
+    let expires_at = now + chrono::Duration::from_std(CHALLENGE_TTL).unwrap_or_default();
+    let mut email_code_hash = None;
+    if methods.contains(&TwoFactorMethod::Email) {
+        limit(state, tx, Bucket::EmailCode, &user.id.to_string(), Some(ws.id), user_actor(user)).await?;
+        let code = twofactor::new_email_code();
+        email_code_hash = Some(twofactor::hash_email_code(state.server_key.expose(), &id, code.expose()));
+        let body = format!(
+            "Hello {name},\n\nYour Palisade sign-in code for workspace {ws} is:\n\n    {code}\n\nIt works once, for the sign-in \
+             you just started, until {until} UTC.\nIf this was not you, someone knows your password: change it now.\n",
+            name = user.display_name,
+            ws = ws.name,
+            code = code.expose(),
+            until = expires_at.format("%Y-%m-%d %H:%M"),
+        );
+        mail_after_commit(state, tx, user.display_name.clone(), user.email.clone(), "Your Palisade sign-in code".into(), body);
+    }
+    let challenge = Challenge {
+        user_id: user.id,
+        workspace_id: ws.id,
+        methods: methods.clone(),
+        reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+        expires_at,
+        email_code_hash,
+        failures,
+    };
+    let json = serde_json::to_string(&challenge).map_err(AppError::internal)?;
+    state.store.set(&challenge_key(&id), &json, CHALLENGE_TTL).await?;
+    let store = state.store.clone();
+    let key = challenge_key(&id);
+    tx.on_rollback(move || {
+        Box::pin(async move {
+            let _ = store.del(&key).await;
+        })
+    });
+    tx.audit(security_event(
+        Some(ws.id),
+        Some(user_actor(user)),
+        "auth.challenge_issued",
+        Some(user.id),
+        json!({ "methods": methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(), "reasons": reasons }),
+        None,
+    ));
+    Ok(ChallengeIssued { id, methods, expires_at })
+}
+
+/// Creates the session of a sign-in that passed every check.
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    state: &AppState,
+    tx: &Tx<'_>,
+    meta: &RequestMeta,
+    user: &entity::user::Model,
+    ws: &entity::workspace::Model,
+    policy: &EffectivePolicy,
+    two_factor: bool,
+    device: Option<String>,
+    failures: i64,
+    method: Option<TwoFactorMethod>,
+) -> AppResult<SignedIn> {
+    let db = tx.db();
+    let now = state.clock.now();
+    let subject = Subject::User { user_id: user.id, workspace_id: ws.id };
+    let mut revoked_for_limit = 0usize;
+    if let Some(max) = policy.max_sessions {
+        let live = state.sessions.list(&subject).await?;
+        let max = usize::try_from(max.max(1)).unwrap_or(usize::MAX);
+        if live.len() >= max {
+            match policy.on_session_limit {
+                SessionLimitAction::RefuseNew => {
+                    tx.audit_failure(security_event(
+                        Some(ws.id),
+                        Some(user_actor(user)),
+                        "auth.session_limit",
+                        Some(user.id),
+                        json!({ "sessions": live.len(), "max": max }),
+                        Some("maximum concurrent sessions reached".into()),
+                    ));
+                    return Err(AppError::Conflict(
+                        "the maximum number of concurrent sessions is reached; sign out elsewhere first".into(),
+                    ));
+                }
+                SessionLimitAction::RevokeOldest => {
+                    // Oldest first: make room for exactly one new session.
+                    for s in live.iter().take(live.len() + 1 - max) {
+                        state.sessions.revoke(&s.hash, &s.record.subject).await?;
+                        revoked_for_limit += 1;
+                    }
+                }
+            }
+        }
+    }
+    let new_device_cookie = if device.is_none() { Some(random_id()) } else { None };
+    let device_id = device.or_else(|| new_device_cookie.clone()).unwrap_or_default();
+    let first_sign_in = !repo::security::has_footprints(db, ws.id, user.id).await?;
+    let prints = Footprints::of(Some(&device_id), meta.ip);
+    let new_place = !first_sign_in && !prints.known(db, ws.id, user.id).await?;
+    if let Some(d) = &prints.device {
+        repo::security::remember_footprint(db, ws.id, user.id, "device", d, now).await?;
+    }
+    repo::security::remember_footprint(db, ws.id, user.id, "network", &prints.network, now).await?;
+
+    let (token, session) = state.sessions.create(subject, meta.ip_string(), meta.user_agent.clone(), two_factor).await?;
+    register_undo(state, tx, &session);
+    state.store.del(&failures_key(user.id)).await?;
     repo::users::record_login(db, ws.id, user.id, meta.ip_string(), now).await?;
     tx.audit(AuditEvent::SignedIn {
         workspace_id: ws.id,
         user_id: user.id,
-        username: user.username,
+        username: user.username.clone(),
         session_id: session.record.id,
         previous_login: user.last_login_at.map(|t| t.to_rfc3339()),
         at: now.to_rfc3339(),
     });
+    if two_factor || new_place || failures > 0 || revoked_for_limit > 0 {
+        tx.audit(security_event(
+            Some(ws.id),
+            Some(user_actor(user)),
+            "auth.sign_in_details",
+            Some(user.id),
+            json!({
+                "twoFactor": method.map(|m| m.as_str()),
+                "newDeviceOrNetwork": new_place,
+                "failedAttemptsBefore": failures,
+                "sessionsRevokedForLimit": revoked_for_limit,
+            }),
+            None,
+        ));
+    }
+    if new_place {
+        let body = format!(
+            "Hello {name},\n\nThere was a new sign-in to your Palisade account in workspace {ws}\nfrom {ip} at {at} UTC \
+             (device: {ua}).\n{failures}\nIf this was not you, change your password and review your sessions now.\n",
+            name = user.display_name,
+            ws = ws.name,
+            ip = meta.ip_string().unwrap_or_else(|| "an unknown address".into()),
+            at = now.format("%Y-%m-%d %H:%M"),
+            ua = meta.user_agent.as_deref().unwrap_or("unknown"),
+            failures = if failures > 0 { format!("{failures} failed attempts came before it.\n") } else { String::new() },
+        );
+        mail_after_commit(state, tx, user.display_name.clone(), user.email.clone(), "New sign-in to your Palisade account".into(), body);
+    }
     state.metrics.sign_in("success");
-    Ok(SignedIn { token, session })
+    Ok(SignedIn { token, session, failed_attempts: failures, new_device_cookie })
+}
+
+pub struct VerifyRequest<'a> {
+    pub challenge_id: &'a str,
+    pub method: TwoFactorMethod,
+    pub code: &'a str,
+    pub device: Option<String>,
+}
+
+pub async fn verify_two_factor(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: VerifyRequest<'_>) -> AppResult<SignedIn> {
+    let anon = anonymous_as("two-factor");
+    if req.challenge_id.len() > 128 || req.code.len() > 64 {
+        return Err(AppError::bad_input("code", "is not a valid code"));
+    }
+    limit(state, tx, Bucket::TwoFactorChallenge, req.challenge_id, None, anon.clone()).await?;
+    let key = challenge_key(req.challenge_id);
+    let expired = || AppError::Denied("the sign-in challenge has expired or is unknown; sign in again".into());
+    let Some(json) = state.store.get(&key).await? else {
+        tx.audit_failure(security_event(None, Some(anon), "auth.two_factor", None, json!({ "challenge": "unknown" }), None));
+        return Err(expired());
+    };
+    let challenge: Challenge = serde_json::from_str(&json).map_err(AppError::internal)?;
+    let now = state.clock.now();
+    let ws_id = challenge.workspace_id;
+    let (user, ws) = repo::users::get_with_workspace(tx.db(), ws_id, challenge.user_id).await?.ok_or_else(expired)?;
+    limit(state, tx, Bucket::TwoFactorAccount, &user.id.to_string(), Some(ws_id), user_actor(&user)).await?;
+    let refuse = |why: &str| {
+        tx.audit_failure(security_event(
+            Some(ws_id),
+            Some(user_actor(&user)),
+            "auth.two_factor",
+            Some(user.id),
+            json!({ "method": req.method.as_str(), "result": why }),
+            None,
+        ));
+    };
+    if now >= challenge.expires_at {
+        state.store.del(&key).await?;
+        refuse("expired");
+        return Err(expired());
+    }
+    if !challenge.methods.contains(&req.method) {
+        refuse("method_not_allowed");
+        return Err(AppError::bad_input("method", "is not offered for this sign-in"));
+    }
+    let attempts = state.store.incr(&format!("{key}:attempts"), 1, CHALLENGE_TTL).await?;
+    if attempts > CHALLENGE_ATTEMPTS {
+        state.store.del(&key).await?;
+        refuse("too_many_attempts");
+        return Err(expired());
+    }
+    let ok = match req.method {
+        TwoFactorMethod::Totp => check_totp(state, tx, &user, req.code).await?,
+        TwoFactorMethod::Email => challenge
+            .email_code_hash
+            .as_deref()
+            .is_some_and(|h| twofactor::email_code_matches(h, state.server_key.expose(), req.challenge_id, req.code)),
+        TwoFactorMethod::Recovery => {
+            let hash = twofactor::hash_recovery_code(&twofactor::normalize_recovery_code(req.code));
+            repo::security::use_recovery_code(tx.db(), ws_id, user.id, &hash, now).await?
+        }
+    };
+    if !ok {
+        state.store.incr(&failures_key(user.id), 1, FAILURES_TTL).await?;
+        refuse("wrong_code");
+        return Err(AppError::bad_input("code", "is not correct"));
+    }
+    // Single use: of two concurrent correct answers only the one that removes the
+    // challenge signs in.
+    if !state.store.del(&key).await? {
+        return Err(expired());
+    }
+    // The account and the rules may have changed while the code was on its way.
+    if !may_sign_in(&user, &ws, now) {
+        return Err(expired());
+    }
+    let policy = effective_policy(&user, &ws, now)?;
+    if policy.check(meta.ip, now).is_err() {
+        refuse("restricted");
+        return Err(AppError::LoginRestricted);
+    }
+    let failures = challenge.failures.max(state.store.get(&failures_key(user.id)).await?.and_then(|v| v.parse().ok()).unwrap_or(0));
+    complete(state, tx, meta, &user, &ws, &policy, true, req.device, failures, Some(req.method)).await
+}
+
+/// A TOTP code for the user's enrolled seed; spends its step.
+async fn check_totp(state: &AppState, tx: &Tx<'_>, user: &entity::user::Model, code: &str) -> AppResult<bool> {
+    let Some(sealed) = &user.totp_secret else { return Ok(false) };
+    let secret = state.secret_box.open(sealed, user.id.as_bytes())?;
+    let now = u64::try_from(state.clock.now().timestamp()).unwrap_or(0);
+    let last = user.totp_last_step.and_then(|s| u64::try_from(s).ok());
+    match twofactor::verify_totp(&secret, code, now, last) {
+        Some(step) => Ok(repo::security::claim_totp_step(tx.db(), user.workspace_id, user.id, step).await?),
+        None => Ok(false),
+    }
+}
+
+/// Proves the password or a TOTP code again on the current session (step-up).
+pub async fn reauthenticate(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    password: Option<&str>,
+    code: Option<&str>,
+) -> AppResult<ActiveSession> {
+    limit(
+        state,
+        tx,
+        Bucket::SignInAccount,
+        &format!("reauth\0{}", p.user_id),
+        Some(p.workspace_id),
+        Actor::of(&Principal::User(p.clone())),
+    )
+    .await?;
+    let user = repo::users::get(tx.db(), p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
+    let (ok, method) = match (password, code) {
+        (Some(pw), None) => {
+            let ok = pw.chars().count() <= PASSWORD_MAX_CHARS && state.hasher.verify(pw, user.password_hash.as_deref()).await?;
+            (ok, "password")
+        }
+        (None, Some(c)) => (check_totp(state, tx, &user, c).await?, "totp"),
+        _ => return Err(AppError::bad_input("password", "give either password or code")),
+    };
+    if !ok {
+        tx.audit_failure(security_event(
+            Some(p.workspace_id),
+            None,
+            "auth.step_up",
+            Some(p.user_id),
+            json!({ "method": method, "result": "wrong" }),
+            None,
+        ));
+        let field = if method == "password" { "password" } else { "code" };
+        return Err(AppError::bad_input(field, "is not correct"));
+    }
+    let session = state.sessions.mark_proved(&p.session, method == "totp").await?;
+    tx.audit(security_event(Some(p.workspace_id), None, "auth.step_up", Some(p.user_id), json!({ "method": method }), None));
+    Ok(session)
 }
 
 pub async fn master_login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, email: &str, password: &str) -> AppResult<SignedIn> {
+    let ip = meta.ip_string().unwrap_or_else(|| "unknown".into());
+    let anon = anonymous_as(email);
+    limit(state, tx, Bucket::SignInIp, &ip, None, anon.clone()).await?;
+    limit(state, tx, Bucket::SignInAccount, &format!("master\0{}", fold_key(email.trim())), None, anon).await?;
     let admin = repo::master_admins::by_email_key(tx.db(), &fold_key(email.trim())).await?;
     let fail = || {
         state.metrics.sign_in("failure");
@@ -91,11 +619,11 @@ pub async fn master_login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, ema
         return fail();
     };
     let subject = Subject::MasterAdmin { admin_id: admin.id };
-    let (token, session) = state.sessions.create(subject, meta.ip_string(), meta.user_agent.clone()).await?;
+    let (token, session) = state.sessions.create(subject, meta.ip_string(), meta.user_agent.clone(), false).await?;
     register_undo(state, tx, &session);
     tx.audit(AuditEvent::MasterSignedIn { admin_id: admin.id, email: admin.email, session_id: session.record.id });
     state.metrics.sign_in("success");
-    Ok(SignedIn { token, session })
+    Ok(SignedIn { token, session, failed_attempts: 0, new_device_cookie: None })
 }
 
 pub async fn logout(state: &AppState, tx: &Tx<'_>, principal: &Principal) -> AppResult<()> {
@@ -109,20 +637,31 @@ pub async fn logout(state: &AppState, tx: &Tx<'_>, principal: &Principal) -> App
     Ok(())
 }
 
-pub async fn change_password(state: &AppState, tx: &Tx<'_>, principal: &Principal, current: &str, new: &str) -> AppResult<()> {
+pub async fn change_password(
+    state: &AppState,
+    tx: &Tx<'_>,
+    principal: &Principal,
+    current: &str,
+    new: &str,
+    keep_other_sessions: bool,
+) -> AppResult<()> {
     let Principal::User(p) = principal else { return Err(AppError::Forbidden) };
     let new = NewPassword::parse("newPassword", new)?;
     if new.expose() == current {
         return Err(AppError::bad_input("newPassword", "must differ from the current password"));
     }
-    let user = repo::users::get(tx.db(), p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
+    let (user, ws) = repo::users::get_with_workspace(tx.db(), p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
+    let local = user.email.split('@').next().unwrap_or_default();
+    crate::auth::password_policy::check_strength("newPassword", new.expose(), &[&user.username, &user.email, local, &ws.name, &ws.slug])?;
+    limit(state, tx, Bucket::SignInAccount, &format!("reauth\0{}", p.user_id), Some(p.workspace_id), Actor::of(principal)).await?;
     if !state.hasher.verify(current, user.password_hash.as_deref()).await? {
         return Err(AppError::bad_input("currentPassword", "is not correct"));
     }
     let hash = state.hasher.hash(&new).await?;
     repo::users::set_password_hash(tx.db(), p.workspace_id, p.user_id, hash, state.clock.now()).await?;
     // Revoking is the safe direction: it is not undone if the audit write fails.
-    let revoked = state.sessions.revoke_all(&p.session.record.subject, Some(&p.session.hash)).await?;
+    let revoked = if keep_other_sessions { 0 } else { state.sessions.revoke_all(&p.session.record.subject, Some(&p.session.hash)).await? };
+    state.sessions.mark_proved(&p.session, false).await?;
     tx.audit(AuditEvent::PasswordChanged { workspace_id: p.workspace_id, user_id: p.user_id, sessions_revoked: revoked });
     Ok(())
 }
@@ -154,4 +693,9 @@ pub async fn revoke_other_sessions(state: &AppState, tx: &Tx<'_>, principal: &Pr
     let count = state.sessions.revoke_all(&current.record.subject, Some(&current.hash)).await?;
     tx.audit(AuditEvent::OtherSessionsRevoked { workspace_id, subject_id, count });
     Ok(count)
+}
+
+/// Shared with the security service: a change record for audit entries.
+pub fn changed(before: impl Into<serde_json::Value>, after: impl Into<serde_json::Value>) -> serde_json::Value {
+    change(before, after)
 }

@@ -24,6 +24,8 @@ async fn write_system(state: &AppState, txn: &DatabaseTransaction, events: Vec<A
 pub async fn create_master_admin(state: &AppState, email: &str, password: &str) -> AppResult<Uuid> {
     let email = Email::parse("email", email)?;
     let password = NewPassword::parse("password", password)?;
+    let local = email.display.split('@').next().unwrap_or_default();
+    crate::auth::password_policy::check_strength("password", password.expose(), &[&email.display, local])?;
     let txn = state.db.begin().await?;
     if repo::master_admins::by_email_key(&txn, &email.key).await?.is_some() {
         return Err(AppError::Conflict("a master admin with this email already exists".into()));
@@ -84,6 +86,7 @@ pub async fn seed_demo(state: &AppState) -> AppResult<DemoSeed> {
                 owner_username: "owner",
                 owner_email: &format!("owner@{domain}"),
                 owner_password: pw.expose(),
+                check_strength: false,
             },
         )
         .await?;

@@ -9,6 +9,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod roles;
+pub mod security;
 pub mod team;
 pub mod tickets;
 pub mod work;

@@ -176,6 +176,13 @@ pub async fn create_user(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input
     let email = Email::parse("email", &input.email)?;
     let password = NewPassword::parse("password", &input.password)?;
     let display = parse_name("displayName", input.display_name.as_deref().unwrap_or(&username.display), 200)?;
+    let workspace = repo::workspaces::get(tx.db(), ws).await?.ok_or(AppError::Unauthenticated)?;
+    let local = email.display.split('@').next().unwrap_or_default();
+    crate::auth::password_policy::check_strength(
+        "password",
+        password.expose(),
+        &[&username.display, &email.display, local, &workspace.name, &workspace.slug],
+    )?;
     let now = state.clock.now();
     if input.rest.active != Some(false) && input.rest.licensed != Some(false) {
         ensure_seat(tx, ws).await?;

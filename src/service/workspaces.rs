@@ -13,6 +13,9 @@ pub struct NewWorkspaceInput<'a> {
     pub owner_username: &'a str,
     pub owner_email: &'a str,
     pub owner_password: &'a str,
+    /// Apply the strength rules to the Owner's password (every path but the demo seed,
+    /// whose password the operator chose on the command line).
+    pub check_strength: bool,
 }
 
 pub const DEFAULT_SEAT_LIMIT: i32 = 25;
@@ -29,6 +32,14 @@ pub async fn create(
     let username = Username::parse("owner.username", input.owner_username)?;
     let email = Email::parse("owner.email", input.owner_email)?;
     let password = NewPassword::parse("owner.password", input.owner_password)?;
+    if input.check_strength {
+        let local = email.display.split('@').next().unwrap_or_default();
+        crate::auth::password_policy::check_strength(
+            "owner.password",
+            password.expose(),
+            &[&username.display, &email.display, local, &name, &slug.0],
+        )?;
+    }
     let now = state.clock.now();
     if repo::workspaces::by_slug(db, &slug.0).await?.is_some() {
         return Err(AppError::Conflict("a workspace with this slug already exists".into()));

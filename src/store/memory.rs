@@ -1,15 +1,45 @@
 //! In-process store for the embedded default. Expiry follows the injected clock, so
-//! tests that move time see entries expire exactly as they would in Redis.
+//! tests that move time see entries expire exactly as they would in Redis. Rate limits
+//! use governor's keyed GCRA limiters (one per distinct quota), driven by the same
+//! injected clock.
 
-use super::{Store, StoreError, StoreFuture};
+use super::{Quota, Store, StoreError, StoreFuture};
 use crate::clock::SharedClock;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::DefaultKeyedStateStore;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
+
+/// The injected clock as governor sees it: nanoseconds since the Unix epoch. A time
+/// before 1970 reads as 0 and one past 2262 (beyond i64 nanoseconds) as i64::MAX, so the
+/// reading always leaves room for a bounded quota's arithmetic (`Quota::clamped`). A clock
+/// moved backwards is fine: governor subtracts saturating, so the bucket just looks
+/// fuller until time catches up.
+#[derive(Clone)]
+struct InjectedClock(SharedClock);
+
+impl governor::clock::Clock for InjectedClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        let now = self.0.now();
+        let nanos = now.timestamp_nanos_opt().unwrap_or(if now.timestamp() < 0 { 0 } else { i64::MAX });
+        Nanos::from(nanos.max(0).unsigned_abs())
+    }
+}
+
+type Limiter = governor::RateLimiter<String, DefaultKeyedStateStore<String>, InjectedClock, NoOpMiddleware<Nanos>>;
+
+/// Every this many rate-limit checks, keys whose buckets have refilled are dropped.
+const RETAIN_EVERY: u64 = 4096;
 
 enum Value {
     Str(String),
@@ -25,12 +55,43 @@ pub struct MemoryStore {
     clock: SharedClock,
     data: Mutex<HashMap<String, Entry>>,
     channels: Mutex<HashMap<String, broadcast::Sender<String>>>,
-    writes: std::sync::atomic::AtomicU64,
+    writes: AtomicU64,
+    limiters: Mutex<HashMap<Quota, Arc<Limiter>>>,
+    limits_checked: AtomicU64,
 }
 
 impl MemoryStore {
     pub fn new(clock: SharedClock) -> Self {
-        Self { clock, data: Mutex::new(HashMap::new()), channels: Mutex::new(HashMap::new()), writes: Default::default() }
+        Self {
+            clock,
+            data: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
+            writes: Default::default(),
+            limiters: Mutex::new(HashMap::new()),
+            limits_checked: Default::default(),
+        }
+    }
+
+    /// The limiter for `quota` (already clamped), created on first use. Every
+    /// RETAIN_EVERY-th rate-limit check (`sweep`) first drops, from every limiter, the
+    /// keys whose buckets are full again.
+    fn limiter(&self, quota: Quota, sweep: bool) -> Result<Arc<Limiter>, StoreError> {
+        let mut limiters = self.limiters.lock().map_err(|_| StoreError("memory store poisoned".into()))?;
+        if sweep && self.limits_checked.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
+            for limiter in limiters.values() {
+                limiter.retain_recent();
+            }
+        }
+        let limiter = limiters.entry(quota).or_insert_with(|| {
+            let burst = NonZeroU32::new(quota.burst).unwrap_or(NonZeroU32::MIN);
+            // `clamped` makes the interval at least 1 ms, so `with_period` cannot fail; the
+            // fallback is never taken.
+            let gq = governor::Quota::with_period(quota.interval)
+                .unwrap_or_else(|| governor::Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(burst);
+            Arc::new(governor::RateLimiter::new(gq, DefaultKeyedStateStore::default(), InjectedClock(self.clock.clone())))
+        });
+        Ok(limiter.clone())
     }
 
     fn deadline(&self, ttl: Duration) -> DateTime<Utc> {
@@ -45,7 +106,7 @@ impl MemoryStore {
         if data.get(key).is_some_and(|e| e.expires_at <= now) {
             data.remove(key);
         }
-        let n = self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
         if n % 4096 == 4095 {
             data.retain(|_, e| e.expires_at > now);
         }
@@ -153,6 +214,22 @@ impl Store for MemoryStore {
         })
     }
 
+    fn gcra<'a>(&'a self, key: &'a str, quota: Quota, _now: DateTime<Utc>) -> StoreFuture<'a, Option<Duration>> {
+        // `now` is not used: governor reads the time itself, from this store's clock, which
+        // is the application's injected clock, the very one callers take `now` from.
+        Box::pin(async move {
+            let limiter = self.limiter(quota.clamped(), true)?;
+            match limiter.check_key(&key.to_owned()) {
+                Ok(()) => Ok(None),
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
+                    // Zero only if the clock moved on between the check and this reading.
+                    Ok(Some(wait.max(Duration::from_millis(1))))
+                }
+            }
+        })
+    }
+
     fn publish<'a>(&'a self, channel: &'a str, message: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let channels = self.channels.lock().map_err(|_| StoreError("memory store poisoned".into()))?;
@@ -190,5 +267,41 @@ impl Store for MemoryStore {
 
     fn kind(&self) -> &'static str {
         "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    #[tokio::test]
+    async fn idle_rate_limit_keys_are_dropped() {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let store = MemoryStore::new(clock.clone());
+        let q = Quota { burst: 1, interval: Duration::from_secs(1) };
+        for i in 0..RETAIN_EVERY - 1 {
+            assert_eq!(store.gcra(&format!("k{i}"), q, clock.now()).await.unwrap(), None);
+        }
+        let limiter = store.limiter(q.clamped(), false).unwrap();
+        assert_eq!(limiter.len(), (RETAIN_EVERY - 1) as usize);
+        clock.advance(chrono::Duration::seconds(3));
+        // This call is the RETAIN_EVERY-th: it sweeps before counting itself.
+        assert_eq!(store.gcra("fresh", q, clock.now()).await.unwrap(), None);
+        assert_eq!(limiter.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_clock_set_back_before_the_epoch_does_not_panic() {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let store = MemoryStore::new(clock.clone());
+        let q = Quota { burst: 1, interval: Duration::from_secs(60) };
+        assert_eq!(store.gcra("k", q, clock.now()).await.unwrap(), None);
+        clock.set(DateTime::<Utc>::MIN_UTC);
+        let wait = store.gcra("k", q, clock.now()).await.unwrap().unwrap();
+        assert!(wait > Duration::ZERO);
+        clock.set(DateTime::<Utc>::MAX_UTC);
+        assert_eq!(store.gcra("k", q, clock.now()).await.unwrap(), None);
+        assert!(store.gcra("k", q, clock.now()).await.unwrap().is_some());
     }
 }

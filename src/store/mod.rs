@@ -11,6 +11,7 @@ mod redis;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
+use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +27,30 @@ impl std::fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+/// A rate: up to `burst` requests at once, then one more every `interval` (GCRA, the
+/// "leaky bucket as a meter"). Both stores apply the same bounds (see `clamped`), so a
+/// quota means the same thing in memory and in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quota {
+    pub burst: u32,
+    pub interval: Duration,
+}
+
+impl Quota {
+    /// The longest a full bucket may take to drain (`burst * interval`).
+    const MAX_SPAN: Duration = Duration::from_secs(10 * 366 * 86_400);
+
+    /// What the stores enforce: whole milliseconds (Redis counts in ms), burst 0 read as
+    /// 1, a zero interval as 1 ms, and `burst * interval` at most ten years (the burst is
+    /// lowered to fit), so no arithmetic on a stored time can overflow.
+    pub(crate) fn clamped(self) -> Quota {
+        let max_ms = Self::MAX_SPAN.as_millis() as u64;
+        let interval_ms = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX).clamp(1, max_ms);
+        let max_burst = u32::try_from(max_ms / interval_ms).unwrap_or(u32::MAX);
+        Quota { burst: self.burst.clamp(1, max_burst.max(1)), interval: Duration::from_millis(interval_ms) }
+    }
+}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
@@ -47,6 +72,13 @@ pub trait Store: Send + Sync + 'static {
     fn sadd<'a>(&'a self, key: &'a str, member: &'a str, ttl: Duration) -> StoreFuture<'a, ()>;
     fn srem<'a>(&'a self, key: &'a str, member: &'a str) -> StoreFuture<'a, ()>;
     fn smembers<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<String>>;
+    /// Rate limiting with GCRA on `key` at time `now` (the caller's injected clock; every
+    /// instance agrees when their clocks agree): None when this request conforms to
+    /// `quota` (it is counted), Some(retry_after) when it does not (nothing is counted;
+    /// retry_after > 0 is how long until one request would conform). Atomic across
+    /// instances sharing the store. A store may keep buckets apart from its other keys:
+    /// touch a bucket only through this method, never with `get`, `set` or `del`.
+    fn gcra<'a>(&'a self, key: &'a str, quota: Quota, now: DateTime<Utc>) -> StoreFuture<'a, Option<Duration>>;
     fn publish<'a>(&'a self, channel: &'a str, message: &'a str) -> StoreFuture<'a, ()>;
     /// Messages published on `channel` after the returned future resolves.
     fn subscribe<'a>(&'a self, channel: &'a str) -> StoreFuture<'a, BoxStream<'static, String>>;

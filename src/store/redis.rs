@@ -3,7 +3,8 @@
 //! through a `ConnectionManager` that reconnects by itself; every call has a timeout,
 //! so an unreachable Redis turns into a prompt error (and a closed door), not a hang.
 
-use super::{Store, StoreError, StoreFuture};
+use super::{Quota, Store, StoreError, StoreFuture};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use redis::AsyncCommands;
@@ -17,6 +18,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     incr_script: redis::Script,
+    gcra_script: redis::Script,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -49,6 +51,7 @@ impl RedisStore {
                  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
                  return v",
             ),
+            gcra_script: redis::Script::new(GCRA_LUA),
         })
     }
 
@@ -56,6 +59,24 @@ impl RedisStore {
         format!("{}{}", self.prefix, k)
     }
 }
+
+/// GCRA in one atomic step. KEYS[1] holds the bucket's theoretical arrival time (TAT,
+/// ms since the epoch); ARGV: now (ms), interval (ms), burst. A request conforms when
+/// now >= TAT - (burst - 1) * interval: the TAT then moves to max(TAT, now) + interval and
+/// the key expires when the bucket is full again (at the new TAT). Otherwise nothing is
+/// written and the reply is the wait in ms (> 0); the reply 0 means "conforms".
+const GCRA_LUA: &str = "\
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now
+if tat < now then tat = now end
+local allow_at = tat - (burst - 1) * interval
+if now < allow_at then return allow_at - now end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], new_tat)
+redis.call('PEXPIRE', KEYS[1], new_tat - now)
+return 0";
 
 async fn timed<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
     match tokio::time::timeout(TIMEOUT, f).await {
@@ -136,6 +157,18 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut c = self.conn.clone();
             timed(c.smembers(self.key(key))).await
+        })
+    }
+
+    fn gcra<'a>(&'a self, key: &'a str, quota: Quota, now: DateTime<Utc>) -> StoreFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            let q = quota.clamped();
+            let mut c = self.conn.clone();
+            let wait_ms: i64 = timed(
+                self.gcra_script.key(self.key(key)).arg(now.timestamp_millis()).arg(ms(q.interval)).arg(q.burst).invoke_async(&mut c),
+            )
+            .await?;
+            Ok(u64::try_from(wait_ms).ok().filter(|&w| w > 0).map(Duration::from_millis))
         })
     }
 

@@ -52,16 +52,20 @@ async fn every_successful_mutation_has_exactly_one_entry_with_actor_ip_and_chang
     let r = app.gql("mutation { logout }", json!({}), Some(&a)).await;
     assert_one_entry(&app, &r, "auth.sign_out", "user").await;
 
-    palisade::service::bootstrap::create_master_admin(&app.state, "ops@palisade.test", "ops-password-123").await.unwrap();
+    palisade::service::bootstrap::create_master_admin(&app.state, "ops@palisade.test", "cobalt-anchor-meadow-19").await.unwrap();
     let r = app
-        .gql("mutation { masterLogin(input: { email: \"ops@palisade.test\", password: \"ops-password-123\" }) { token } }", json!({}), None)
+        .gql(
+            "mutation { masterLogin(input: { email: \"ops@palisade.test\", password: \"cobalt-anchor-meadow-19\" }) { token } }",
+            json!({}),
+            None,
+        )
         .await;
     assert_one_entry(&app, &r, "platform.sign_in", "master_admin").await;
     let m = r.ok()["masterLogin"]["token"].as_str().unwrap().to_owned();
     let r = app
         .gql(
             "mutation($i: CreateWorkspaceInput!) { createWorkspace(input: $i) { workspace { id } } }",
-            json!({ "i": { "slug": "globex", "name": "Globex", "owner": { "username": "hank", "email": "hank@globex.test", "password": "globex-owner-pw" } } }),
+            json!({ "i": { "slug": "globex", "name": "Globex", "owner": { "username": "hank", "email": "hank@globex.test", "password": "saffron-tundra-violin-46" } } }),
             Some(&m),
         )
         .await;
@@ -116,7 +120,7 @@ async fn a_mutation_whose_audit_write_fails_leaves_no_change_behind() {
 #[tokio::test]
 async fn refused_mutations_commit_only_their_refusal_entry() {
     let app = TestApp::spawn().await;
-    let create = "mutation { createWorkspace(input: { slug: \"sneaky\", name: \"S\", owner: { username: \"s1\", email: \"s@x.test\", password: \"long-enough-pass\" } }) { workspace { id } } }";
+    let create = "mutation { createWorkspace(input: { slug: \"sneaky\", name: \"S\", owner: { username: \"s1\", email: \"s@x.test\", password: \"granite-pelican-dusk-31\" } }) { workspace { id } } }";
     let r = app.gql(create, json!({}), None).await;
     assert_eq!(r.code(), Some("UNAUTHENTICATED"));
     let rows =

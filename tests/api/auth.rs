@@ -99,7 +99,7 @@ async fn change_password_checks_both_passwords_and_ends_other_sessions() {
     let too_long = "ab".repeat(129);
     assert_eq!(app.gql(q, change(DEMO_PASSWORD, &too_long), Some(&a)).await.code(), Some("BAD_USER_INPUT"));
     // Unicode is counted by code point: twelve CJK characters are enough.
-    let cjk = "密码密码密码密码密码密码";
+    let cjk = "春眠不觉晓夜来风雨声花落";
     assert_eq!(app.gql(q, change(DEMO_PASSWORD, cjk), Some(&a)).await.ok()["changePassword"], true);
 
     assert_eq!(app.me(&a).await.ok()["me"]["user"]["username"], "staff");
@@ -118,35 +118,35 @@ async fn change_password_checks_both_passwords_and_ends_other_sessions() {
 #[tokio::test]
 async fn master_admins_sign_in_separately_and_create_workspaces() {
     let app = TestApp::spawn().await;
-    palisade::service::bootstrap::create_master_admin(&app.state, "support@palisade.test", "support-password-1").await.unwrap();
+    palisade::service::bootstrap::create_master_admin(&app.state, "support@palisade.test", "cobalt-anchor-meadow-19").await.unwrap();
     // A workspace user's credentials are not a master admin's, and vice versa.
     let q = "mutation($i: MasterLoginInput!) { masterLogin(input: $i) { token } }";
     let r = app.gql(q, json!({ "i": { "email": "owner@demo.palisade.test", "password": DEMO_PASSWORD } }), None).await;
     assert_eq!(r.code(), Some("UNAUTHENTICATED"));
-    assert_eq!(app.try_login("demo", "support@palisade.test", "support-password-1").await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(app.try_login("demo", "support@palisade.test", "cobalt-anchor-meadow-19").await.code(), Some("UNAUTHENTICATED"));
 
-    let r = app.gql(q, json!({ "i": { "email": "Support@Palisade.test", "password": "support-password-1" } }), None).await;
+    let r = app.gql(q, json!({ "i": { "email": "Support@Palisade.test", "password": "cobalt-anchor-meadow-19" } }), None).await;
     let master = r.ok()["masterLogin"]["token"].as_str().unwrap().to_owned();
     assert_eq!(app.me(&master).await.ok()["me"]["kind"], "MASTER_ADMIN");
 
     let create = "mutation($i: CreateWorkspaceInput!) { createWorkspace(input: $i) { workspace { slug status } owner { username role } } }";
-    let input = json!({ "i": { "slug": "northwind", "name": "Northwind", "owner": { "username": "nora", "email": "nora@northwind.test", "password": "northwind-owner-pw" } } });
+    let input = json!({ "i": { "slug": "northwind", "name": "Northwind", "owner": { "username": "nora", "email": "nora@northwind.test", "password": "saffron-tundra-violin-46" } } });
     let r = app.gql(create, input.clone(), Some(&master)).await;
     assert_eq!(r.ok()["createWorkspace"]["workspace"]["status"], "ACTIVE");
     assert_eq!(r.ok()["createWorkspace"]["owner"]["role"], "OWNER");
-    let nora = app.try_login("northwind", "nora", "northwind-owner-pw").await;
+    let nora = app.try_login("northwind", "nora", "saffron-tundra-violin-46").await;
     assert!(nora.ok()["login"]["token"].is_string());
 
     // The same slug again is a conflict; bad input names its field.
     assert_eq!(app.gql(create, input, Some(&master)).await.code(), Some("CONFLICT"));
-    let bad = json!({ "i": { "slug": "Bad Slug", "name": "x", "owner": { "username": "u1", "email": "u@x.test", "password": "long-enough-pass" } } });
+    let bad = json!({ "i": { "slug": "Bad Slug", "name": "x", "owner": { "username": "u1", "email": "u@x.test", "password": "granite-pelican-dusk-31" } } });
     let r = app.gql(create, bad, Some(&master)).await;
     assert_eq!(r.code(), Some("BAD_USER_INPUT"));
     assert_eq!(r.body["errors"][0]["extensions"]["field"], "slug");
 
     // Workspace users cannot create workspaces.
     let owner = app.login("demo", "owner").await;
-    let other = json!({ "i": { "slug": "other", "name": "Other", "owner": { "username": "o1", "email": "o@x.test", "password": "long-enough-pass" } } });
+    let other = json!({ "i": { "slug": "other", "name": "Other", "owner": { "username": "o1", "email": "o@x.test", "password": "granite-pelican-dusk-31" } } });
     assert_eq!(app.gql(create, other, Some(&owner)).await.code(), Some("FORBIDDEN"));
     assert_eq!(app.count("SELECT COUNT(*) FROM workspaces WHERE slug = 'other'", vec![]).await, 0);
 }
@@ -163,13 +163,18 @@ impl TestApp {
 #[tokio::test]
 async fn concurrent_sign_ins_all_succeed() {
     let app = TestApp::spawn().await;
+    // Each has signed in from this browser before, so none of these is a new device.
+    for user in ["owner", "manager", "staff", "sam", "guest"] {
+        app.login("demo", user).await;
+    }
+    let cookie = app.device_cookie().unwrap();
     let tasks: Vec<_> = (0..24)
         .map(|i| {
-            let (client, url) = (app.client.clone(), format!("{}/graphql", app.url));
+            let (client, url, cookie) = (app.client.clone(), format!("{}/graphql", app.url), cookie.clone());
             let user = ["owner", "manager", "staff", "sam", "guest"][i % 5];
             tokio::spawn(async move {
                 let body = json!({ "query": "mutation($u: String!, $p: String!) { login(input: { workspace: \"demo\", login: $u, password: $p }) { token } }", "variables": { "u": user, "p": DEMO_PASSWORD } });
-                let r: serde_json::Value = client.post(url).json(&body).send().await.unwrap().json().await.unwrap();
+                let r: serde_json::Value = client.post(url).header("cookie", cookie).json(&body).send().await.unwrap().json().await.unwrap();
                 r
             })
         })
@@ -178,5 +183,5 @@ async fn concurrent_sign_ins_all_succeed() {
         let r = t.await.unwrap();
         assert!(r["data"]["login"]["token"].is_string(), "{r}");
     }
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_entries WHERE action = 'auth.sign_in' AND outcome = 'success'", vec![]).await, 24);
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_entries WHERE action = 'auth.sign_in' AND outcome = 'success'", vec![]).await, 29);
 }

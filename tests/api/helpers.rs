@@ -1,4 +1,4 @@
-use palisade::clock::ManualClock;
+use palisade::clock::{Clock, ManualClock};
 use palisade::config::Config;
 use palisade::state::AppState;
 use palisade::store::{MemoryStore, RedisStore, Store};
@@ -19,6 +19,10 @@ pub struct Backend {
     pg: Option<(String, String)>,
     pub clock: Arc<ManualClock>,
     memory_store: Arc<dyn Store>,
+    /// The device cookie the server handed this test's "browser", sent back on later
+    /// sign-ins like a browser would (so repeated test sign-ins are not "new devices").
+    pub device: std::sync::Mutex<Option<String>>,
+    pub mail_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -55,7 +59,8 @@ impl Backend {
             store.ping().await.unwrap_or_else(|e| panic!("PALISADE_TEST_REDIS_URL is set but Redis is unreachable: {e}"));
         }
         let memory_store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
-        Self { database_url, redis_url, redis_prefix, pg, clock, memory_store, _dir: dir }
+        let mail_dir = dir.path().join("mail");
+        Self { database_url, redis_url, redis_prefix, pg, clock, memory_store, device: Default::default(), mail_dir, _dir: dir }
     }
 
     /// The store a server instance uses: a new Redis connection with this test's prefix,
@@ -161,6 +166,12 @@ impl TestApp {
             ("DATABASE_URL".into(), backend.database_url.clone()),
             ("PALISADE_DEMO_PASSWORD".into(), DEMO_PASSWORD.into()),
             ("PALISADE_REDIS_PREFIX".into(), backend.redis_prefix.clone()),
+            ("PALISADE_SECRET_KEY".into(), "test-only-secret-key-0123456789-abcdefghijklmnop".into()),
+            ("PALISADE_MAIL_DIR".into(), backend.mail_dir.display().to_string()),
+            // Every test signs in from 127.0.0.1 and never waits; the limits themselves
+            // are tested with their defaults in auth_security.rs.
+            ("PALISADE_RATE_SIGNIN_IP".into(), "100000/1ms".into()),
+            ("PALISADE_RATE_API_SESSION".into(), "100000/1ms".into()),
         ]);
         for (k, v) in env {
             vars.insert((*k).into(), (*v).into());
@@ -222,17 +233,76 @@ impl TestApp {
     }
 
     pub async fn try_login(&self, workspace: &str, login: &str, password: &str) -> Reply {
-        self.gql(
-            "mutation($i: LoginInput!) { login(input: $i) { token session { id current } } }",
-            json!({ "i": { "workspace": workspace, "login": login, "password": password } }),
-            None,
+        self.login_query(
+            workspace,
+            login,
+            password,
+            "token session { id current } challenge { id methods expiresAt } failedAttemptsSinceLastSignIn",
         )
         .await
     }
 
+    /// A sign-in that sends back the device cookie this test's browser would hold.
+    pub async fn login_query(&self, workspace: &str, login: &str, password: &str, selection: &str) -> Reply {
+        let body = json!({
+            "query": format!("mutation($i: LoginInput!) {{ login(input: $i) {{ {selection} }} }}"),
+            "variables": { "i": { "workspace": workspace, "login": login, "password": password } },
+        });
+        let mut req = self.client.post(format!("{}/graphql", self.url)).json(&body);
+        if let Some(cookie) = self.device_cookie() {
+            req = req.header("cookie", cookie);
+        }
+        let reply = self.raw(req).await;
+        self.keep_device(&reply);
+        reply
+    }
+
+    /// The Cookie header of this test's browser, if the server gave it a device id.
+    pub fn device_cookie(&self) -> Option<String> {
+        self.backend.device.lock().unwrap().as_ref().map(|d| format!("__Host-palisade_device={d}"))
+    }
+
+    pub fn keep_device(&self, reply: &Reply) {
+        for v in reply.headers.get_all("set-cookie") {
+            if let Some(rest) = v.to_str().unwrap().strip_prefix("__Host-palisade_device=") {
+                *self.backend.device.lock().unwrap() = Some(rest.split(';').next().unwrap().to_owned());
+            }
+        }
+    }
+
+    /// Signs in a TOTP-enrolled user: the challenge answered with the current code
+    /// (after moving the clock to a fresh step, since each step works once).
+    pub async fn login_with_code(&self, secret: &[u8], login: &str) -> String {
+        self.clock.advance(chrono::Duration::seconds(30));
+        let r = self.try_login("demo", login, DEMO_PASSWORD).await;
+        let id = r.ok()["login"]["challenge"]["id"].as_str().unwrap().to_owned();
+        let code = palisade::auth::twofactor::totp_code_at(secret, self.clock.now().timestamp() as u64);
+        let r = self
+            .gql(
+                "mutation($i: VerifyTwoFactorInput!) { verifyTwoFactor(input: $i) { token } }",
+                json!({ "i": { "challengeId": id, "method": "TOTP", "code": code } }),
+                None,
+            )
+            .await;
+        r.ok()["verifyTwoFactor"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Forgets the device cookie, as a new browser would not have it.
+    pub fn forget_device(&self) {
+        *self.backend.device.lock().unwrap() = None;
+    }
+
+    /// The mails the server wrote to its mail folder (the embedded default transport).
+    pub fn mails(&self) -> Vec<crate::smtp::Mail> {
+        crate::smtp::eml_files(&self.backend.mail_dir)
+    }
+
     pub async fn login(&self, workspace: &str, login: &str) -> String {
         let r = self.try_login(workspace, login, DEMO_PASSWORD).await;
-        r.ok()["login"]["token"].as_str().unwrap().to_owned()
+        match r.ok()["login"]["token"].as_str() {
+            Some(t) => t.to_owned(),
+            None => panic!("{login} got a two-factor challenge instead of a session: {}", r.body),
+        }
     }
 
     pub async fn me(&self, token: &str) -> Reply {

@@ -212,6 +212,9 @@ async fn temporary_conditional_group_and_deny_grants() {
         }
     }
     assert_eq!(seen, [false, true, false], "before, during, after the window");
+    // Two hours on, role changes need the owner's password again (step-up).
+    let reauth = "mutation($p: String) { reauthenticate(password: $p) { stepUpValidUntil } }";
+    app.gql(reauth, json!({ "p": crate::helpers::DEMO_PASSWORD }), Some(&owner)).await.ok();
     app.gql("mutation($id: ID!) { unassignRole(id: $id) }", json!({ "id": temp }), Some(&owner)).await.ok();
 
     // Conditional on the network: tests connect from 127.0.0.1.

@@ -168,3 +168,88 @@ async fn an_unreachable_store_fails_closed() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].try_get_by_index::<String>(0).unwrap(), "failed");
 }
+
+/// A Redis server of this test's own, on a free port, that the test can stop and start.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start_on(port: u16) -> std::process::Child {
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for this test (apt-get install redis-server)")
+    }
+
+    async fn new() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let me = Self { port, child: Some(Self::start_on(port)) };
+        me.wait_up().await;
+        me
+    }
+
+    async fn wait_up(&self) {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.child = Some(Self::start_on(self.port));
+        self.wait_up().await;
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The store goes away under a running server: every session check and sign-in fails
+/// closed (503), and when it comes back the same process serves again, no restart.
+#[tokio::test]
+async fn a_store_outage_fails_closed_and_the_server_recovers_by_itself() {
+    let mut redis = OwnRedis::new().await;
+    let store = palisade::store::RedisStore::connect(&format!("redis://127.0.0.1:{}", redis.port), "palisade_test:outage:").unwrap();
+    let app = TestApp::spawn_with_store(std::sync::Arc::new(store)).await;
+    let token = app.login("demo", "staff").await;
+    assert_eq!(app.me(&token).await.ok()["me"]["user"]["username"], "staff");
+
+    redis.stop();
+    let r = app.me(&token).await;
+    assert_eq!((r.status, r.code()), (503, Some("SERVICE_UNAVAILABLE")));
+    let r = app.try_login("demo", "staff", crate::helpers::DEMO_PASSWORD).await;
+    assert_eq!((r.status, r.code()), (503, Some("SERVICE_UNAVAILABLE")));
+    assert!(r.body["data"]["login"].is_null());
+
+    redis.restart().await;
+    // The restarted Redis kept nothing, so the old session is gone (not waved through),
+    // and a new sign-in works on the same server process.
+    let mut back = None;
+    for _ in 0..100 {
+        let r = app.me(&token).await;
+        if r.status != 503 {
+            back = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(back.expect("the server reconnects to the store").code(), Some("UNAUTHENTICATED"));
+    let token = app.login("demo", "staff").await;
+    assert_eq!(app.me(&token).await.ok()["me"]["user"]["username"], "staff");
+}

@@ -3,13 +3,15 @@
 
 use crate::helpers::Backend;
 use futures_util::StreamExt;
-use palisade::store::{MemoryStore, Store};
+use palisade::clock::{Clock, ManualClock};
+use palisade::store::{MemoryStore, Quota, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
 
-async fn conformance(store: Arc<dyn Store>) {
+/// `clock` is the clock the memory store reads (the same one gives Redis its `now`).
+async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
     let s = store.as_ref();
     store.ping().await.unwrap();
     assert_eq!(s.get("k").await.unwrap(), None);
@@ -69,6 +71,62 @@ async fn conformance(store: Arc<dyn Store>) {
     assert_eq!(next(&mut sub).await.as_deref(), Some("second"));
     s.publish("other", "for-other").await.unwrap();
     assert_eq!(next(&mut other).await.as_deref(), Some("for-other"), "each channel gets only its own messages");
+
+    gcra_conformance(s, &clock).await;
+}
+
+async fn gcra_conformance(s: &dyn Store, clock: &ManualClock) {
+    let q = Quota { burst: 3, interval: Duration::from_secs(10) };
+    for i in 0..3 {
+        assert_eq!(s.gcra("rl:a", q, clock.now()).await.unwrap(), None, "request {i} of the burst");
+    }
+    let wait = s.gcra("rl:a", q, clock.now()).await.unwrap().expect("the burst is spent");
+    assert!(wait > Duration::ZERO && wait <= q.interval, "{wait:?}");
+    let again = s.gcra("rl:a", q, clock.now()).await.unwrap().expect("still spent");
+    assert_eq!(again, wait, "a refusal counts nothing");
+    assert_eq!(s.gcra("rl:b", q, clock.now()).await.unwrap(), None, "distinct keys are independent");
+
+    clock.advance(chrono::Duration::from_std(wait).unwrap() - chrono::Duration::milliseconds(1));
+    assert!(s.gcra("rl:a", q, clock.now()).await.unwrap().is_some(), "not before retry_after");
+    clock.advance(chrono::Duration::milliseconds(1));
+    assert_eq!(s.gcra("rl:a", q, clock.now()).await.unwrap(), None, "one more after retry_after");
+    let wait = s.gcra("rl:a", q, clock.now()).await.unwrap().expect("and only one");
+    assert_eq!(wait, q.interval);
+
+    // Idle for a full refill: the whole burst is back.
+    clock.advance(chrono::Duration::seconds(30));
+    for _ in 0..3 {
+        assert_eq!(s.gcra("rl:a", q, clock.now()).await.unwrap(), None);
+    }
+    assert!(s.gcra("rl:a", q, clock.now()).await.unwrap().is_some());
+
+    // Sub-second intervals, and degenerate quotas that must not panic.
+    let fast = Quota { burst: 2, interval: Duration::from_millis(100) };
+    assert_eq!(s.gcra("rl:fast", fast, clock.now()).await.unwrap(), None);
+    assert_eq!(s.gcra("rl:fast", fast, clock.now()).await.unwrap(), None);
+    let wait = s.gcra("rl:fast", fast, clock.now()).await.unwrap().unwrap();
+    assert!(wait > Duration::ZERO && wait <= fast.interval, "{wait:?}");
+    let no_burst = Quota { burst: 0, interval: Duration::from_secs(60) };
+    assert_eq!(s.gcra("rl:no-burst", no_burst, clock.now()).await.unwrap(), None, "burst 0 reads as 1");
+    assert!(s.gcra("rl:no-burst", no_burst, clock.now()).await.unwrap().is_some());
+    // A zero interval reads as 1 ms (Redis may expire such a bucket on its own clock
+    // before the manual clock moves, so only the absence of errors is checked).
+    let no_interval = Quota { burst: 1, interval: Duration::ZERO };
+    assert_eq!(s.gcra("rl:no-interval", no_interval, clock.now()).await.unwrap(), None);
+    s.gcra("rl:no-interval", no_interval, clock.now()).await.unwrap();
+    let huge = Quota { burst: u32::MAX, interval: Duration::MAX };
+    assert_eq!(s.gcra("rl:huge", huge, clock.now()).await.unwrap(), None);
+
+    // Concurrent requests: exactly the burst gets through.
+    let burst = Quota { burst: 20, interval: Duration::from_secs(3600) };
+    let now = clock.now();
+    let results = futures_util::future::join_all((0..50).map(|_| s.gcra("rl:race", burst, now))).await;
+    assert_eq!(results.iter().filter(|r| matches!(r, Ok(None))).count(), 20, "{results:?}");
+
+    // A clock moved backwards refuses (the bucket looks fuller) rather than panicking.
+    clock.advance(-chrono::Duration::hours(2));
+    assert!(s.gcra("rl:a", q, clock.now()).await.unwrap().is_some());
+    clock.advance(chrono::Duration::hours(2));
 }
 
 async fn next(st: &mut futures_util::stream::BoxStream<'static, String>) -> Option<String> {
@@ -77,13 +135,13 @@ async fn next(st: &mut futures_util::stream::BoxStream<'static, String>) -> Opti
 
 #[tokio::test]
 async fn memory_store_conforms() {
-    let clock = Arc::new(palisade::clock::ManualClock::new(chrono::Utc::now()));
-    conformance(Arc::new(MemoryStore::new(clock))).await;
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    conformance(Arc::new(MemoryStore::new(clock.clone())), clock).await;
 }
 
 #[tokio::test]
 async fn memory_store_expires_on_the_injected_clock() {
-    let clock = Arc::new(palisade::clock::ManualClock::new(chrono::Utc::now()));
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let s = MemoryStore::new(clock.clone());
     s.set("k", "v", Duration::from_secs(10)).await.unwrap();
     s.sadd("set", "m", Duration::from_secs(10)).await.unwrap();
@@ -99,7 +157,18 @@ async fn memory_store_expires_on_the_injected_clock() {
 #[tokio::test]
 async fn the_test_backend_store_conforms() {
     let backend = Backend::new().await;
-    conformance(backend.store()).await;
+    conformance(backend.store(), backend.clock.clone()).await;
+
+    // Two instances (two connections on Redis, the one shared store in memory mode)
+    // draw from one bucket.
+    let (one, two) = (backend.store(), backend.store());
+    let q = Quota { burst: 2, interval: Duration::from_secs(60) };
+    let now = backend.clock.now();
+    assert_eq!(one.gcra("rl:shared", q, now).await.unwrap(), None);
+    assert_eq!(two.gcra("rl:shared", q, now).await.unwrap(), None);
+    assert!(one.gcra("rl:shared", q, now).await.unwrap().is_some(), "the second instance's request counted");
+    assert!(two.gcra("rl:shared", q, now).await.unwrap().is_some());
+
     if backend.redis_url.is_some() {
         // Keys of one prefix are invisible under another.
         let mine = backend.store();
@@ -107,6 +176,7 @@ async fn the_test_backend_store_conforms() {
         let url = backend.redis_url.clone().unwrap();
         let other = palisade::store::RedisStore::connect(&url, &format!("{}other:", backend.redis_prefix)).unwrap();
         assert_eq!(other.get("isolated").await.unwrap(), None);
+        assert_eq!(other.gcra("rl:shared", q, now).await.unwrap(), None, "buckets of one prefix are invisible under another");
         assert_eq!(other.kind(), "redis");
     }
 }

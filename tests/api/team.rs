@@ -25,7 +25,7 @@ async fn managers_add_staff_who_can_then_sign_in_with_the_role_given() {
     let app = TestApp::spawn().await;
     let manager = app.login("demo", "manager").await;
     let input = json!({ "i": {
-        "username": "nina", "email": "nina@demo.palisade.test", "password": "nina-initial-pass",
+        "username": "nina", "email": "nina@demo.palisade.test", "password": "quiet-orchard-lamp-58",
         "departmentId": id_of(&app, "departments", "Sales").await, "teamId": id_of(&app, "teams", "Sales North").await,
         "primaryGroupId": id_of(&app, "groups", "North").await,
     }});
@@ -35,7 +35,7 @@ async fn managers_add_staff_who_can_then_sign_in_with_the_role_given() {
     let nina_id = created["id"].as_str().unwrap().to_owned();
 
     // Without a role Nina can sign in but do nothing.
-    let nina = app.try_login("demo", "nina", "nina-initial-pass").await.ok()["login"]["token"].as_str().unwrap().to_owned();
+    let nina = app.try_login("demo", "nina", "quiet-orchard-lamp-58").await.ok()["login"]["token"].as_str().unwrap().to_owned();
     assert_eq!(app.gql("{ customers { totalCount } }", json!({}), Some(&nina)).await.code(), Some("FORBIDDEN"));
     let staff_role = app.gql("{ roles { id name } }", json!({}), Some(&manager)).await.ok()["roles"]
         .as_array()
@@ -59,11 +59,11 @@ async fn managers_add_staff_who_can_then_sign_in_with_the_role_given() {
 
     // Staff cannot add users; duplicates conflict; bad input names the field.
     let staff = app.login("demo", "staff").await;
-    let other = json!({ "i": { "username": "otto", "email": "otto@demo.palisade.test", "password": "otto-initial-pass" } });
+    let other = json!({ "i": { "username": "otto", "email": "otto@demo.palisade.test", "password": "quiet-orchard-lamp-58" } });
     assert_eq!(app.gql(CREATE_USER, other, Some(&staff)).await.code(), Some("FORBIDDEN"));
-    let dup = json!({ "i": { "username": "NINA", "email": "nina2@demo.palisade.test", "password": "nina-initial-pass" } });
+    let dup = json!({ "i": { "username": "NINA", "email": "nina2@demo.palisade.test", "password": "quiet-orchard-lamp-58" } });
     assert_eq!(app.gql(CREATE_USER, dup, Some(&manager)).await.code(), Some("CONFLICT"));
-    let bad = json!({ "i": { "username": "bad user", "email": "b@demo.palisade.test", "password": "long-enough-pass" } });
+    let bad = json!({ "i": { "username": "bad user", "email": "b@demo.palisade.test", "password": "granite-pelican-dusk-31" } });
     let r = app.gql(CREATE_USER, bad, Some(&manager)).await;
     assert_eq!((r.code(), r.body["errors"][0]["extensions"]["field"].as_str()), (Some("BAD_USER_INPUT"), Some("username")));
 }
@@ -76,7 +76,7 @@ async fn the_seat_limit_holds() {
     let r = app
         .gql(
             CREATE_USER,
-            json!({ "i": { "username": "extra", "email": "extra@demo.palisade.test", "password": "extra-initial-pass" } }),
+            json!({ "i": { "username": "extra", "email": "extra@demo.palisade.test", "password": "quiet-orchard-lamp-58" } }),
             Some(&owner),
         )
         .await;
@@ -241,7 +241,7 @@ async fn joining_a_group_cannot_hand_out_roles_the_actor_lacks() {
     assert_eq!(r.code(), Some("FORBIDDEN"), "{}", r.body);
     let r = app.gql(UPDATE_USER, json!({ "id": staff_id, "i": { "primaryGroupId": key_accounts } }), Some(&manager)).await;
     assert_eq!(r.code(), Some("FORBIDDEN"), "{}", r.body);
-    let input = json!({ "i": { "username": "mole", "email": "mole@demo.palisade.test", "password": "mole-initial-pass", "groupIds": [key_accounts] } });
+    let input = json!({ "i": { "username": "mole", "email": "mole@demo.palisade.test", "password": "quiet-orchard-lamp-58", "groupIds": [key_accounts] } });
     assert_eq!(app.gql(CREATE_USER, input, Some(&manager)).await.code(), Some("FORBIDDEN"));
     // A group without such roles is fine; the owner may use the other one.
     let south = id_of(&app, "groups", "South").await;
