@@ -27,6 +27,14 @@ pub struct Model {
     pub outcome: String,
     pub error_code: Option<String>,
     pub reason: Option<String>,
+    /// Place in the entry's chain (one chain per workspace, one for platform entries),
+    /// from 1 without gaps. None for entries written before the log was chained.
+    pub seq: Option<i64>,
+    /// The previous entry's `hash` (the genesis value for `seq` 1).
+    pub prev_hash: Option<String>,
+    /// Lowercase hex SHA-256 over `prev_hash` and the entry's canonical encoding; see
+    /// `palisade::audit::chain`.
+    pub hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261122_000006_tickets;
 mod m20261122_000007_payments;
 mod m20261122_000008_quotes_jobs_invoices;
 mod m20261122_000009_account_security;
+mod m20261122_000010_audit_chain;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_payments::Migration),
             Box::new(m20261122_000008_quotes_jobs_invoices::Migration),
             Box::new(m20261122_000009_account_security::Migration),
+            Box::new(m20261122_000010_audit_chain::Migration),
         ]
     }
 }

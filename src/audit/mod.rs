@@ -6,6 +6,8 @@
 //! an event: password changes are recorded as "[redacted]" before/after. Assumes every
 //! caller reaches the database through the gate's transaction for mutations.
 
+pub mod chain;
+
 use crate::auth::Principal;
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -27,6 +27,7 @@ use async_graphql::{Context, PathSegment, Pos, ServerError, ServerResult, Value,
 use futures_util::future::BoxFuture;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use std::sync::{Arc, Mutex};
+use tokio::sync::OwnedMutexGuard;
 
 type Compensation = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
@@ -128,37 +129,51 @@ pub struct EntryContext<'a> {
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
-/// The single writer of audit entries.
+/// The single writer of audit entries: appends the entry to its workspace's hash chain
+/// (see `audit::chain`) inside `txn`. On SQLite the caller must hold
+/// `AppState::write_lock` (the gate does for mutations; see `write_failure` and
+/// `audit_withheld`), or run before the server serves (bootstrap).
 pub(crate) async fn write_entry(
-    db: &impl sea_orm::ConnectionTrait,
+    txn: &DatabaseTransaction,
     record: AuditRecord,
     cx: &EntryContext<'_>,
     outcome: &str,
     error_code: Option<&str>,
 ) -> Result<(), sea_orm::DbErr> {
-    use sea_orm::ActiveValue::Set;
     let actor = record.actor.unwrap_or_else(|| cx.actor.clone());
-    let entry = entity::audit_entry::ActiveModel {
-        id: Set(uuid::Uuid::now_v7()),
-        workspace_id: Set(record.workspace_id),
-        occurred_at: Set(cx.now),
-        actor_type: Set(actor.kind.as_str().into()),
-        actor_id: Set(actor.id),
-        actor_label: Set(actor.label),
-        impersonator_id: Set(None),
-        ip: Set(cx.meta.and_then(RequestMeta::ip_string)),
-        user_agent: Set(cx.meta.and_then(|m| m.user_agent.clone())),
-        request_id: Set(cx.meta.map(|m| m.request_id.clone())),
-        action: Set(record.action.into()),
-        module: Set(record.module.into()),
-        target_type: Set(record.target_type.map(Into::into)),
-        target_id: Set(record.target_id),
-        changes: Set(record.changes),
-        outcome: Set(outcome.into()),
-        error_code: Set(error_code.map(Into::into)),
-        reason: Set(record.reason),
+    let entry = entity::audit_entry::Model {
+        id: uuid::Uuid::now_v7(),
+        workspace_id: record.workspace_id,
+        occurred_at: cx.now,
+        actor_type: actor.kind.as_str().into(),
+        actor_id: actor.id,
+        actor_label: actor.label,
+        impersonator_id: None,
+        ip: cx.meta.and_then(RequestMeta::ip_string),
+        user_agent: cx.meta.and_then(|m| m.user_agent.clone()),
+        request_id: cx.meta.map(|m| m.request_id.clone()),
+        action: record.action.into(),
+        module: record.module.into(),
+        target_type: record.target_type.map(Into::into),
+        target_id: record.target_id,
+        changes: record.changes,
+        outcome: outcome.into(),
+        error_code: error_code.map(Into::into),
+        reason: record.reason,
+        seq: None,
+        prev_hash: None,
+        hash: None,
     };
-    crate::repo::audit::insert(db, entry).await
+    crate::audit::chain::append(txn, entry).await
+}
+
+/// SQLite's single writer: waits for `AppState::write_lock` unless `held` already is it.
+async fn writer(state: &AppState, held: Option<OwnedMutexGuard<()>>) -> Option<OwnedMutexGuard<()>> {
+    match (held, &state.write_lock) {
+        (Some(g), _) => Some(g),
+        (None, Some(lock)) => Some(lock.clone().lock_owned().await),
+        (None, None) => None,
+    }
 }
 
 pub struct Gate;
@@ -222,18 +237,27 @@ pub(crate) async fn audit_withheld(state: &AppState, rs: &RequestState, principa
         reason: Some("no read access to these fields".into()),
     };
     let cx = EntryContext { actor: Actor::of(principal), meta: Some(meta), now: state.clock.now() };
-    if let Err(e) = write_entry(&state.db, record, &cx, "denied", Some("FIELD_FORBIDDEN")).await {
+    let _writer = writer(state, None).await;
+    let result = async {
+        let txn = state.db.begin().await?;
+        write_entry(&txn, record, &cx, "denied", Some("FIELD_FORBIDDEN")).await?;
+        txn.commit().await
+    }
+    .await;
+    if let Err(e) = result {
         tracing::error!(error = %e, "could not audit withheld fields");
     }
 }
 
 impl GateExtension {
     /// Writes the refusal or failure entries of a mutation that did not commit, in a
-    /// transaction of their own.
+    /// transaction of their own. `held`: the SQLite write lock, if the caller already
+    /// holds it (the lock is not re-entrant).
     #[allow(clippy::too_many_arguments)]
     async fn write_failure(
         &self,
         state: &AppState,
+        held: Option<OwnedMutexGuard<()>>,
         cx: &EntryContext<'_>,
         principal: &Principal,
         root: &str,
@@ -257,6 +281,7 @@ impl GateExtension {
         } else {
             events.into_iter().map(AuditEvent::into_record).collect()
         };
+        let _writer = writer(state, held).await;
         let result = async {
             let txn = state.db.begin().await?;
             for r in records {
@@ -328,7 +353,7 @@ impl Extension for GateExtension {
                     (AppError::StepUpRequired, _) => Some("requires a recent password or two-factor check (step-up)".to_owned()),
                     (_, a) => a.map(|a| format!("requires {}", a.describe())),
                 };
-                self.write_failure(state, &cx(), principal, info.parent_type, &field, Vec::new(), e.code(), reason).await;
+                self.write_failure(state, None, &cx(), principal, info.parent_type, &field, Vec::new(), e.code(), reason).await;
             }
             return Err(server_error(e, &path));
         }
@@ -337,10 +362,7 @@ impl Extension for GateExtension {
         }
 
         // Held until the mutation has committed or been rolled back and audited.
-        let _writer = match &state.write_lock {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
-        };
+        let held = writer(state, None).await;
         let txn = match state.db.begin().await {
             Ok(t) => Arc::new(t),
             Err(e) => return Err(server_error(AppError::from(e), &path)),
@@ -370,6 +392,8 @@ impl Extension for GateExtension {
                 .await;
                 match committed {
                     Ok(()) => {
+                        // Mail can be slow; other writers need not wait for it.
+                        drop(held);
                         for f in after_commit {
                             f().await;
                         }
@@ -387,7 +411,7 @@ impl Extension for GateExtension {
         for undo in compensations {
             undo().await;
         }
-        self.write_failure(state, &cx(), principal, "Mutation", &field, events, &error_code(&err), None).await;
+        self.write_failure(state, held, &cx(), principal, "Mutation", &field, events, &error_code(&err), None).await;
         Err(err)
     }
 }

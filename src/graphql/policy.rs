@@ -27,6 +27,7 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Query", "me") => Session,
         ("Query", "mySessions") => Session,
         ("Query", "auditLog") => Permission(P::AuditRead),
+        ("Query", "verifyAuditChain") => Permission(P::AuditRead),
         ("Query", "roles") => Permission(P::RolesRead),
         ("Query", "role") => Permission(P::RolesRead),
         ("Query", "roleAssignments") => Permission(P::RolesRead),
