@@ -289,6 +289,18 @@ pub struct TwoFactorStatus {
     pub session_two_factor: bool,
 }
 
+impl From<svc::TwoFactorStatus> for TwoFactorStatus {
+    fn from(s: svc::TwoFactorStatus) -> Self {
+        Self {
+            totp_enabled: s.totp_enabled_at.is_some(),
+            totp_enabled_at: s.totp_enabled_at,
+            recovery_codes_left: i32::try_from(s.recovery_codes_left).unwrap_or(i32::MAX),
+            step_up_valid_until: s.step_up_valid_until,
+            session_two_factor: s.session_two_factor,
+        }
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct TotpEnrollment {
     /// For authenticator apps (scan as QR code). Shown only here, once.
@@ -320,14 +332,7 @@ pub struct SecurityQuery;
 impl SecurityQuery {
     /// The signed-in user's second factors and step-up state.
     async fn my_two_factor(&self, ctx: &Context<'_>) -> Result<TwoFactorStatus> {
-        let s = svc::status(state(ctx)?, user(ctx)?).await?;
-        Ok(TwoFactorStatus {
-            totp_enabled: s.totp_enabled_at.is_some(),
-            totp_enabled_at: s.totp_enabled_at,
-            recovery_codes_left: i32::try_from(s.recovery_codes_left).unwrap_or(i32::MAX),
-            step_up_valid_until: s.step_up_valid_until,
-            session_two_factor: s.session_two_factor,
-        })
+        Ok(svc::status(state(ctx)?, user(ctx)?).await?.into())
     }
 
     /// The workspace's security settings.
@@ -375,14 +380,11 @@ impl SecurityMutation {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let p = user(ctx)?;
         let session = service::auth::reauthenticate(state, &tx, p, password.as_deref(), code.as_deref()).await?;
-        let s = svc::status(state, p).await?;
-        Ok(TwoFactorStatus {
-            totp_enabled: s.totp_enabled_at.is_some(),
-            totp_enabled_at: s.totp_enabled_at,
-            recovery_codes_left: i32::try_from(s.recovery_codes_left).unwrap_or(i32::MAX),
-            step_up_valid_until: session.record.proved_at.map(|t| t + super::policy::STEP_UP_WINDOW),
-            session_two_factor: session.record.two_factor,
-        })
+        // The principal still carries the session as it was before this proof.
+        let mut status: TwoFactorStatus = svc::status(state, p).await?.into();
+        status.step_up_valid_until = session.record.proved_at.map(|t| t + super::policy::STEP_UP_WINDOW);
+        status.session_two_factor = session.record.two_factor;
+        Ok(status)
     }
 
     /// Starts TOTP enrolment (needs the current password). Returns the new seed once;

@@ -39,7 +39,11 @@ pub fn token(config: &Config, headers: &HeaderMap) -> Option<(String, TokenSourc
             return Some((tok.trim().to_owned(), TokenSource::Bearer));
         }
     }
-    let wanted = name(config);
+    cookie_value(headers, name(config)).map(|v| (v, TokenSource::Cookie))
+}
+
+/// The first non-empty value of cookie `wanted`.
+fn cookie_value(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -47,7 +51,7 @@ pub fn token(config: &Config, headers: &HeaderMap) -> Option<(String, TokenSourc
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, v)| *k == wanted && !v.is_empty())
-        .map(|(_, v)| (v.to_owned(), TokenSource::Cookie))
+        .map(|(_, v)| v.to_owned())
 }
 
 /// The device cookie: a random id that marks a browser a user has signed in from, so
@@ -63,13 +67,5 @@ pub fn set_device(config: &Config, id: &str) -> String {
 }
 
 pub fn device(config: &Config, headers: &HeaderMap) -> Option<String> {
-    let wanted = device_name(config);
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, v)| *k == wanted && !v.is_empty() && v.len() <= 128)
-        .map(|(_, v)| v.to_owned())
+    cookie_value(headers, device_name(config)).filter(|v| v.len() <= 128)
 }

@@ -200,8 +200,9 @@ pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: Login
     // Limits first: a throttled attempt costs no Argon2 work. The account bucket is
     // keyed by what was typed, so unknown accounts are throttled exactly like real ones.
     let ip = meta.ip_string().unwrap_or_else(|| "unknown".into());
+    let account_key = format!("{}\0{login_key}", fold_key(slug));
     limit(state, tx, Bucket::SignInIp, &ip, None, anonymous_as(login)).await?;
-    limit(state, tx, Bucket::SignInAccount, &format!("{}\0{login_key}", fold_key(slug)), None, anonymous_as(login)).await?;
+    limit(state, tx, Bucket::SignInAccount, &account_key, None, anonymous_as(login)).await?;
 
     let ws = repo::workspaces::by_slug(db, slug).await?;
     let user = match &ws {
@@ -214,7 +215,6 @@ pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: Login
     } else {
         state.hasher.verify(req.password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?
     };
-    let account_key = format!("{}\0{login_key}", fold_key(slug));
     let (Some(ws), Some(user)) = (ws, user) else {
         return Err(fail(state, tx, login, None, Err(&account_key)).await);
     };
