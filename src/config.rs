@@ -35,6 +35,25 @@ pub struct Config {
     /// first start next to the embedded database).
     pub secret_key: Option<Secret<String>>,
     pub secret_key_file: std::path::PathBuf,
+    /// Days audit entries are kept when the workspace sets nothing; None: forever.
+    pub audit_retention_days: Option<u32>,
+    /// How long a soft-deleted workspace can be restored before it may be purged.
+    pub workspace_retention_days: u32,
+    pub ws: WsConfig,
+}
+
+/// Limits of the WebSocket endpoint (`/graphql/ws`).
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// A connection that has not sent `connection_init` by then is closed (4408).
+    pub init_timeout: Duration,
+    /// Open sockets per principal on one instance.
+    pub max_sockets_per_principal: usize,
+    /// Active subscriptions per principal on one instance.
+    pub max_subscriptions_per_principal: usize,
+    /// How often an open socket's credential and permissions are checked again when no
+    /// event arrives (every event is checked anyway).
+    pub recheck: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +174,17 @@ impl Config {
                 k => k.map(Secret::new),
             },
             secret_key_file: get("PALISADE_SECRET_KEY_FILE").map_or_else(|| "palisade.key".into(), Into::into),
+            audit_retention_days: match get("PALISADE_AUDIT_RETENTION_DAYS") {
+                None => None,
+                Some(_) => Some(parse_num(&get, "PALISADE_AUDIT_RETENTION_DAYS", 365, 30, 36_500)? as u32),
+            },
+            workspace_retention_days: parse_num(&get, "PALISADE_WORKSPACE_RETENTION_DAYS", 30, 1, 3650)? as u32,
+            ws: WsConfig {
+                init_timeout: Duration::from_millis(parse_num(&get, "PALISADE_WS_INIT_TIMEOUT_MS", 10_000, 100, 300_000)?),
+                max_sockets_per_principal: parse_num(&get, "PALISADE_WS_MAX_SOCKETS", 8, 1, 10_000)? as usize,
+                max_subscriptions_per_principal: parse_num(&get, "PALISADE_WS_MAX_SUBSCRIPTIONS", 20, 1, 100_000)? as usize,
+                recheck: Duration::from_millis(parse_num(&get, "PALISADE_WS_RECHECK_MS", 500, 50, 1000)?),
+            },
         })
     }
 }

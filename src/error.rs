@@ -31,6 +31,10 @@ pub enum AppError {
     /// A sensitive operation needs a session that proved its password or second factor
     /// recently; `reauthenticate` refreshes it.
     StepUpRequired,
+    /// The workspace is suspended: nobody may sign in or act in it.
+    WorkspaceSuspended,
+    /// The workspace is archived: read-only, every change is refused.
+    WorkspaceArchived,
     /// A dependency (database, store) is unreachable; security checks fail closed.
     Unavailable,
     /// Anything unexpected. The detail goes to the log, never to the client.
@@ -57,6 +61,8 @@ impl AppError {
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::LoginRestricted => "LOGIN_RESTRICTED",
             Self::StepUpRequired => "STEP_UP_REQUIRED",
+            Self::WorkspaceSuspended => "WORKSPACE_SUSPENDED",
+            Self::WorkspaceArchived => "WORKSPACE_ARCHIVED",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -75,6 +81,8 @@ impl AppError {
             Self::RateLimited { .. } => "too many requests".into(),
             Self::LoginRestricted => "sign-in is not allowed from here or at this time".into(),
             Self::StepUpRequired => "this operation needs a recent password or two-factor check: call reauthenticate".into(),
+            Self::WorkspaceSuspended => "this workspace is suspended; contact your administrator".into(),
+            Self::WorkspaceArchived => "this workspace is archived and read-only".into(),
             Self::Unavailable => "service temporarily unavailable".into(),
             Self::Internal(_) => "internal error".into(),
         }
@@ -100,6 +108,8 @@ impl AppError {
                 | Self::RateLimited { .. }
                 | Self::LoginRestricted
                 | Self::StepUpRequired
+                | Self::WorkspaceSuspended
+                | Self::WorkspaceArchived
         )
     }
 }

@@ -101,6 +101,8 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
         limiter: Arc::new(limiter),
         mailer,
         secret_box: Arc::new(crate::auth::twofactor::SecretBox::new(key.expose())),
+        audit_bus: Arc::new(crate::audit::bus::AuditBus::new(store.clone())),
+        sockets: Default::default(),
         server_key: Arc::new(key),
         config: Arc::new(config),
         db,

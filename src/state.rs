@@ -29,4 +29,8 @@ pub struct AppState {
     pub secret_box: Arc<crate::auth::twofactor::SecretBox>,
     /// Keys email-code hashes.
     pub server_key: Arc<crate::secret::Secret<Vec<u8>>>,
+    /// Announces committed audit entries to every instance (subscriptions).
+    pub audit_bus: Arc<crate::audit::bus::AuditBus>,
+    /// Open WebSocket connections and subscriptions per principal on this instance.
+    pub sockets: Arc<crate::http::ws::SocketRegistry>,
 }

@@ -4,11 +4,14 @@
 //! projections built in `palisade::graphql`, so a new column (a hash, a secret) cannot
 //! leak by accident.
 
+pub mod api_key;
+pub mod audit_anchor;
 pub mod audit_entry;
 pub mod customer;
 pub mod department;
 pub mod group;
 pub mod group_member;
+pub mod impersonation;
 pub mod invoice;
 pub mod job;
 pub mod login_footprint;

@@ -14,6 +14,7 @@ mod m20261122_000007_payments;
 mod m20261122_000008_quotes_jobs_invoices;
 mod m20261122_000009_account_security;
 mod m20261122_000010_audit_chain;
+mod m20261202_000011_accountability;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_quotes_jobs_invoices::Migration),
             Box::new(m20261122_000009_account_security::Migration),
             Box::new(m20261122_000010_audit_chain::Migration),
+            Box::new(m20261202_000011_accountability::Migration),
         ]
     }
 }

@@ -57,11 +57,15 @@
 //! Removing the newest entries of a chain (truncating its tail) leaves a valid shorter
 //! chain; anchoring the head outside the database is what would catch that.
 //!
-//! # Retention (later)
-//! Purging old entries will delete a prefix of a chain (`seq` <= n) and keep the hash of
-//! entry n as the chain's anchor, stored next to the chain. Verification of what is left
-//! then starts from that anchor instead of [`GENESIS`], and [`append`] reads the head from
-//! the anchor when every entry is purged, so `seq` never restarts.
+//! # Retention
+//! [`purge`] deletes a prefix of a workspace's chain (`seq` <= n: the entries written
+//! before the first one still inside the retention period) and keeps the stored hash
+//! of entry n as the chain's anchor (`audit_anchors`). The purge itself is recorded in
+//! the chain by the caller, as an `audit.purged` entry naming `throughSeq` and
+//! `anchorHash`. Verification of what is left starts from the anchor instead of
+//! [`GENESIS`] and checks that the anchor matches the newest purge record, so an edited
+//! anchor is caught like an edited entry; [`append`] continues from the anchor when
+//! every entry is gone, so `seq` never restarts.
 
 use crate::repo::audit as repo;
 use entity::audit_entry::Model;
@@ -84,7 +88,7 @@ pub const PAGE: u64 = 1000;
 const LOCK_NAMESPACE: i32 = 0x4155_4454;
 
 /// The chain an entry belongs to: its workspace's, or the platform chain.
-fn chain_name(workspace_id: Option<Uuid>) -> String {
+pub fn chain_name(workspace_id: Option<Uuid>) -> String {
     match workspace_id {
         Some(w) => w.to_string(),
         None => "platform".to_owned(),
@@ -160,24 +164,29 @@ pub fn entry_hash(prev_hash: &str, e: &Model) -> String {
 /// chain, reads the head, fills `seq`, `prev_hash` and `hash`, inserts. Normalises the
 /// time to stored precision and a JSON-null `changes` to absent first, so what is hashed
 /// is exactly what is read back.
-pub(crate) async fn append(txn: &DatabaseTransaction, mut entry: Model) -> Result<(), DbErr> {
+pub(crate) async fn append(txn: &DatabaseTransaction, mut entry: Model) -> Result<Model, DbErr> {
     entry.occurred_at = truncate_time(entry.occurred_at);
     entry.changes = entry.changes.filter(|c| !c.is_null());
     repo::lock_chain(txn, LOCK_NAMESPACE, lock_key(entry.workspace_id)).await?;
     let (seq, prev) = match repo::chain_head(txn, entry.workspace_id).await? {
         Some(head) => (head.seq.unwrap_or(0) + 1, head.hash.unwrap_or_default()),
-        None => (1, GENESIS.to_owned()),
+        None => match repo::anchor(txn, &chain_name(entry.workspace_id)).await? {
+            Some(a) => (a.seq + 1, a.hash),
+            None => (1, GENESIS.to_owned()),
+        },
     };
     entry.seq = Some(seq);
     entry.hash = Some(entry_hash(&prev, &entry));
     entry.prev_hash = Some(prev);
-    repo::insert(txn, entry).await
+    repo::insert(txn, entry.clone()).await?;
+    Ok(entry)
 }
 
 pub const GAP: &str = "missing entry (gap in sequence)";
 pub const OUT_OF_ORDER: &str = "sequence out of order";
 pub const HASH_MISMATCH: &str = "hash mismatch";
 pub const BROKEN_LINK: &str = "broken link";
+pub const ANCHOR_MISMATCH: &str = "retention anchor does not match the purge record";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
@@ -185,6 +194,61 @@ pub struct Verification {
     pub checked: i64,
     /// The first sequence number that is wrong, and how; None when all is intact.
     pub broken: Option<(i64, &'static str)>,
+    /// Entries up to this sequence number were purged by retention (not checked).
+    pub purged_through: Option<i64>,
+}
+
+/// What a purge removed, and where the chain now starts.
+pub struct Purged {
+    pub through_seq: i64,
+    pub anchor_hash: String,
+    pub entries: u64,
+}
+
+/// Deletes the entries of `workspace_id`'s chain written before `cutoff` (the prefix up
+/// to the first entry at or after it) inside `txn`, and moves the chain's anchor to the
+/// last deleted entry. None when nothing is old enough. The caller records the purge in
+/// the chain (an `audit.purged` event naming `through_seq` and `anchor_hash`) in the same
+/// transaction; on SQLite it must hold the writer lock.
+pub(crate) async fn purge(
+    txn: &DatabaseTransaction,
+    workspace_id: Uuid,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Purged>, DbErr> {
+    repo::lock_chain(txn, LOCK_NAMESPACE, lock_key(Some(workspace_id))).await?;
+    let Some(head) = repo::chain_head(txn, Some(workspace_id)).await?.and_then(|h| h.seq) else { return Ok(None) };
+    let through = match repo::first_seq_since(txn, workspace_id, cutoff).await? {
+        Some(first_kept) => first_kept - 1,
+        None => head,
+    };
+    let name = chain_name(Some(workspace_id));
+    let previous = repo::anchor(txn, &name).await?;
+    if through < 1 || previous.as_ref().is_some_and(|a| through <= a.seq) {
+        return Ok(None);
+    }
+    let Some(last) = repo::chain_entry(txn, Some(workspace_id), through).await? else { return Ok(None) };
+    let anchor_hash = last.hash.unwrap_or_default();
+    let entries = repo::delete_through(txn, workspace_id, through, cutoff).await?;
+    repo::save_anchor(
+        txn,
+        entity::audit_anchor::Model {
+            chain: name,
+            seq: through,
+            hash: anchor_hash.clone(),
+            purged_at: truncate_time(now),
+            purged_total: previous.map_or(0, |a| a.purged_total) + i64::try_from(entries).unwrap_or(i64::MAX),
+        },
+    )
+    .await?;
+    Ok(Some(Purged { through_seq: through, anchor_hash, entries }))
+}
+
+/// Whether the anchor is the one the chain's newest purge record names.
+async fn anchor_recorded(db: &impl ConnectionTrait, workspace_id: Option<Uuid>, a: &entity::audit_anchor::Model) -> Result<bool, DbErr> {
+    let Some(record) = repo::latest_with_action(db, workspace_id, "audit.purged").await? else { return Ok(false) };
+    let changes = record.changes.unwrap_or_default();
+    Ok(changes["throughSeq"]["after"].as_i64() == Some(a.seq) && changes["anchorHash"]["after"].as_str() == Some(a.hash.as_str()))
 }
 
 /// Checks the chain of `workspace_id` (None: the platform chain) from `from` to `to`
@@ -203,22 +267,31 @@ pub async fn verify(
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<Verification, DbErr> {
-    let from = from.unwrap_or(1).max(1);
+    let anchor = repo::anchor(db, &chain_name(workspace_id)).await?;
+    let purged_through = anchor.as_ref().map(|a| a.seq);
+    let done = |checked, broken| Ok(Verification { checked, broken, purged_through });
+    // What retention purged is gone: checking starts after the anchor.
+    let from = from.unwrap_or(1).max(1).max(purged_through.map_or(1, |s| s + 1));
     let Some(head) = repo::chain_head(db, workspace_id).await?.and_then(|h| h.seq) else {
-        return Ok(Verification { checked: 0, broken: None });
+        return done(0, None);
     };
+    if let Some(a) = &anchor
+        && !anchor_recorded(db, workspace_id, a).await?
+    {
+        return done(0, Some((a.seq + 1, ANCHOR_MISMATCH)));
+    }
     // Entries appended while this runs are not part of the answer.
     let to = to.map_or(head, |t| t.min(head));
     if from > to {
-        return Ok(Verification { checked: 0, broken: None });
+        return done(0, None);
     }
-    let mut expected_prev = if from == 1 {
-        GENESIS.to_owned()
-    } else {
-        match repo::chain_entry(db, workspace_id, from - 1).await? {
+    let mut expected_prev = match &anchor {
+        Some(a) if from == a.seq + 1 => a.hash.clone(),
+        _ if from == 1 => GENESIS.to_owned(),
+        _ => match repo::chain_entry(db, workspace_id, from - 1).await? {
             Some(e) => e.hash.unwrap_or_default(),
-            None => return Ok(Verification { checked: 0, broken: Some((from - 1, GAP)) }),
-        }
+            None => return done(0, Some((from - 1, GAP))),
+        },
     };
     let mut expected_seq = from;
     let mut checked = 0;
@@ -243,7 +316,7 @@ pub async fn verify(
                 }
             };
             if let Some(broken) = problem {
-                return Ok(Verification { checked, broken: Some(broken) });
+                return done(checked, Some(broken));
             }
             expected_prev = row.hash.clone().unwrap_or_default();
             expected_seq += 1;
@@ -255,9 +328,9 @@ pub async fn verify(
     }
     if expected_seq <= to {
         // The head was there when we started and is gone now: entries were removed.
-        return Ok(Verification { checked, broken: Some((expected_seq, GAP)) });
+        return done(checked, Some((expected_seq, GAP)));
     }
-    Ok(Verification { checked, broken: None })
+    done(checked, None)
 }
 
 #[cfg(test)]

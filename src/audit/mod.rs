@@ -6,6 +6,7 @@
 //! an event: password changes are recorded as "[redacted]" before/after. Assumes every
 //! caller reaches the database through the gate's transaction for mutations.
 
+pub mod bus;
 pub mod chain;
 
 use crate::auth::Principal;
@@ -149,6 +150,8 @@ pub enum ActorKind {
     Anonymous,
     /// The server itself (command-line bootstrap: demo seed, first master admin).
     System,
+    /// A partner API key (its id and name).
+    ApiKey,
 }
 
 impl ActorKind {
@@ -158,6 +161,7 @@ impl ActorKind {
             Self::MasterAdmin => "master_admin",
             Self::Anonymous => "anonymous",
             Self::System => "system",
+            Self::ApiKey => "api_key",
         }
     }
 }
@@ -167,18 +171,32 @@ pub struct Actor {
     pub kind: ActorKind,
     pub id: Option<Uuid>,
     pub label: Option<String>,
+    /// The master admin behind an impersonation session: every entry names both.
+    pub impersonator: Option<Uuid>,
 }
 
 impl Actor {
+    pub fn new(kind: ActorKind, id: Option<Uuid>, label: Option<String>) -> Self {
+        Self { kind, id, label, impersonator: None }
+    }
+
     pub fn system() -> Self {
-        Self { kind: ActorKind::System, id: None, label: Some("palisade".into()) }
+        Self::new(ActorKind::System, None, Some("palisade".into()))
     }
 
     pub fn of(p: &Principal) -> Self {
         match p {
-            Principal::Anonymous => Self { kind: ActorKind::Anonymous, id: None, label: None },
-            Principal::User(u) => Self { kind: ActorKind::User, id: Some(u.user_id), label: Some(u.username.clone()) },
-            Principal::MasterAdmin(m) => Self { kind: ActorKind::MasterAdmin, id: Some(m.admin_id), label: Some(m.email.clone()) },
+            Principal::Anonymous => Self::new(ActorKind::Anonymous, None, None),
+            Principal::User(u) => match &u.credential {
+                crate::auth::Credential::ApiKey(k) => {
+                    Self::new(ActorKind::ApiKey, Some(k.id), Some(format!("{} (pk_{})", k.name, k.prefix)))
+                }
+                crate::auth::Credential::Session(s) => Self {
+                    impersonator: s.record.impersonation.as_ref().map(|i| i.admin_id),
+                    ..Self::new(ActorKind::User, Some(u.user_id), Some(u.username.clone()))
+                },
+            },
+            Principal::MasterAdmin(m) => Self::new(ActorKind::MasterAdmin, Some(m.admin_id), Some(m.email.clone())),
         }
     }
 }
@@ -222,14 +240,14 @@ impl AuditEvent {
         };
         match self {
             Self::SignedIn { workspace_id, user_id, username, session_id, previous_login, at } => AuditRecord {
-                actor: Some(Actor { kind: ActorKind::User, id: Some(user_id), label: Some(username) }),
+                actor: Some(Actor::new(ActorKind::User, Some(user_id), Some(username))),
                 target_type: Some("session"),
                 target_id: Some(session_id.to_string()),
                 changes: Some(json!({ "session": change(Value::Null, "active"), "lastLoginAt": change(previous_login, at) })),
                 ..base(Some(workspace_id), "auth.sign_in", "auth")
             },
             Self::SignInFailed { workspace_id, login } => AuditRecord {
-                actor: Some(Actor { kind: ActorKind::Anonymous, id: None, label: Some(clip(&login)) }),
+                actor: Some(Actor::new(ActorKind::Anonymous, None, Some(clip(&login)))),
                 ..base(workspace_id, "auth.sign_in", "auth")
             },
             Self::SignedOut { workspace_id, user_id: _, session_id } => AuditRecord {
@@ -257,14 +275,14 @@ impl AuditEvent {
                 ..base(Some(workspace_id), "auth.password_changed", "auth")
             },
             Self::MasterSignedIn { admin_id, email, session_id } => AuditRecord {
-                actor: Some(Actor { kind: ActorKind::MasterAdmin, id: Some(admin_id), label: Some(email) }),
+                actor: Some(Actor::new(ActorKind::MasterAdmin, Some(admin_id), Some(email))),
                 target_type: Some("session"),
                 target_id: Some(session_id.to_string()),
                 changes: Some(json!({ "session": change(Value::Null, "active") })),
                 ..base(None, "platform.sign_in", "platform")
             },
             Self::MasterSignInFailed { email } => AuditRecord {
-                actor: Some(Actor { kind: ActorKind::Anonymous, id: None, label: Some(clip(&email)) }),
+                actor: Some(Actor::new(ActorKind::Anonymous, None, Some(clip(&email)))),
                 ..base(None, "platform.sign_in", "platform")
             },
             Self::MasterSignedOut { admin_id: _, session_id } => AuditRecord {

@@ -6,6 +6,7 @@
 //! is revoked on sight and the request is anonymous. A store failure is an error
 //! (the request is refused), never a silent anonymous or authenticated pass.
 
+pub mod apikey;
 pub mod password;
 pub mod password_policy;
 pub mod policy;
@@ -14,12 +15,13 @@ pub mod session;
 pub mod twofactor;
 
 use crate::authz::eval::{EvalContext, Grants};
+use crate::domain::WorkspaceStatus;
 use crate::error::AppResult;
 use crate::repo;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use policy::{EffectivePolicy, SecurityOverride, SecuritySettings};
-use session::{ActiveSession, Subject};
+use session::{ActiveSession, SessionImpersonation, Subject};
 use std::net::IpAddr;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -53,19 +55,74 @@ impl BuiltinRole {
     }
 }
 
+/// How a workspace principal proved who it is.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A person's session (possibly a master admin impersonating them: see
+    /// `UserPrincipal::impersonation`).
+    Session(ActiveSession),
+    /// A partner API key: a service principal acting with one role.
+    ApiKey(ApiKeyRef),
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRef {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub role_id: Uuid,
+}
+
+/// A principal inside a workspace: a staff user with a session, or an API key. For a
+/// key, `user_id` is the key's id and `username` its name, and it has no place in the
+/// organisation (no department, team or group), so only ALL scopes reach records.
 #[derive(Debug, Clone)]
 pub struct UserPrincipal {
     pub user_id: Uuid,
     pub workspace_id: Uuid,
     pub username: String,
-    pub session: ActiveSession,
-    /// What this user may do in this request (see `authz::eval`).
+    pub credential: Credential,
+    /// What this principal may do in this request (see `authz::eval`).
     pub grants: Arc<Grants>,
     /// Where the user sits, for data scopes.
     pub department_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
     pub primary_group_id: Option<Uuid>,
     pub group_ids: Arc<Vec<Uuid>>,
+    /// Active or archived (no other status lets a principal exist).
+    pub workspace_status: WorkspaceStatus,
+}
+
+impl UserPrincipal {
+    pub fn session(&self) -> Option<&ActiveSession> {
+        match &self.credential {
+            Credential::Session(s) => Some(s),
+            Credential::ApiKey(_) => None,
+        }
+    }
+
+    pub fn api_key(&self) -> Option<&ApiKeyRef> {
+        match &self.credential {
+            Credential::ApiKey(k) => Some(k),
+            Credential::Session(_) => None,
+        }
+    }
+
+    /// Who is really acting, when a master admin impersonates this user.
+    pub fn impersonation(&self) -> Option<&SessionImpersonation> {
+        self.session().and_then(|s| s.record.impersonation.as_ref())
+    }
+
+    /// The session of a person; API keys are refused (operations on one's own account
+    /// and sessions are for people).
+    pub fn own_session(&self) -> crate::error::AppResult<&ActiveSession> {
+        self.session().ok_or(crate::error::AppError::Forbidden)
+    }
+
+    /// Whether this session passed two-factor (never true for a key).
+    pub fn two_factor(&self) -> bool {
+        self.session().is_some_and(|s| s.record.two_factor)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -87,7 +144,7 @@ impl Principal {
     pub fn session(&self) -> Option<&ActiveSession> {
         match self {
             Self::Anonymous => None,
-            Self::User(u) => Some(&u.session),
+            Self::User(u) => u.session(),
             Self::MasterAdmin(m) => Some(&m.session),
         }
     }
@@ -107,7 +164,7 @@ pub fn may_sign_in(user: &entity::user::Model, workspace: &entity::workspace::Mo
     user.active
         && user.licensed
         && user.licence_ends_at.is_none_or(|end| now < end)
-        && matches!(workspace.status.as_str(), "active" | "archived")
+        && WorkspaceStatus::parse(&workspace.status).allows_sign_in()
 }
 
 /// The security rules that apply to this user now: the workspace settings with the
@@ -135,9 +192,12 @@ fn outlived(policy: &EffectivePolicy, session: &ActiveSession, now: DateTime<Utc
         || policy.session_absolute_minutes.is_some_and(|m| now >= session.record.created_at + mins(m))
 }
 
-/// The principal behind a presented session token. `Ok(None)` means the token is not
-/// (or no longer) valid.
+/// The principal behind a presented session token or API key. `Ok(None)` means the
+/// token is not (or no longer) valid.
 pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> AppResult<Option<Principal>> {
+    if apikey::is_key(token) {
+        return authenticate_key(state, token, ip).await;
+    }
     let Some(session) = state.sessions.resolve(token).await? else {
         return Ok(None);
     };
@@ -154,7 +214,9 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
                     }
                     // Network and hours rules hold for every request, not only at sign-in.
                     // The session stays: it works again from an allowed place and time.
-                    if policy.check(ip, now).is_err() {
+                    // An impersonating master admin is not bound by the user's rules
+                    // (they are not where the user is), but by the session's own limit.
+                    if session.record.impersonation.is_none() && policy.check(ip, now).is_err() {
                         return Err(crate::error::AppError::LoginRestricted);
                     }
                     let ctx = EvalContext { now: state.clock.now(), ip, two_factor: session.record.two_factor };
@@ -163,12 +225,13 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
                         user_id,
                         workspace_id,
                         username: user.username,
-                        session,
+                        credential: Credential::Session(session),
                         grants: Arc::new(loaded.grants),
                         department_id: user.department_id,
                         team_id: user.team_id,
                         primary_group_id: user.primary_group_id,
                         group_ids: loaded.group_ids,
+                        workspace_status: WorkspaceStatus::parse(&ws.status),
                     })))
                 }
                 _ => {
@@ -184,5 +247,65 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
                 Ok(None)
             }
         },
+    }
+}
+
+/// How often a key's last use is written back (per instance).
+const KEY_TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An API key: live (not revoked, not expired), of a workspace that allows sign-in, and
+/// used from a network the workspace allows. Login hours are for people and do not
+/// apply to keys.
+async fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> AppResult<Option<Principal>> {
+    let Some(prefix) = apikey::prefix_of(key) else { return Ok(None) };
+    let Some(row) = repo::api_keys::by_prefix(&state.db, prefix).await? else { return Ok(None) };
+    let now = state.clock.now();
+    if !apikey::matches(key, &row.secret_hash) || row.revoked_at.is_some() || row.expires_at.is_some_and(|e| now >= e) {
+        return Ok(None);
+    }
+    let Some(ws) = repo::workspaces::get(&state.db, row.workspace_id).await? else { return Ok(None) };
+    let status = WorkspaceStatus::parse(&ws.status);
+    if !status.allows_sign_in() {
+        return Ok(None);
+    }
+    let settings: SecuritySettings = serde_json::from_str(&ws.security_settings)
+        .map_err(|e| crate::error::AppError::internal(format!("workspace security settings unreadable: {e}")))?;
+    if !policy::effective(&settings, None, now).allows_ip(ip) {
+        return Err(crate::error::AppError::LoginRestricted);
+    }
+    let ctx = EvalContext { now, ip, two_factor: false };
+    let grants = state.grants.grants_for_key(&state.db, row.id, row.role_id, &ws, &ctx).await?;
+    touch_key(state, &row, ip).await;
+    Ok(Some(Principal::User(UserPrincipal {
+        user_id: row.id,
+        workspace_id: row.workspace_id,
+        username: row.name.clone(),
+        credential: Credential::ApiKey(ApiKeyRef { id: row.id, name: row.name, prefix: row.prefix, role_id: row.role_id }),
+        grants: Arc::new(grants),
+        department_id: None,
+        team_id: None,
+        primary_group_id: None,
+        group_ids: Arc::new(Vec::new()),
+        workspace_status: status,
+    })))
+}
+
+/// Records the key's last use at most once a minute, without waiting for SQLite's
+/// single writer (a busy writer only delays the record to a later use).
+async fn touch_key(state: &AppState, row: &entity::api_key::Model, ip: Option<IpAddr>) {
+    let first = state.store.set_nx(&format!("apikey_touch:{}", row.id), "1", KEY_TOUCH_EVERY).await.unwrap_or(false);
+    if !first {
+        return;
+    }
+    let _guard = match &state.write_lock {
+        Some(lock) => match lock.clone().try_lock_owned() {
+            Ok(g) => Some(g),
+            Err(_) => return,
+        },
+        None => None,
+    };
+    let now = state.clock.now();
+    if let Err(e) = repo::api_keys::touch(&state.db, row.workspace_id, row.id, ip.map(|i| i.to_string()), now).await {
+        tracing::warn!(error = %e, "could not record an API key's last use");
     }
 }

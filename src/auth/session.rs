@@ -52,9 +52,18 @@ pub struct SessionRecord {
     /// written before step-up existed, which count as never proved.
     #[serde(default)]
     pub proved_at: Option<DateTime<Utc>>,
-    /// Set for impersonation sessions (who started it); see the support tooling.
+    /// Set for impersonation sessions: a master admin acting as this user.
     #[serde(default)]
-    pub impersonator: Option<Uuid>,
+    pub impersonation: Option<SessionImpersonation>,
+}
+
+/// Who is really behind an impersonation session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionImpersonation {
+    /// The `impersonations` row.
+    pub id: Uuid,
+    pub admin_id: Uuid,
+    pub admin_email: String,
 }
 
 /// A live session as the request sees it: the record and the hash that keys it.
@@ -84,6 +93,12 @@ pub fn hash_token(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
+    format!("pal_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 fn session_key(hash: &str) -> String {
     format!("session:{hash}")
 }
@@ -108,9 +123,7 @@ impl SessionManager {
         user_agent: Option<String>,
         two_factor: bool,
     ) -> StoreResult<(Secret<String>, ActiveSession)> {
-        let mut bytes = [0u8; 32];
-        rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
-        let token = format!("pal_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+        let token = new_token();
         let now = self.clock.now();
         let record = SessionRecord {
             id: Uuid::now_v7(),
@@ -122,12 +135,55 @@ impl SessionManager {
             user_agent,
             two_factor,
             proved_at: Some(now),
-            impersonator: None,
+            impersonation: None,
         };
+        self.insert(token, record).await
+    }
+
+    /// A session for a master admin acting as a workspace user, ending at `until` (or
+    /// sooner, by the usual idle timeout). It never counts as a recent proof, so the
+    /// step-up operations stay closed to it.
+    pub async fn create_impersonation(
+        &self,
+        subject: Subject,
+        ip: Option<String>,
+        user_agent: Option<String>,
+        until: DateTime<Utc>,
+        who: SessionImpersonation,
+    ) -> StoreResult<(Secret<String>, ActiveSession)> {
+        let now = self.clock.now();
+        let record = SessionRecord {
+            id: Uuid::now_v7(),
+            subject,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: until.min(now + chrono_dur(self.absolute)),
+            ip,
+            user_agent,
+            two_factor: false,
+            proved_at: None,
+            impersonation: Some(who),
+        };
+        self.insert(new_token(), record).await
+    }
+
+    async fn insert(&self, token: String, record: SessionRecord) -> StoreResult<(Secret<String>, ActiveSession)> {
         let hash = hash_token(&token);
+        let idle_since = record.created_at;
         self.save(&hash, &record).await?;
-        self.store.sadd(&subject.index_key(), &hash, self.absolute).await?;
-        Ok((Secret::new(token), ActiveSession { hash, idle_since: now, record }))
+        self.store.sadd(&record.subject.index_key(), &hash, self.absolute).await?;
+        Ok((Secret::new(token), ActiveSession { hash, idle_since, record }))
+    }
+
+    /// Ends the session stored under `hash`, whoever's it is; false if it was gone.
+    pub async fn revoke_hash(&self, hash: &str) -> StoreResult<bool> {
+        match self.load(hash).await? {
+            Some(record) => {
+                self.revoke(hash, &record.subject).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     async fn save(&self, hash: &str, record: &SessionRecord) -> StoreResult<()> {

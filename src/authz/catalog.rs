@@ -181,9 +181,64 @@ sensitive! {
     UserLastLoginIp "user.lastLoginIp" Team Hidden,
 }
 
+impl SensitiveField {
+    /// Fields whose every reading in full (READ or WRITE access) is audited: one entry
+    /// per request naming the fields and how many values were shown.
+    pub fn audited_on_read(self) -> bool {
+        matches!(self, Self::CustomerTaxId | Self::PaymentIban | Self::InvoiceBankDetails)
+    }
+
+    /// The field's name inside its record (`taxId` of `customer.taxId`), as the audit
+    /// log's `changes` keys use it.
+    pub fn field_name(self) -> &'static str {
+        self.key().split_once('.').map_or(self.key(), |(_, f)| f)
+    }
+}
+
+/// Who may read the audit entries of a module (the `module` column), besides holding
+/// audit.read. Unknown modules are closed: an entry nobody classified is shown to
+/// nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditVisibility {
+    /// audit.read alone (entries about the API and the audit log itself).
+    Open,
+    /// audit.read and this permission.
+    Needs(Permission),
+    Closed,
+}
+
+pub fn audit_visibility(module: &str) -> AuditVisibility {
+    use AuditVisibility::*;
+    if let Some(m) = Module::parse(module) {
+        return match m.read_permission() {
+            Some(p) => Needs(p),
+            // Modules without a read permission (API keys) open to those who manage them.
+            None => Permission::ALL.iter().copied().find(|p| p.module() == m).map_or(Closed, Needs),
+        };
+    }
+    match module {
+        "api" | "audit" => Open,
+        // Sign-ins and sessions of the staff.
+        "auth" => Needs(Permission::TeamRead),
+        "security" | "workspaces" | "support" => Needs(Permission::SettingsRead),
+        _ => Closed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_visibility_is_default_deny() {
+        assert_eq!(audit_visibility("customers"), AuditVisibility::Needs(Permission::CustomersRead));
+        assert_eq!(audit_visibility("apikeys"), AuditVisibility::Needs(Permission::ApikeysWrite));
+        assert_eq!(audit_visibility("auth"), AuditVisibility::Needs(Permission::TeamRead));
+        assert_eq!(audit_visibility("api"), AuditVisibility::Open);
+        assert_eq!(audit_visibility("platform"), AuditVisibility::Closed);
+        assert_eq!(audit_visibility("something-new"), AuditVisibility::Closed);
+        assert_eq!(SensitiveField::CustomerTaxId.field_name(), "taxId");
+    }
 
     #[test]
     fn permissions_round_trip_and_belong_to_their_module() {

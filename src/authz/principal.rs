@@ -56,15 +56,55 @@ impl GrantCache {
                     assignments: Arc::new(assignments),
                     roles: Arc::new(roles),
                 };
-                if let Ok(mut m) = self.entries.lock() {
-                    if m.len() >= MAX_ENTRIES {
-                        m.clear();
-                    }
-                    m.insert(user.id, e.clone());
-                }
+                self.remember(user.id, e.clone());
                 e
             }
         };
         Ok(Loaded { grants: evaluate(&entry.assignments, &entry.roles, ctx), group_ids: entry.group_ids })
+    }
+
+    /// An API key's grants: its one role (with the role's ancestors), evaluated like a
+    /// direct assignment without conditions. Cached under the key's id like a user's.
+    pub async fn grants_for_key(
+        &self,
+        db: &impl ConnectionTrait,
+        key_id: Uuid,
+        role_id: Uuid,
+        workspace: &entity::workspace::Model,
+        ctx: &EvalContext,
+    ) -> Result<Grants, DbErr> {
+        let cached = self.entries.lock().ok().and_then(|m| m.get(&key_id).filter(|e| e.epoch == workspace.permission_epoch).cloned());
+        let entry = match cached {
+            Some(e) => e,
+            None => {
+                let assignment = Assignment {
+                    id: key_id,
+                    role_id,
+                    via: super::eval::Via::Direct,
+                    valid_from: None,
+                    valid_until: None,
+                    networks: Vec::new(),
+                    require_two_factor: false,
+                };
+                let e = Entry {
+                    epoch: workspace.permission_epoch,
+                    group_ids: Arc::new(Vec::new()),
+                    assignments: Arc::new(vec![assignment]),
+                    roles: Arc::new(repo::roles::defs(db, workspace.id).await?),
+                };
+                self.remember(key_id, e.clone());
+                e
+            }
+        };
+        Ok(evaluate(&entry.assignments, &entry.roles, ctx))
+    }
+
+    fn remember(&self, id: Uuid, e: Entry) {
+        if let Ok(mut m) = self.entries.lock() {
+            if m.len() >= MAX_ENTRIES {
+                m.clear();
+            }
+            m.insert(id, e);
+        }
     }
 }

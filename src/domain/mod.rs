@@ -162,3 +162,59 @@ mod tests {
         assert!(Slug::parse("s", "-x").is_err());
     }
 }
+
+/// Where a workspace is in its lifecycle (master admins move it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
+pub enum WorkspaceStatus {
+    /// In normal use.
+    Active,
+    /// Nobody may sign in; every session and stream has ended. Data untouched.
+    Suspended,
+    /// Read-only: sign-in and reads work, every change is refused.
+    Archived,
+    /// Soft-deleted: hidden and unusable, restorable until the retention period ends.
+    Deleted,
+}
+
+impl WorkspaceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Archived => "archived",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    /// Unknown values read as the most closed state.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "active" => Self::Active,
+            "archived" => Self::Archived,
+            "deleted" => Self::Deleted,
+            _ => Self::Suspended,
+        }
+    }
+
+    /// Whether its users may hold sessions (and its API keys work).
+    pub fn allows_sign_in(self) -> bool {
+        matches!(self, Self::Active | Self::Archived)
+    }
+}
+
+/// A stated reason (impersonation, lifecycle actions, overrides): trimmed, at least
+/// `min` characters, at most 500, no control characters other than line breaks.
+pub fn parse_reason(field: &str, raw: &str, min: usize) -> Result<String, AppError> {
+    let text = raw.trim();
+    let len = text.chars().count();
+    if len < min {
+        return Err(AppError::bad_input(field, format!("give a reason of at least {min} characters")));
+    }
+    if len > 500 {
+        return Err(AppError::bad_input(field, "must be at most 500 characters"));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(AppError::bad_input(field, "must not contain control characters"));
+    }
+    Ok(text.to_owned())
+}

@@ -19,6 +19,23 @@ impl AuthQuery {
     async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
         let state = state(ctx)?;
         match principal(ctx) {
+            Principal::User(p) if p.api_key().is_some() => {
+                let key = repo::api_keys::get(&state.db, p.workspace_id, p.user_id)
+                    .await
+                    .map_err(AppError::from)?
+                    .ok_or(AppError::Unauthenticated)?;
+                let ws =
+                    repo::workspaces::get(&state.db, p.workspace_id).await.map_err(AppError::from)?.ok_or(AppError::Unauthenticated)?;
+                let role = p.grants.active_roles.first().map(|r| r.1.clone()).unwrap_or_default();
+                Ok(Viewer {
+                    kind: ViewerKind::ApiKey,
+                    user: None,
+                    workspace: Some(ws.into()),
+                    master_admin: None,
+                    api_key: Some(super::apikeys::ApiKey::project(key, role, state.clock.now())),
+                    access: Some(p.grants.as_ref().into()),
+                })
+            }
             Principal::User(p) => {
                 let (user, ws) = repo::users::get_with_workspace(&state.db, p.workspace_id, p.user_id)
                     .await
@@ -29,6 +46,7 @@ impl AuthQuery {
                     user: Some(super::types::User::project(user, super::types::Viewing::As(&p.grants, p.user_id))),
                     workspace: Some(ws.into()),
                     master_admin: None,
+                    api_key: None,
                     access: Some(p.grants.as_ref().into()),
                 })
             }
@@ -37,6 +55,7 @@ impl AuthQuery {
                 user: None,
                 workspace: None,
                 master_admin: Some(super::types::MasterAdmin { id: ID(m.admin_id.to_string()), email: m.email.clone() }),
+                api_key: None,
                 access: None,
             }),
             Principal::Anonymous => Err(AppError::Unauthenticated.into()),
@@ -83,7 +102,7 @@ impl AuthMutation {
             device: meta.device.clone(),
         };
         match service::auth::login(state, &tx, meta, req).await? {
-            service::auth::LoginResult::SignedIn(signed) => Ok(signed_in(ctx, state, signed)),
+            service::auth::LoginResult::SignedIn(signed) => Ok(signed_in(ctx, state, *signed)),
             service::auth::LoginResult::Challenge(c) => Ok(LoginPayload {
                 token: None,
                 session: None,

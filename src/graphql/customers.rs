@@ -32,6 +32,12 @@ pub(crate) fn user<'a>(ctx: &Context<'a>) -> Result<&'a UserPrincipal, AppError>
 pub(crate) fn reveal(ctx: &Context<'_>, p: &Protected) -> Option<String> {
     match p {
         Protected::Value(v) => v.clone(),
+        Protected::Audited(f, v) => {
+            if let Some(rs) = ctx.data_opt::<std::sync::Arc<super::gate::RequestState>>() {
+                rs.note_sensitive_read(f.key());
+            }
+            Some(v.clone())
+        }
         Protected::Masked(m) => Some(m.clone()),
         Protected::Forbidden(f) => {
             if let Some(rs) = ctx.data_opt::<std::sync::Arc<super::gate::RequestState>>() {
@@ -301,11 +307,7 @@ pub(crate) fn offset_cursor(after: Option<&str>) -> Result<u64, AppError> {
     }
 }
 
-#[derive(Enum, Copy, Clone, PartialEq, Eq)]
-pub enum ExportFormat {
-    Csv,
-    Json,
-}
+pub use crate::service::export::ExportFormat;
 
 #[derive(SimpleObject)]
 pub struct ExportPayload {
@@ -427,11 +429,7 @@ impl CustomersMutation {
             owner_id: f.owner_id.as_ref().map(|o| parse_id("filter.ownerId", o)).transpose()?,
             email: f.email,
         };
-        let fmt = match format {
-            ExportFormat::Csv => svc::ExportFormat::Csv,
-            ExportFormat::Json => svc::ExportFormat::Json,
-        };
-        let (content, rows) = svc::export(&tx, p, &filter, fmt).await?;
+        let (content, rows) = svc::export(&tx, p, &filter, format).await?;
         Ok(ExportPayload { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content })
     }
 

@@ -16,7 +16,6 @@
 //! Also bounds the number of aliases in a document (async-graphql has no such limit).
 
 use super::context::RequestMeta;
-use super::policy::policy;
 use crate::audit::{Actor, AuditEvent, AuditRecord};
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
@@ -47,6 +46,11 @@ pub struct RequestState {
     pending: Mutex<Pending>,
     /// Sensitive fields this request was refused (answered null), audited once at the end.
     withheld: Mutex<std::collections::BTreeSet<&'static str>>,
+    /// Values of read-audited fields this request showed, by field, audited once at the
+    /// end (one entry per request and field set, however many rows).
+    sensitive_reads: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Other reads a query records (explanations of access), written at the end too.
+    read_events: Mutex<Vec<AuditEvent>>,
 }
 
 /// If a mutation is cancelled mid-flight (the execution timeout fired, the client went
@@ -70,6 +74,16 @@ impl Drop for RequestState {
 impl RequestState {
     pub fn note_withheld(&self, field: &'static str) {
         self.withheld.lock().unwrap_or_else(|e| e.into_inner()).insert(field);
+    }
+
+    pub fn note_sensitive_read(&self, field: &'static str) {
+        *self.sensitive_reads.lock().unwrap_or_else(|e| e.into_inner()).entry(field).or_default() += 1;
+    }
+
+    /// Records a read that must be on the record (a query's own audit event), written
+    /// when the request ends.
+    pub fn note_read(&self, event: AuditEvent) {
+        self.read_events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
     }
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -139,7 +153,7 @@ pub(crate) async fn write_entry(
     cx: &EntryContext<'_>,
     outcome: &str,
     error_code: Option<&str>,
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<entity::audit_entry::Model, sea_orm::DbErr> {
     let actor = record.actor.unwrap_or_else(|| cx.actor.clone());
     let entry = entity::audit_entry::Model {
         id: uuid::Uuid::now_v7(),
@@ -148,7 +162,7 @@ pub(crate) async fn write_entry(
         actor_type: actor.kind.as_str().into(),
         actor_id: actor.id,
         actor_label: actor.label,
-        impersonator_id: None,
+        impersonator_id: actor.impersonator,
         ip: cx.meta.and_then(RequestMeta::ip_string),
         user_agent: cx.meta.and_then(|m| m.user_agent.clone()),
         request_id: cx.meta.map(|m| m.request_id.clone()),
@@ -167,8 +181,24 @@ pub(crate) async fn write_entry(
     crate::audit::chain::append(txn, entry).await
 }
 
+/// Writes `events` as the `system` actor inside `txn`: for work outside any request
+/// (command-line bootstrap, the retention sweeper), through the same writer. On SQLite
+/// the caller holds `AppState::write_lock`, or runs before the server serves.
+pub(crate) async fn write_system(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<entity::audit_entry::Model>, sea_orm::DbErr> {
+    let cx = EntryContext { actor: Actor::system(), meta: None, now: state.clock.now() };
+    let mut written = Vec::with_capacity(events.len());
+    for ev in events {
+        written.push(write_entry(txn, ev.into_record(), &cx, "success", None).await?);
+    }
+    Ok(written)
+}
+
 /// SQLite's single writer: waits for `AppState::write_lock` unless `held` already is it.
-async fn writer(state: &AppState, held: Option<OwnedMutexGuard<()>>) -> Option<OwnedMutexGuard<()>> {
+pub(crate) async fn writer(state: &AppState, held: Option<OwnedMutexGuard<()>>) -> Option<OwnedMutexGuard<()>> {
     match (held, &state.write_lock) {
         (Some(g), _) => Some(g),
         (None, Some(lock)) => Some(lock.clone().lock_owned().await),
@@ -215,38 +245,106 @@ fn error_code(e: &ServerError) -> String {
     }
 }
 
-const REFUSAL_CODES: &[&str] =
-    &["UNAUTHENTICATED", "FORBIDDEN", "FIELD_FORBIDDEN", "NOT_FOUND", "RATE_LIMITED", "LOGIN_RESTRICTED", "STEP_UP_REQUIRED"];
+const REFUSAL_CODES: &[&str] = &[
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "FIELD_FORBIDDEN",
+    "NOT_FOUND",
+    "RATE_LIMITED",
+    "LOGIN_RESTRICTED",
+    "STEP_UP_REQUIRED",
+    "WORKSPACE_SUSPENDED",
+    "WORKSPACE_ARCHIVED",
+];
 
-/// After a request: one `access.fields_withheld` entry naming every sensitive field the
-/// signed-in user was refused, however many rows it covered (cheap enough to keep).
-pub(crate) async fn audit_withheld(state: &AppState, rs: &RequestState, principal: &Principal, meta: &RequestMeta) {
-    let fields: Vec<&str> = std::mem::take(&mut *rs.withheld.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
-    let Principal::User(u) = principal else { return };
-    if fields.is_empty() {
-        return;
+/// After a request: what its reads must leave on the record, in one transaction:
+/// one `access.fields_withheld` entry naming every sensitive field the principal was
+/// refused, one `access.sensitive_read` entry naming the read-audited fields it was
+/// shown (with how many values of each), and the read events queries recorded
+/// (explanations of access). However many rows a request covered, that is at most two
+/// entries plus one per recorded read.
+///
+/// Fails closed: `Err` when entries that had to be written could not be, and the caller
+/// must then not send what was read.
+pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: &Principal, meta: &RequestMeta) -> Result<(), ()> {
+    let withheld: Vec<&str> = std::mem::take(&mut *rs.withheld.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+    let shown = std::mem::take(&mut *rs.sensitive_reads.lock().unwrap_or_else(|e| e.into_inner()));
+    let events = std::mem::take(&mut *rs.read_events.lock().unwrap_or_else(|e| e.into_inner()));
+    let Principal::User(u) = principal else { return Ok(()) };
+    let mut records: Vec<(AuditRecord, &str, Option<&str>)> = Vec::new();
+    if !withheld.is_empty() {
+        records.push((
+            AuditRecord {
+                workspace_id: Some(u.workspace_id),
+                actor: None,
+                action: "access.fields_withheld",
+                module: "api",
+                target_type: Some("fields"),
+                target_id: None,
+                changes: Some(serde_json::json!({ "fields": { "before": null, "after": withheld } })),
+                reason: Some("no read access to these fields".into()),
+            },
+            "denied",
+            Some("FIELD_FORBIDDEN"),
+        ));
     }
-    let record = AuditRecord {
-        workspace_id: Some(u.workspace_id),
-        actor: None,
-        action: "access.fields_withheld",
-        module: "api",
-        target_type: Some("fields"),
-        target_id: None,
-        changes: Some(serde_json::json!({ "fields": { "before": null, "after": fields } })),
-        reason: Some("no read access to these fields".into()),
-    };
+    if !shown.is_empty() {
+        records.push((
+            AuditRecord {
+                workspace_id: Some(u.workspace_id),
+                actor: None,
+                action: "access.sensitive_read",
+                module: "api",
+                target_type: Some("fields"),
+                target_id: None,
+                changes: Some(serde_json::json!({ "valuesShown": { "before": null, "after": shown } })),
+                reason: None,
+            },
+            "success",
+            None,
+        ));
+    }
+    records.extend(events.into_iter().map(|e| (e.into_record(), "success", None)));
+    if records.is_empty() {
+        return Ok(());
+    }
     let cx = EntryContext { actor: Actor::of(principal), meta: Some(meta), now: state.clock.now() };
-    let _writer = writer(state, None).await;
+    let writer = writer(state, None).await;
     let result = async {
         let txn = state.db.begin().await?;
-        write_entry(&txn, record, &cx, "denied", Some("FIELD_FORBIDDEN")).await?;
-        txn.commit().await
+        let mut written = Vec::with_capacity(records.len());
+        for (r, outcome, code) in records {
+            written.push(write_entry(&txn, r, &cx, outcome, code).await?);
+        }
+        txn.commit().await?;
+        Ok::<_, sea_orm::DbErr>(written)
     }
     .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "could not audit withheld fields");
+    drop(writer);
+    match result {
+        Ok(written) => {
+            state.audit_bus.published(written).await;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not audit this request's reads");
+            Err(())
+        }
     }
+}
+
+/// A refused root field outside the gate (a subscription refused by the WebSocket
+/// handler), written like the gate writes its own refusals.
+pub(crate) async fn audit_refusal(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    root: &str,
+    field: &str,
+    refusal: &super::policy::Refusal,
+) {
+    let cx = EntryContext { actor: Actor::of(principal), meta: Some(meta), now: state.clock.now() };
+    GateExtension.write_failure(state, None, &cx, principal, root, field, Vec::new(), refusal.error.code(), refusal.reason.clone()).await;
 }
 
 impl GateExtension {
@@ -271,7 +369,11 @@ impl GateExtension {
             vec![AuditRecord {
                 workspace_id: principal.workspace_id(),
                 actor: None,
-                action: if root == "Mutation" { "api.mutation" } else { "api.query" },
+                action: match root {
+                    "Mutation" => "api.mutation",
+                    "Subscription" => "api.subscription",
+                    _ => "api.query",
+                },
                 module: "api",
                 target_type: Some("operation"),
                 target_id: Some(field.chars().take(64).collect()),
@@ -281,17 +383,21 @@ impl GateExtension {
         } else {
             events.into_iter().map(AuditEvent::into_record).collect()
         };
-        let _writer = writer(state, held).await;
+        let writer = writer(state, held).await;
         let result = async {
             let txn = state.db.begin().await?;
+            let mut written = Vec::with_capacity(records.len());
             for r in records {
-                write_entry(&txn, r, cx, outcome, Some(code)).await?;
+                written.push(write_entry(&txn, r, cx, outcome, Some(code)).await?);
             }
-            txn.commit().await
+            txn.commit().await?;
+            Ok::<_, sea_orm::DbErr>(written)
         }
         .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, field, "could not write the refusal audit entry");
+        drop(writer);
+        match result {
+            Ok(written) => state.audit_bus.published(written).await,
+            Err(e) => tracing::error!(error = %e, field, "could not write the refusal audit entry"),
         }
     }
 }
@@ -331,31 +437,24 @@ impl Extension for GateExtension {
         let field = info.name.to_owned();
         let cx = || EntryContext { actor: Actor::of(principal), meta, now: state.clock.now() };
 
-        let access = policy(info.parent_type, info.name);
-        let allowed = match access {
-            Some(access) => access.check(principal).and_then(|()| {
-                if super::policy::needs_step_up(info.parent_type, info.name) && !super::policy::stepped_up(principal, state.clock.now()) {
-                    Err(AppError::StepUpRequired)
-                } else {
-                    Ok(())
-                }
-            }),
-            None => {
-                tracing::error!(root = info.parent_type, field = %field, "root field has no access policy; refused");
-                Err(AppError::Forbidden)
-            }
-        };
-        if let Err(e) = allowed {
+        if let Err(refusal) = super::policy::authorize(info.parent_type, info.name, principal, state.clock.now()) {
             // Every refused mutation, and every query refused to someone signed in, is
-            // on the record with the permission it needed.
+            // on the record with the rule that refused it.
             if is_mutation || !matches!(principal, Principal::Anonymous) {
-                let reason = match (&e, access) {
-                    (AppError::StepUpRequired, _) => Some("requires a recent password or two-factor check (step-up)".to_owned()),
-                    (_, a) => a.map(|a| format!("requires {}", a.describe())),
-                };
-                self.write_failure(state, None, &cx(), principal, info.parent_type, &field, Vec::new(), e.code(), reason).await;
+                self.write_failure(
+                    state,
+                    None,
+                    &cx(),
+                    principal,
+                    info.parent_type,
+                    &field,
+                    Vec::new(),
+                    refusal.error.code(),
+                    refusal.reason,
+                )
+                .await;
             }
-            return Err(server_error(e, &path));
+            return Err(server_error(refusal.error, &path));
         }
         if !is_mutation {
             return next.run(ctx, info).await;
@@ -372,40 +471,43 @@ impl Extension for GateExtension {
         let txn = rs.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Pending { on_success, on_failure, compensations, after_commit } = std::mem::take(&mut *rs.lock_pending());
 
-        let outcome: Result<Option<Value>, (ServerError, Vec<AuditEvent>)> = match (result, txn.map(Arc::try_unwrap)) {
-            (Err(err), _) => Err((err, on_failure)),
-            (Ok(_), None | Some(Err(_))) => {
-                Err((server_error(AppError::internal("gate: mutation transaction escaped"), &path), Vec::new()))
-            }
-            (Ok(value), Some(Ok(txn))) => {
-                let committed = async {
-                    if on_success.is_empty() {
-                        return Err(AppError::internal(format!("mutation {field} recorded no audit event")));
-                    }
-                    let cx = cx();
-                    for ev in on_success {
-                        write_entry(&txn, ev.into_record(), &cx, "success", None).await?;
-                    }
-                    txn.commit().await?;
-                    Ok(())
+        let outcome: Result<(Option<Value>, Vec<entity::audit_entry::Model>), (ServerError, Vec<AuditEvent>)> =
+            match (result, txn.map(Arc::try_unwrap)) {
+                (Err(err), _) => Err((err, on_failure)),
+                (Ok(_), None | Some(Err(_))) => {
+                    Err((server_error(AppError::internal("gate: mutation transaction escaped"), &path), Vec::new()))
                 }
-                .await;
-                match committed {
-                    Ok(()) => {
-                        // Mail can be slow; other writers need not wait for it.
-                        drop(held);
-                        for f in after_commit {
-                            f().await;
+                (Ok(value), Some(Ok(txn))) => {
+                    let committed = async {
+                        if on_success.is_empty() {
+                            return Err(AppError::internal(format!("mutation {field} recorded no audit event")));
                         }
-                        return Ok(value);
+                        let cx = cx();
+                        let mut written = Vec::with_capacity(on_success.len());
+                        for ev in on_success {
+                            written.push(write_entry(&txn, ev.into_record(), &cx, "success", None).await?);
+                        }
+                        txn.commit().await?;
+                        Ok(written)
                     }
-                    Err(e) => Err((server_error(e, &path), Vec::new())),
+                    .await;
+                    match committed {
+                        Ok(written) => {
+                            // Mail can be slow; other writers need not wait for it.
+                            drop(held);
+                            state.audit_bus.published(written).await;
+                            for f in after_commit {
+                                f().await;
+                            }
+                            return Ok(value);
+                        }
+                        Err(e) => Err((server_error(e, &path), Vec::new())),
+                    }
                 }
-            }
-        };
+            };
         // Not committed: the transaction was dropped (rolled back) above.
         let (err, events) = match outcome {
-            Ok(v) => return Ok(v),
+            Ok((v, _)) => return Ok(v),
             Err(x) => x,
         };
         for undo in compensations {

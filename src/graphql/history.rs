@@ -37,9 +37,12 @@ pub fn loader(db: DatabaseConnection) -> DataLoader<HistoryLoader> {
 }
 
 /// The history of one record of the caller's workspace (the record itself was already
-/// read through the caller's reach).
+/// read through the caller's reach): the entries the caller may read, masked by their
+/// field access, like `auditLog`.
 pub async fn of(ctx: &Context<'_>, workspace_id: Uuid, id: Uuid) -> Result<Vec<AuditEntry>> {
+    let p = super::customers::user(ctx)?;
     let loader = ctx.data::<DataLoader<HistoryLoader>>().map_err(|_| AppError::internal("history loader missing"))?;
     let rows = loader.load_one((workspace_id, id)).await.map_err(AppError::internal)?.unwrap_or_default();
-    Ok(rows.into_iter().map(AuditEntry::from).collect())
+    let visible = crate::service::audit::reader_filter(Default::default(), &p.grants);
+    Ok(rows.into_iter().filter(|r| visible.matches(r)).map(|r| AuditEntry::project(crate::service::audit::masked(r, &p.grants))).collect())
 }

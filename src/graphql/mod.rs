@@ -1,6 +1,7 @@
 //! The GraphQL schema: one object per aggregate, merged; output types are projections
 //! built here, never entity models.
 
+pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod context;
@@ -15,6 +16,7 @@ pub mod products;
 pub mod reports;
 pub mod roles;
 pub mod security;
+pub mod stream;
 pub mod team;
 pub mod tickets;
 pub mod types;
@@ -22,7 +24,7 @@ pub mod work;
 
 use crate::config::Config;
 use crate::state::AppState;
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -38,11 +40,13 @@ pub struct Query(
     tickets::TicketsQuery,
     team::TeamQuery,
     security::SecurityQuery,
+    apikeys::ApiKeysQuery,
 );
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     auth::AuthMutation,
+    audit::AuditMutation,
     platform::PlatformMutation,
     roles::RolesMutation,
     customers::CustomersMutation,
@@ -53,13 +57,14 @@ pub struct Mutation(
     tickets::TicketsMutation,
     team::TeamMutation,
     security::SecurityMutation,
+    apikeys::ApiKeysMutation,
 );
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, stream::Subscription>;
 
 /// The schema with the configured limits. `state` is absent only for `export-schema`.
 pub fn build_schema(config: &Config, state: Option<AppState>) -> AppSchema {
-    let mut b = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let mut b = Schema::build(Query::default(), Mutation::default(), stream::Subscription)
         .extension(gate::Gate)
         .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)

@@ -1,9 +1,17 @@
 //! Who may call each root field. This table is the operation-level authorization of
-//! the whole API: the gate looks every root field up here before it runs, a field that
-//! is missing is refused (default deny), and a test walks the schema to fail the build
-//! when a root field has no entry.
+//! the whole API: the gate (and the WebSocket handler, for subscriptions) asks
+//! `authorize` before any root field runs, a field that is missing from the table is
+//! refused (default deny), and a test walks the schema to fail the build when a root
+//! field has no entry.
+//!
+//! Besides the table, `authorize` applies the rules that hold for every operation:
+//! API keys act only within their role and never on people-only or step-up
+//! operations; an impersonating master admin cannot touch the user's credentials or
+//! security settings; an archived workspace is read-only; sensitive operations need a
+//! recent step-up.
 
 use crate::auth::Principal;
+use crate::authz::builtin::OWNER_RANK;
 use crate::authz::catalog::Permission as P;
 use crate::error::AppError;
 
@@ -11,20 +19,24 @@ use crate::error::AppError;
 pub enum Access {
     /// Anyone, signed in or not (sign-in itself).
     Public,
-    /// Any live session: workspace user or master admin.
+    /// Any authenticated principal, API keys included.
+    Principal,
+    /// Any live session: workspace user or master admin (not an API key).
     Session,
-    /// A signed-in workspace user.
+    /// A signed-in workspace user (a person, not an API key).
     User,
     /// A workspace user whose grants hold this permission right now.
     Permission(P),
     /// Platform support staff.
     MasterAdmin,
+    /// A master admin, or the Owner of a workspace (for their own workspace).
+    MasterAdminOrOwner,
 }
 
 pub fn policy(root: &str, field: &str) -> Option<Access> {
     use Access::*;
     Some(match (root, field) {
-        ("Query", "me") => Session,
+        ("Query", "me") => Principal,
         ("Query", "mySessions") => Session,
         ("Query", "auditLog") => Permission(P::AuditRead),
         ("Query", "verifyAuditChain") => Permission(P::AuditRead),
@@ -115,6 +127,27 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Query", "securityOverrides") => Permission(P::SettingsRead),
         ("Mutation", "setSecurityOverride") => Permission(P::SettingsWrite),
         ("Mutation", "clearSecurityOverride") => Permission(P::SettingsWrite),
+        ("Query", "supportAccess") => Permission(P::SettingsRead),
+        ("Mutation", "updateSupportAccess") => Permission(P::SettingsWrite),
+        ("Query", "auditRetention") => Permission(P::AuditRead),
+        ("Mutation", "updateAuditRetention") => Permission(P::SettingsWrite),
+        ("Mutation", "applyAuditRetention") => Permission(P::SettingsWrite),
+        ("Mutation", "exportAuditLog") => Permission(P::AuditExport),
+        ("Subscription", "auditEvents") => Permission(P::AuditRead),
+        ("Query", "apiKeys") => Permission(P::ApikeysWrite),
+        ("Mutation", "createApiKey") => Permission(P::ApikeysWrite),
+        ("Mutation", "revokeApiKey") => Permission(P::ApikeysWrite),
+        ("Mutation", "startImpersonation") => MasterAdmin,
+        ("Mutation", "stopImpersonation") => Session,
+        ("Query", "impersonationSessions") => MasterAdminOrOwner,
+        ("Query", "workspaces") => MasterAdmin,
+        ("Mutation", "suspendWorkspace") => MasterAdmin,
+        ("Mutation", "archiveWorkspace") => MasterAdmin,
+        ("Mutation", "restoreWorkspace") => MasterAdmin,
+        ("Mutation", "softDeleteWorkspace") => MasterAdmin,
+        ("Mutation", "purgeWorkspace") => MasterAdmin,
+        ("Query", "platformAuditLog") => MasterAdmin,
+        ("Query", "verifyPlatformAuditChain") => MasterAdmin,
         _ => return None,
     })
 }
@@ -142,7 +175,91 @@ pub fn needs_step_up(root: &str, field: &str) -> bool {
                 | "exportCustomers"
                 | "createApiKey"
                 | "revokeApiKey"
+                | "updateSupportAccess"
+                | "updateAuditRetention"
+                | "exportAuditLog"
         )
+}
+
+/// What an impersonating master admin may not do as the user: their credentials,
+/// second factor, sessions, keys and the workspace's security settings.
+pub fn refused_while_impersonating(root: &str, field: &str) -> bool {
+    root == "Mutation"
+        && matches!(
+            field,
+            "changePassword"
+                | "reauthenticate"
+                | "startTotpEnrollment"
+                | "confirmTotpEnrollment"
+                | "disableTotp"
+                | "regenerateRecoveryCodes"
+                | "revokeSession"
+                | "revokeOtherSessions"
+                | "createApiKey"
+                | "revokeApiKey"
+                | "updateSecuritySettings"
+                | "setSecurityOverride"
+                | "clearSecurityOverride"
+                | "updateSupportAccess"
+                | "updateAuditRetention"
+                | "applyAuditRetention"
+        )
+}
+
+/// The mutations an archived (read-only) workspace still accepts: signing in and out,
+/// and ending sessions. Everything else is refused with WORKSPACE_ARCHIVED.
+pub fn allowed_when_archived(field: &str) -> bool {
+    matches!(
+        field,
+        "login" | "verifyTwoFactor" | "reauthenticate" | "logout" | "revokeSession" | "revokeOtherSessions" | "stopImpersonation"
+    )
+}
+
+/// Why a root field was refused: the error for the client and the reason for the log.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: AppError,
+    pub reason: Option<String>,
+}
+
+impl Refusal {
+    fn new(error: AppError, reason: impl Into<String>) -> Self {
+        Self { error, reason: Some(reason.into()) }
+    }
+}
+
+/// The one decision for a root field (see the module doc), in this order: the policy
+/// table, what the principal is, API-key limits, impersonation limits, an archived
+/// workspace, step-up.
+pub fn authorize(root: &str, field: &str, p: &Principal, now: chrono::DateTime<chrono::Utc>) -> Result<(), Refusal> {
+    let Some(access) = policy(root, field) else {
+        tracing::error!(root, field, "root field has no access policy; refused");
+        return Err(Refusal { error: AppError::Forbidden, reason: None });
+    };
+    access.check(p).map_err(|e| Refusal::new(e, format!("requires {}", access.describe())))?;
+    if let Principal::User(u) = p {
+        if u.api_key().is_some() {
+            if !u.grants.restrictions.api_access {
+                let why = "this key's role does not allow API access";
+                return Err(Refusal::new(AppError::Denied(why.into()), why));
+            }
+            if needs_step_up(root, field) {
+                let why = "API keys cannot perform operations that need a person's step-up";
+                return Err(Refusal::new(AppError::Denied(why.into()), why));
+            }
+        }
+        if u.impersonation().is_some() && refused_while_impersonating(root, field) {
+            let why = "not allowed while impersonating";
+            return Err(Refusal::new(AppError::Denied(why.into()), why));
+        }
+        if root == "Mutation" && u.workspace_status == crate::domain::WorkspaceStatus::Archived && !allowed_when_archived(field) {
+            return Err(Refusal::new(AppError::WorkspaceArchived, "the workspace is archived (read-only)"));
+        }
+    }
+    if needs_step_up(root, field) && !stepped_up(p, now) {
+        return Err(Refusal::new(AppError::StepUpRequired, "requires a recent password or two-factor check (step-up)"));
+    }
+    Ok(())
 }
 
 /// Whether the principal's session proved itself recently enough for `needs_step_up`.
@@ -154,10 +271,12 @@ impl Access {
     pub fn describe(self) -> String {
         match self {
             Self::Public => "nothing".into(),
+            Self::Principal => "a session or API key".into(),
             Self::Session => "a session".into(),
             Self::User => "a workspace user".into(),
             Self::Permission(p) => p.as_str().into(),
             Self::MasterAdmin => "a master admin".into(),
+            Self::MasterAdminOrOwner => "a master admin or the workspace Owner".into(),
         }
     }
 
@@ -165,10 +284,12 @@ impl Access {
         match (self, p) {
             (Self::Public, _) => Ok(()),
             (_, Principal::Anonymous) => Err(AppError::Unauthenticated),
-            (Self::Session, _) => Ok(()),
-            (Self::User, Principal::User(_)) => Ok(()),
+            (Self::Principal, _) => Ok(()),
+            (Self::Session, _) => p.session().map(|_| ()).ok_or(AppError::Forbidden),
+            (Self::User, Principal::User(u)) if u.session().is_some() => Ok(()),
             (Self::Permission(p), Principal::User(u)) if u.grants.has(p) => Ok(()),
-            (Self::MasterAdmin, Principal::MasterAdmin(_)) => Ok(()),
+            (Self::MasterAdmin | Self::MasterAdminOrOwner, Principal::MasterAdmin(_)) => Ok(()),
+            (Self::MasterAdminOrOwner, Principal::User(u)) if u.session().is_some() && u.grants.top_rank >= OWNER_RANK => Ok(()),
             _ => Err(AppError::Forbidden),
         }
     }

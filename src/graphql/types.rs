@@ -26,22 +26,11 @@ pub struct Workspace {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Enum, Copy, Clone, PartialEq, Eq)]
-pub enum WorkspaceStatus {
-    Active,
-    Suspended,
-    Archived,
-    Deleted,
-}
+pub use crate::domain::WorkspaceStatus;
 
 impl From<entity::workspace::Model> for Workspace {
     fn from(w: entity::workspace::Model) -> Self {
-        let status = match w.status.as_str() {
-            "active" => WorkspaceStatus::Active,
-            "archived" => WorkspaceStatus::Archived,
-            "deleted" => WorkspaceStatus::Deleted,
-            _ => WorkspaceStatus::Suspended,
-        };
+        let status = WorkspaceStatus::parse(&w.status);
         Self { id: ID(w.id.to_string()), slug: w.slug, name: w.name, status, seat_limit: w.seat_limit, created_at: w.created_at }
     }
 }
@@ -220,15 +209,18 @@ pub struct MasterAdmin {
 pub enum ViewerKind {
     User,
     MasterAdmin,
+    ApiKey,
 }
 
-/// Who is signed in: a workspace user (with `user` and `workspace`) or a master admin.
+/// Who is signed in: a workspace user (with `user` and `workspace`), an API key (with
+/// `apiKey` and `workspace`) or a master admin.
 #[derive(SimpleObject)]
 pub struct Viewer {
     pub kind: ViewerKind,
     pub user: Option<User>,
     pub workspace: Option<Workspace>,
     pub master_admin: Option<MasterAdmin>,
+    pub api_key: Option<super::apikeys::ApiKey>,
     /// The user's effective permissions, scopes and field access right now.
     pub access: Option<super::roles::EffectiveAccess>,
 }

@@ -152,9 +152,13 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
             }
         },
     };
-    // Every signed-in request spends from its session's bucket.
-    if let Some(session) = principal.session() {
-        match app.limiter.check(crate::auth::ratelimit::Bucket::ApiSession, &session.hash).await {
+    // Every signed-in request spends from its session's (or API key's) bucket.
+    let bucket = match &principal {
+        Principal::User(u) if u.api_key().is_some() => u.api_key().map(|k| (crate::auth::ratelimit::Bucket::ApiKey, k.id.to_string())),
+        p => p.session().map(|s| (crate::auth::ratelimit::Bucket::ApiSession, s.hash.clone())),
+    };
+    if let Some((bucket, key)) = bucket {
+        match app.limiter.check(bucket, &key).await {
             Ok(()) => {}
             Err(AppError::RateLimited { retry_after_secs }) => return too_many(retry_after_secs),
             Err(e) => {
@@ -177,7 +181,18 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
         Ok(r) => r,
         Err(_) => return reject(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "the request took too long and was stopped"),
     };
-    crate::graphql::gate::audit_withheld(app, &request_state, &principal, &meta).await;
+    // What was read must be on the record before it leaves: if the read audit cannot
+    // be written, the answer is withheld.
+    if crate::graphql::gate::audit_reads(app, &request_state, &principal, &meta).await.is_err() {
+        let body = serde_json::json!({ "errors": [{
+            "message": "internal error",
+            "extensions": { "code": "INTERNAL", "requestId": rid.0 }
+        }] });
+        return (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    }
+    if let Some(notice) = impersonation_notice(&principal) {
+        response.extensions.insert("impersonation".into(), notice);
+    }
     for err in &mut response.errors {
         finish_error(err, &rid.0);
         if let Some(Value::String(code)) = err.extensions.as_ref().and_then(|x| x.get("code")) {
@@ -216,6 +231,23 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
+}
+
+/// Every response to an impersonation session says so: who is acting, as whom, until
+/// when.
+fn impersonation_notice(p: &Principal) -> Option<Value> {
+    let Principal::User(u) = p else { return None };
+    let imp = u.impersonation()?;
+    let until = u.session().map(|s| s.record.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let json = serde_json::json!({
+        "id": imp.id.to_string(),
+        "by": imp.admin_email,
+        "byId": imp.admin_id.to_string(),
+        "as": u.username,
+        "asId": u.user_id.to_string(),
+        "until": until,
+    });
+    Value::from_json(json).ok()
 }
 
 fn too_many(retry_after_secs: u64) -> Response {

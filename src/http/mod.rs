@@ -2,6 +2,7 @@
 
 pub mod cookie;
 mod graphql;
+pub mod ws;
 
 use crate::graphql::AppSchema;
 use crate::state::AppState;
@@ -30,6 +31,7 @@ pub fn router(app: AppState) -> Router {
     let state = HttpState { app: app.clone(), schema };
     let mut router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -57,6 +59,7 @@ async fn observe(State(state): State<HttpState>, mut req: Request, next: Next) -
     req.extensions_mut().insert(RequestId(id.clone()));
     let route: &'static str = match req.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
         Some("/graphql") => "/graphql",
+        Some("/graphql/ws") => "/graphql/ws",
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",

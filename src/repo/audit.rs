@@ -95,47 +95,114 @@ pub struct AuditFilter {
     pub module: Option<String>,
     pub outcome: Option<String>,
     pub actor_id: Option<Uuid>,
+    pub impersonator_id: Option<Uuid>,
+    pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub from: Option<chrono::DateTime<chrono::Utc>>,
     pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// The modules the reader may see (`authz::catalog::audit_visibility`); None only
+    /// for readers outside every workspace (master admins on the platform log).
+    pub visible_modules: Option<Vec<String>>,
+}
+
+impl AuditFilter {
+    /// The same conditions as `condition`, for one entry in memory (live streams).
+    pub fn matches(&self, e: &audit_entry::Model) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        let eq_opt = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+        eq(&self.action, &e.action)
+            && eq(&self.module, &e.module)
+            && eq(&self.outcome, &e.outcome)
+            && self.actor_id.is_none_or(|a| e.actor_id == Some(a))
+            && self.impersonator_id.is_none_or(|a| e.impersonator_id == Some(a))
+            && eq_opt(&self.target_type, &e.target_type)
+            && eq_opt(&self.target_id, &e.target_id)
+            && self.from.is_none_or(|f| e.occurred_at >= f)
+            && self.to.is_none_or(|t| e.occurred_at < t)
+            && self.visible_modules.as_ref().is_none_or(|v| v.iter().any(|m| m == &e.module))
+    }
+
+    fn condition(&self) -> Condition {
+        use audit_entry::Column as C;
+        let mut c = Condition::all();
+        if let Some(v) = &self.action {
+            c = c.add(C::Action.eq(v.as_str()));
+        }
+        if let Some(v) = &self.module {
+            c = c.add(C::Module.eq(v.as_str()));
+        }
+        if let Some(v) = &self.outcome {
+            c = c.add(C::Outcome.eq(v.as_str()));
+        }
+        if let Some(v) = self.actor_id {
+            c = c.add(C::ActorId.eq(v));
+        }
+        if let Some(v) = self.impersonator_id {
+            c = c.add(C::ImpersonatorId.eq(v));
+        }
+        if let Some(v) = &self.target_type {
+            c = c.add(C::TargetType.eq(v.as_str()));
+        }
+        if let Some(v) = &self.target_id {
+            c = c.add(C::TargetId.eq(v.as_str()));
+        }
+        if let Some(v) = self.from {
+            c = c.add(C::OccurredAt.gte(v));
+        }
+        if let Some(v) = self.to {
+            c = c.add(C::OccurredAt.lt(v));
+        }
+        if let Some(v) = &self.visible_modules {
+            c = c.add(C::Module.is_in(v.iter().map(String::as_str)));
+        }
+        c
+    }
 }
 
 /// Newest first. `before` is the id of the last entry of the previous page (ids are
-/// UUID v7, so id order is time order).
+/// UUID v7, so id order is time order). `workspace_id` None lists the platform log.
 pub async fn list(
     db: &impl ConnectionTrait,
-    workspace_id: Uuid,
+    workspace_id: Option<Uuid>,
     f: &AuditFilter,
     before: Option<Uuid>,
     limit: u64,
 ) -> Result<Vec<audit_entry::Model>, DbErr> {
     use audit_entry::Column as C;
-    let mut q = audit_entry::Entity::find().filter(C::WorkspaceId.eq(workspace_id));
-    if let Some(v) = &f.action {
-        q = q.filter(C::Action.eq(v.as_str()));
-    }
-    if let Some(v) = &f.module {
-        q = q.filter(C::Module.eq(v.as_str()));
-    }
-    if let Some(v) = &f.outcome {
-        q = q.filter(C::Outcome.eq(v.as_str()));
-    }
-    if let Some(v) = f.actor_id {
-        q = q.filter(C::ActorId.eq(v));
-    }
-    if let Some(v) = &f.target_id {
-        q = q.filter(C::TargetId.eq(v.as_str()));
-    }
-    if let Some(v) = f.from {
-        q = q.filter(C::OccurredAt.gte(v));
-    }
-    if let Some(v) = f.to {
-        q = q.filter(C::OccurredAt.lt(v));
-    }
+    let owner = match workspace_id {
+        Some(w) => C::WorkspaceId.eq(w),
+        None => C::WorkspaceId.is_null(),
+    };
+    let mut q = audit_entry::Entity::find().filter(owner).filter(f.condition());
     if let Some(b) = before {
         q = q.filter(C::Id.lt(b));
     }
     q.order_by_desc(C::Id).limit(limit).all(db).await
+}
+
+/// How many entries of a workspace match `f`.
+pub async fn count(db: &impl ConnectionTrait, workspace_id: Uuid, f: &AuditFilter) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    audit_entry::Entity::find().filter(audit_entry::Column::WorkspaceId.eq(workspace_id)).filter(f.condition()).count(db).await
+}
+
+/// Up to `limit` entries of a workspace's chain after `after_seq`, in chain order (for
+/// streams resuming from a cursor). Unfiltered: the caller decides what it may show, and
+/// its position moves past what it may not.
+pub async fn chain_after(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    after_seq: i64,
+    limit: u64,
+) -> Result<Vec<audit_entry::Model>, DbErr> {
+    use audit_entry::Column as C;
+    audit_entry::Entity::find()
+        .filter(chain(Some(workspace_id)))
+        .filter(C::Seq.gt(after_seq))
+        .order_by_asc(C::Seq)
+        .limit(limit)
+        .all(db)
+        .await
 }
 
 /// The newest entries (at most `per_record` each) about several records, by
@@ -163,4 +230,73 @@ pub async fn history_of(db: &impl ConnectionTrait, keys: &[(Uuid, Uuid)], per_re
             *n <= per_record
         })
         .collect())
+}
+
+/// Where a purged chain starts now (None: nothing was ever purged from it).
+pub(crate) async fn anchor(db: &impl ConnectionTrait, chain_key: &str) -> Result<Option<entity::audit_anchor::Model>, DbErr> {
+    entity::audit_anchor::Entity::find_by_id(chain_key.to_owned()).one(db).await
+}
+
+pub(crate) async fn save_anchor(db: &DatabaseTransaction, a: entity::audit_anchor::Model) -> Result<(), DbErr> {
+    use sea_orm::ActiveValue::Set;
+    let exists = anchor(db, &a.chain).await?.is_some();
+    let model = entity::audit_anchor::ActiveModel {
+        chain: Set(a.chain),
+        seq: Set(a.seq),
+        hash: Set(a.hash),
+        purged_at: Set(a.purged_at),
+        purged_total: Set(a.purged_total),
+    };
+    if exists {
+        model.update(db).await?;
+    } else {
+        model.insert(db).await?;
+    }
+    Ok(())
+}
+
+/// The lowest `seq` of a chain written at or after `since` (the first entry a purge
+/// keeps).
+pub(crate) async fn first_seq_since(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<i64>, DbErr> {
+    use audit_entry::Column as C;
+    let row =
+        audit_entry::Entity::find().filter(chain(Some(workspace_id))).filter(C::OccurredAt.gte(since)).order_by_asc(C::Seq).one(db).await?;
+    Ok(row.and_then(|r| r.seq))
+}
+
+/// Deletes a workspace's chain entries up to `through` (inclusive), and its entries
+/// from before the chain existed that are older than `before`. Returns how many went.
+pub(crate) async fn delete_through(
+    db: &DatabaseTransaction,
+    workspace_id: Uuid,
+    through: i64,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    use audit_entry::Column as C;
+    let chained = audit_entry::Entity::delete_many().filter(chain(Some(workspace_id))).filter(C::Seq.lte(through)).exec(db).await?;
+    let unchained = audit_entry::Entity::delete_many()
+        .filter(C::WorkspaceId.eq(workspace_id))
+        .filter(C::Seq.is_null())
+        .filter(C::OccurredAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(chained.rows_affected + unchained.rows_affected)
+}
+
+/// The newest entry of a chain with this action (the last purge record).
+pub(crate) async fn latest_with_action(
+    db: &impl ConnectionTrait,
+    workspace_id: Option<Uuid>,
+    action: &str,
+) -> Result<Option<audit_entry::Model>, DbErr> {
+    audit_entry::Entity::find()
+        .filter(chain(workspace_id))
+        .filter(audit_entry::Column::Action.eq(action))
+        .order_by_desc(audit_entry::Column::Seq)
+        .one(db)
+        .await
 }

@@ -2,6 +2,7 @@
 //! workspace data takes the workspace id as its first key, so no lookup can cross a
 //! tenant boundary: a foreign workspace's id behaves exactly like a missing one.
 
+pub mod api_keys;
 pub mod audit;
 pub mod crm;
 pub mod customers;

@@ -78,7 +78,7 @@ pub struct ChallengeIssued {
 }
 
 pub enum LoginResult {
-    SignedIn(SignedIn),
+    SignedIn(Box<SignedIn>),
     Challenge(ChallengeIssued),
 }
 
@@ -156,11 +156,11 @@ pub fn mail_after_commit(state: &AppState, tx: &Tx<'_>, to_name: String, to_emai
 }
 
 fn anonymous_as(login: &str) -> Actor {
-    Actor { kind: ActorKind::Anonymous, id: None, label: Some(login.chars().take(128).collect()) }
+    Actor::new(ActorKind::Anonymous, None, Some(login.chars().take(128).collect()))
 }
 
 fn user_actor(user: &entity::user::Model) -> Actor {
-    Actor { kind: ActorKind::User, id: Some(user.id), label: Some(user.username.clone()) }
+    Actor::new(ActorKind::User, Some(user.id), Some(user.username.clone()))
 }
 
 fn security_event(
@@ -257,7 +257,7 @@ pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: Login
     }
     if reasons.is_empty() {
         let signed = complete(state, tx, meta, &user, &ws, &policy, false, req.device, failures, None).await?;
-        return Ok(LoginResult::SignedIn(signed));
+        return Ok(LoginResult::SignedIn(Box::new(signed)));
     }
     issue_challenge(state, tx, &user, &ws, reasons, failures).await.map(LoginResult::Challenge)
 }
@@ -595,7 +595,7 @@ pub async fn reauthenticate(
         let field = if method == "password" { "password" } else { "code" };
         return Err(AppError::bad_input(field, "is not correct"));
     }
-    let session = state.sessions.mark_proved(&p.session, method == "totp").await?;
+    let session = state.sessions.mark_proved(p.own_session()?, method == "totp").await?;
     tx.audit(security_event(Some(p.workspace_id), None, "auth.step_up", Some(p.user_id), json!({ "method": method }), None));
     Ok(session)
 }
@@ -660,15 +660,19 @@ pub async fn change_password(
     let hash = state.hasher.hash(&new).await?;
     repo::users::set_password_hash(tx.db(), p.workspace_id, p.user_id, hash, state.clock.now()).await?;
     // Revoking is the safe direction: it is not undone if the audit write fails.
-    let revoked = if keep_other_sessions { 0 } else { state.sessions.revoke_all(&p.session.record.subject, Some(&p.session.hash)).await? };
-    state.sessions.mark_proved(&p.session, false).await?;
+    let revoked = if keep_other_sessions {
+        0
+    } else {
+        state.sessions.revoke_all(&p.own_session()?.record.subject, Some(&p.own_session()?.hash)).await?
+    };
+    state.sessions.mark_proved(p.own_session()?, false).await?;
     tx.audit(AuditEvent::PasswordChanged { workspace_id: p.workspace_id, user_id: p.user_id, sessions_revoked: revoked });
     Ok(())
 }
 
 fn subject_ids(principal: &Principal) -> AppResult<(Option<Uuid>, Uuid, &ActiveSession)> {
     match principal {
-        Principal::User(u) => Ok((Some(u.workspace_id), u.user_id, &u.session)),
+        Principal::User(u) => Ok((Some(u.workspace_id), u.user_id, u.own_session()?)),
         Principal::MasterAdmin(m) => Ok((None, m.admin_id, &m.session)),
         Principal::Anonymous => Err(AppError::Unauthenticated),
     }

@@ -2,11 +2,10 @@
 //! outside any request, as the `system` actor, but through the same audit writer and
 //! in one transaction each, like every other change.
 
-use crate::audit::{Actor, AuditEvent};
+use crate::audit::AuditEvent;
 use crate::auth::BuiltinRole;
 use crate::domain::{Email, NewPassword, Username};
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::{EntryContext, write_entry};
 use crate::repo;
 use crate::secret::Secret;
 use crate::state::AppState;
@@ -14,10 +13,7 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 async fn write_system(state: &AppState, txn: &DatabaseTransaction, events: Vec<AuditEvent>) -> AppResult<()> {
-    let cx = EntryContext { actor: Actor::system(), meta: None, now: state.clock.now() };
-    for ev in events {
-        write_entry(txn, ev.into_record(), &cx, "success", None).await?;
-    }
+    crate::graphql::gate::write_system(state, txn, events).await?;
     Ok(())
 }
 

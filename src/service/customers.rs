@@ -220,22 +220,6 @@ pub async fn delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid) 
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn money_parses_strictly() {
-        assert_eq!(parse_money("m", "1250").unwrap(), 125_000);
-        assert_eq!(parse_money("m", "1250.5").unwrap(), 125_050);
-        assert_eq!(parse_money("m", "0.05").unwrap(), 5);
-        for bad in ["", "-1", "1.234", "1e5", "12,00", ".5", "1234567890123"] {
-            assert!(parse_money("m", bad).is_err(), "{bad}");
-        }
-        assert_eq!(format_money(125_050), "1250.50");
-    }
-}
-
 fn require_restriction(allowed: bool, what: &str) -> AppResult<()> {
     if allowed { Ok(()) } else { Err(AppError::Denied(format!("your roles do not allow {what}"))) }
 }
@@ -277,76 +261,61 @@ pub async fn bulk_delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, ids: 
     Ok(ids.len())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    Csv,
-    Json,
-}
-
-/// A spreadsheet must not run a cell as a formula.
-fn csv_cell(s: &str) -> String {
-    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
-    if guarded.contains([',', '"', '\n', '\r']) { format!("\"{}\"", guarded.replace('"', "\"\"")) } else { guarded }
-}
+pub use super::export::ExportFormat;
 
 /// The customers in the principal's scope matching `filter`, with each sensitive
 /// field as the principal may see it (value, mask, or empty). Needs customers.export
 /// and the dataExport restriction; at most maxRecordsPerRequest rows.
 pub async fn export(tx: &Tx<'_>, p: &UserPrincipal, filter: &repo::customers::Filter, format: ExportFormat) -> AppResult<(String, usize)> {
-    require_restriction(p.grants.restrictions.data_export, "data export")?;
     let reach = Reach::for_permission(p, Permission::CustomersExport)?;
     let read = Reach::for_permission(p, Permission::CustomersRead)?;
-    let max = u64::from(p.grants.restrictions.max_records_per_request);
-    let total = repo::customers::count(tx.db(), &read, filter).await?;
-    if total > max {
-        return Err(AppError::Denied(format!("{total} records match; your roles export at most {max} at a time (narrow the filter)")));
-    }
+    let max = super::export::check(p, repo::customers::count(tx.db(), &read, filter).await?)?;
     let rows = repo::customers::list(tx.db(), &read, filter, repo::customers::OrderBy::Name, false, 0, max).await?;
-    let shown = |f: SensitiveField, v: Option<String>| match crate::authz::fields::protect(&p.grants, f, v) {
-        crate::authz::fields::Protected::Value(v) => v,
-        crate::authz::fields::Protected::Masked(m) => Some(m),
-        crate::authz::fields::Protected::Forbidden(_) => None,
-    };
-    let records: Vec<Vec<(&str, Option<String>)>> = rows
+    let shown = |f: SensitiveField, v: Option<String>| crate::authz::fields::protect(&p.grants, f, v).shown();
+    let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
+    let records: Vec<Vec<Value>> = rows
         .into_iter()
         .map(|m| {
             vec![
-                ("id", Some(m.id.to_string())),
-                ("name", Some(m.name.clone())),
-                ("status", Some(m.status.clone())),
-                ("ownerId", Some(m.owner_id.to_string())),
-                ("email", shown(SensitiveField::CustomerEmail, m.email.clone())),
-                ("phone", shown(SensitiveField::CustomerPhone, m.phone.clone())),
-                ("taxId", shown(SensitiveField::CustomerTaxId, m.tax_id.clone())),
-                ("notes", shown(SensitiveField::CustomerNotes, m.notes.clone())),
-                ("creditLimit", shown(SensitiveField::CustomerCreditLimit, m.credit_limit_cents.map(format_money))),
-                ("createdAt", Some(m.created_at.to_rfc3339())),
+                Value::String(m.id.to_string()),
+                Value::String(m.name.clone()),
+                Value::String(m.status.clone()),
+                Value::String(m.owner_id.to_string()),
+                text(shown(SensitiveField::CustomerEmail, m.email.clone())),
+                text(shown(SensitiveField::CustomerPhone, m.phone.clone())),
+                text(shown(SensitiveField::CustomerTaxId, m.tax_id.clone())),
+                text(shown(SensitiveField::CustomerNotes, m.notes.clone())),
+                text(shown(SensitiveField::CustomerCreditLimit, m.credit_limit_cents.map(format_money))),
+                Value::String(m.created_at.to_rfc3339()),
             ]
         })
         .collect();
     let n = records.len();
-    let content = match format {
-        ExportFormat::Json => {
-            let arr: Vec<Value> =
-                records.iter().map(|r| Value::Object(r.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect())).collect();
-            serde_json::to_string(&arr).map_err(AppError::internal)?
-        }
-        ExportFormat::Csv => {
-            let header = "id,name,status,ownerId,email,phone,taxId,notes,creditLimit,createdAt\n".to_owned();
-            let body: String = records
-                .iter()
-                .map(|r| r.iter().map(|(_, v)| csv_cell(v.as_deref().unwrap_or(""))).collect::<Vec<_>>().join(",") + "\n")
-                .collect();
-            header + &body
-        }
-    };
+    let columns = ["id", "name", "status", "ownerId", "email", "phone", "taxId", "notes", "creditLimit", "createdAt"];
+    let content = super::export::render(&columns, records, format)?;
     tx.audit(AuditEvent::Record {
         workspace_id: reach.workspace_id(),
         action: "customers.exported",
         module: "customers",
         target_type: "export",
         id: Uuid::now_v7(),
-        changes: json!({ "rows": { "before": null, "after": n }, "format": { "before": null, "after": if format == ExportFormat::Csv { "csv" } else { "json" } } }),
+        changes: json!({ "rows": { "before": null, "after": n }, "format": { "before": null, "after": format.as_str() } }),
     });
     Ok((content, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_parses_strictly() {
+        assert_eq!(parse_money("m", "1250").unwrap(), 125_000);
+        assert_eq!(parse_money("m", "1250.5").unwrap(), 125_050);
+        assert_eq!(parse_money("m", "0.05").unwrap(), 5);
+        for bad in ["", "-1", "1.234", "1e5", "12,00", ".5", "1234567890123"] {
+            assert!(parse_money("m", bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_money(125_050), "1250.50");
+    }
 }

@@ -2,9 +2,12 @@
 //! (so it can only run inside a gated, audited transaction), does its work through
 //! `repo`, and records exactly the audit events that describe it.
 
+pub mod apikeys;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod customers;
+pub mod export;
 pub mod orders;
 pub mod payments;
 pub mod products;

@@ -81,7 +81,7 @@ fn role_json(def: &RoleDef, description: &str) -> serde_json::Value {
 }
 
 fn actor_ctx(state: &AppState, actor: &UserPrincipal, ip: Option<std::net::IpAddr>) -> EvalContext {
-    EvalContext { now: state.clock.now(), ip, two_factor: actor.session.record.two_factor }
+    EvalContext { now: state.clock.now(), ip, two_factor: actor.two_factor() }
 }
 
 async fn actor_assignments(tx: &Tx<'_>, actor: &UserPrincipal) -> AppResult<Vec<Assignment>> {

@@ -65,12 +65,13 @@ pub struct TwoFactorStatus {
 pub async fn status(state: &AppState, p: &UserPrincipal) -> AppResult<TwoFactorStatus> {
     let user = repo::users::get(&state.db, p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
     let left = repo::security::unused_recovery_codes(&state.db, p.workspace_id, p.user_id).await?;
-    let until = p.session.record.proved_at.map(|t| t + crate::graphql::policy::STEP_UP_WINDOW).filter(|t| *t > state.clock.now());
+    let until =
+        p.session().and_then(|s| s.record.proved_at).map(|t| t + crate::graphql::policy::STEP_UP_WINDOW).filter(|t| *t > state.clock.now());
     Ok(TwoFactorStatus {
         totp_enabled_at: user.totp_enabled_at.filter(|_| user.totp_secret.is_some()),
         recovery_codes_left: left,
         step_up_valid_until: until,
-        session_two_factor: p.session.record.two_factor,
+        session_two_factor: p.two_factor(),
     })
 }
 
@@ -112,7 +113,7 @@ pub async fn confirm_totp(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, code
     let was = user.totp_secret.is_some();
     repo::security::enable_totp(tx.db(), p.workspace_id, p.user_id, sealed.clone(), step, state.clock.now()).await?;
     let codes = new_recovery_codes(state, tx, p).await?;
-    state.sessions.mark_proved(&p.session, true).await?;
+    state.sessions.mark_proved(p.own_session()?, true).await?;
     tx.audit(event(
         p,
         if was { "security.totp_replaced" } else { "security.totp_enabled" },
@@ -278,12 +279,7 @@ pub struct OverrideInput {
 }
 
 fn reason(field: &str, raw: &str) -> AppResult<String> {
-    let r = raw.trim();
-    let n = r.chars().count();
-    if !(5..=500).contains(&n) || r.chars().any(char::is_control) {
-        return Err(AppError::bad_input(field, "give a reason of 5 to 500 characters"));
-    }
-    Ok(r.to_owned())
+    crate::domain::parse_reason(field, raw, 5)
 }
 
 /// The override's rules alone (without who/when), as the audit log shows them.

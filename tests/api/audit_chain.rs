@@ -267,5 +267,5 @@ async fn concurrent_writers_never_fork_a_chain() {
     assert!(platform.len() >= 6);
     assert_eq!(platform, (1..=platform.len() as i64).collect::<Vec<_>>());
     let v = palisade::audit::chain::verify(&app.db, None, None, None).await.unwrap();
-    assert_eq!(v, palisade::audit::chain::Verification { checked: platform.len() as i64, broken: None });
+    assert_eq!(v, palisade::audit::chain::Verification { checked: platform.len() as i64, broken: None, purged_through: None });
 }

@@ -1,0 +1,283 @@
+//! The `auditEvents` subscription: a workspace's audit entries as they commit, for
+//! partners (API keys) and staff, resumable from a cursor.
+//!
+//! Guarantees:
+//! - entries arrive in chain order (`seq`), each at most once, none skipped: the feed
+//!   keeps its position in the workspace's chain, takes announced entries that continue
+//!   it, and reads anything it has not seen from the database (after `after`, after a
+//!   gap, after the bus reconnected or the subscriber fell behind);
+//! - with `after`, the feed subscribes to the bus first and then replays from the
+//!   database, so nothing committed in between is lost across the switch to live;
+//! - before each batch of entries, and every `PALISADE_WS_RECHECK_MS` while idle, the
+//!   credential is authenticated afresh (session or API key, user, workspace status,
+//!   network rules) and the subscription authorized afresh (`policy::authorize`); the
+//!   first failure ends the stream with its error (the WebSocket layer then closes the
+//!   socket when the credential itself is gone);
+//! - each entry passes the same reader filter and masking as `auditLog`
+//!   (`service::audit`), with the permissions of that moment.
+//!
+//! Assumes the WebSocket layer authorized the subscription before starting it and put
+//! the connection's credential (`WsCredential`) into the request data.
+
+use super::audit::{AuditEntry, AuditLogFilter};
+use super::context::state;
+use super::customers::user;
+use crate::audit::bus::BusMessage;
+use crate::auth::{Principal, UserPrincipal};
+use crate::error::AppError;
+use crate::repo::audit::AuditFilter;
+use crate::secret::Secret;
+use crate::state::AppState;
+use async_graphql::{Context, SimpleObject, Subscription};
+use entity::audit_entry::Model;
+use futures_util::Stream;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::sync::broadcast::{self, error::TryRecvError};
+use uuid::Uuid;
+
+/// Entries read from the database per query while catching up.
+const PAGE: u64 = 500;
+/// Every this many idle rechecks, the feed also looks at the chain's head in the
+/// database (an announcement lost at the very end of a burst is found this way).
+const HEAD_CHECK_EVERY: u32 = 8;
+
+/// The credential a WebSocket connection authenticated with; every batch is
+/// authorized with it afresh.
+#[derive(Clone)]
+pub struct WsCredential {
+    pub token: Secret<String>,
+    pub ip: Option<IpAddr>,
+}
+
+#[derive(SimpleObject)]
+pub struct AuditStreamEvent {
+    /// Pass the last cursor you received as `after` to resume without a gap.
+    pub cursor: String,
+    pub entry: AuditEntry,
+}
+
+fn cursor(seq: i64) -> String {
+    seq.to_string()
+}
+
+fn parse_cursor(c: &str) -> Result<i64, AppError> {
+    c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| AppError::bad_input("after", "is not a cursor from this stream"))
+}
+
+struct Feed {
+    state: AppState,
+    credential: WsCredential,
+    workspace_id: Uuid,
+    filter: AuditFilter,
+    /// The last `seq` of the chain this feed has passed (shown or not).
+    position: i64,
+    rx: broadcast::Receiver<BusMessage>,
+    ready: VecDeque<AuditStreamEvent>,
+    /// The database may hold entries past `position` that the bus did not bring.
+    behind: bool,
+    recheck: tokio::time::Interval,
+    idle_checks: u32,
+    ended: bool,
+}
+
+enum Wake {
+    Entries(Vec<Arc<Model>>),
+    Resync,
+    Tick,
+}
+
+impl Feed {
+    /// The principal behind the credential right now, if it may still subscribe.
+    async fn authorize(&self) -> Result<UserPrincipal, AppError> {
+        let principal = crate::auth::authenticate(&self.state, self.credential.token.expose(), self.credential.ip).await?;
+        let Some(Principal::User(p)) = principal else { return Err(AppError::Unauthenticated) };
+        if p.workspace_id != self.workspace_id {
+            return Err(AppError::Unauthenticated);
+        }
+        super::policy::authorize("Subscription", "auditEvents", &Principal::User(p.clone()), self.state.clock.now())
+            .map_err(|r| r.error)?;
+        Ok(p)
+    }
+
+    /// Takes `entries` (announced, in any order) and, where they do not continue the
+    /// chain from `position`, what the database holds; queues what `p` may see.
+    async fn advance(&mut self, p: &UserPrincipal, mut entries: Vec<Arc<Model>>) -> Result<(), AppError> {
+        let visible = crate::service::audit::reader_filter(self.filter.clone(), &p.grants);
+        entries.sort_by_key(|e| e.seq);
+        for e in entries {
+            let Some(seq) = e.seq else { continue };
+            if seq <= self.position {
+                continue;
+            }
+            if seq > self.position + 1 {
+                self.behind = true;
+                break;
+            }
+            self.accept(&visible, p, Model::clone(&e));
+        }
+        if self.behind {
+            let rows = crate::repo::audit::chain_after(&self.state.db, self.workspace_id, self.position, PAGE).await?;
+            self.behind = rows.len() as u64 == PAGE;
+            for row in rows {
+                self.accept(&visible, p, row);
+            }
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, visible: &AuditFilter, p: &UserPrincipal, e: Model) {
+        let Some(seq) = e.seq else { return };
+        self.position = seq;
+        if visible.matches(&e) {
+            let entry = AuditEntry::project(crate::service::audit::masked(e, &p.grants));
+            self.ready.push_back(AuditStreamEvent { cursor: cursor(seq), entry });
+        }
+    }
+
+    /// Waits for announcements (taking every one already queued, as one batch) or the
+    /// recheck tick.
+    async fn wake(&mut self) -> Wake {
+        let first = tokio::select! {
+            m = self.rx.recv() => m,
+            _ = self.recheck.tick() => return Wake::Tick,
+        };
+        let mut entries = Vec::new();
+        let mut resync = false;
+        let ws = self.workspace_id;
+        let mut take = |m: Result<BusMessage, RecvErr>, entries: &mut Vec<Arc<Model>>| match m {
+            Ok(BusMessage::Entry(e)) => {
+                if e.workspace_id == Some(ws) {
+                    entries.push(e);
+                }
+                true
+            }
+            Ok(BusMessage::Resync) | Err(RecvErr::Lagged) => {
+                resync = true;
+                true
+            }
+            Err(RecvErr::Closed) => false,
+        };
+        let first = match first {
+            Ok(m) => Ok(m),
+            Err(broadcast::error::RecvError::Lagged(_)) => Err(RecvErr::Lagged),
+            Err(broadcast::error::RecvError::Closed) => Err(RecvErr::Closed),
+        };
+        if take(first, &mut entries) {
+            loop {
+                let next = match self.rx.try_recv() {
+                    Ok(m) => Ok(m),
+                    Err(TryRecvError::Lagged(_)) => Err(RecvErr::Lagged),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Closed) => Err(RecvErr::Closed),
+                };
+                if !take(next, &mut entries) {
+                    break;
+                }
+            }
+        }
+        if resync { Wake::Resync } else { Wake::Entries(entries) }
+    }
+
+    async fn next(&mut self) -> Option<async_graphql::Result<AuditStreamEvent>> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(Ok(e));
+            }
+            if self.ended {
+                return None;
+            }
+            let entries = if self.behind {
+                Vec::new()
+            } else {
+                match self.wake().await {
+                    Wake::Entries(e) if e.is_empty() => continue,
+                    Wake::Entries(e) => e,
+                    Wake::Resync => {
+                        self.behind = true;
+                        Vec::new()
+                    }
+                    Wake::Tick => {
+                        self.idle_checks += 1;
+                        if self.idle_checks.is_multiple_of(HEAD_CHECK_EVERY) {
+                            self.behind = true;
+                        }
+                        Vec::new()
+                    }
+                }
+            };
+            // Every batch, and every idle tick, is authorized afresh.
+            let p = match self.authorize().await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(e.into()));
+                }
+            };
+            if let Err(e) = self.advance(&p, entries).await {
+                self.ended = true;
+                return Some(Err(e.into()));
+            }
+        }
+    }
+}
+
+enum RecvErr {
+    Lagged,
+    Closed,
+}
+
+#[derive(Default)]
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// The workspace's audit entries as they are committed, in chain order: those you
+    /// may read, masked by your field access, exactly like `auditLog`. With `after`
+    /// (the last `cursor` you received) the stream first replays what you missed, then
+    /// goes live, without gaps or repeats; without it, it starts with the next entry.
+    /// Entries purged by retention cannot be replayed. Your credential and permissions
+    /// are checked again before every batch and at least every
+    /// `PALISADE_WS_RECHECK_MS`: the stream ends when they no longer allow it.
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditLogFilter>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<AuditStreamEvent>>> {
+        let state = state(ctx)?.clone();
+        let p = user(ctx)?;
+        let credential = ctx.data::<WsCredential>().map_err(|_| AppError::Forbidden)?.clone();
+        let filter = filter.unwrap_or_default().parse()?;
+        let after = after.as_deref().map(parse_cursor).transpose()?;
+        // Subscribe before reading the database: whatever commits in between arrives
+        // on the bus, and whatever the bus brings twice is skipped by position.
+        let rx = state.audit_bus.subscribe();
+        let position = match after {
+            Some(a) => a,
+            None => crate::repo::audit::chain_head(&state.db, Some(p.workspace_id))
+                .await
+                .map_err(AppError::from)?
+                .and_then(|h| h.seq)
+                .unwrap_or(0),
+        };
+        let mut recheck = tokio::time::interval(state.config.ws.recheck);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        recheck.reset();
+        let feed = Feed {
+            workspace_id: p.workspace_id,
+            state,
+            credential,
+            filter,
+            position,
+            rx,
+            ready: VecDeque::new(),
+            behind: after.is_some(),
+            recheck,
+            idle_checks: 0,
+            ended: false,
+        };
+        Ok(futures_util::stream::unfold(feed, |mut f| async move { f.next().await.map(|item| (item, f)) }))
+    }
+}
