@@ -127,7 +127,25 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
+    let sweeper = tokio::spawn(sweep_audit_retention(state.clone()));
     let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    sweeper.abort();
+    served?;
     Ok(())
+}
+
+/// How often each instance applies the audit retention of every workspace.
+const RETENTION_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+async fn sweep_audit_retention(state: AppState) {
+    let mut every = tokio::time::interval(RETENTION_SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        match crate::service::audit::sweep(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "purged audit entries past their retention"),
+            Err(e) => tracing::error!(error = %e.detail(), "audit retention sweep failed"),
+        }
+    }
 }

@@ -115,6 +115,18 @@ pub enum AuditEvent {
         assignment_id: Uuid,
         before: Value,
     },
+    /// Support tooling: impersonation and workspace lifecycle actions. Each is written
+    /// twice, to the workspace's log (module `support` / `workspaces`) and to the
+    /// platform log (`workspace_id` None, module `platform`).
+    Support {
+        workspace_id: Option<Uuid>,
+        module: &'static str,
+        action: &'static str,
+        target_type: &'static str,
+        target_id: String,
+        changes: Value,
+        reason: Option<String>,
+    },
     /// Account security: two-factor, challenges, step-up, throttles, restrictions,
     /// settings and overrides. `actor` is set when the request itself is anonymous
     /// (a sign-in in progress).
@@ -354,6 +366,13 @@ impl AuditEvent {
                 target_id: Some(assignment_id.to_string()),
                 changes: Some(diff(&before, &Value::Null)),
                 ..base(Some(workspace_id), "role.unassigned", "roles")
+            },
+            Self::Support { workspace_id, module, action, target_type, target_id, changes, reason } => AuditRecord {
+                target_type: Some(target_type),
+                target_id: Some(target_id),
+                changes: Some(changes),
+                reason,
+                ..base(workspace_id, action, if workspace_id.is_some() { module } else { "platform" })
             },
             Self::Security { workspace_id, actor, action, target_type, target_id, changes, reason } => AuditRecord {
                 actor,

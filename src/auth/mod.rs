@@ -71,6 +71,8 @@ pub struct ApiKeyRef {
     pub name: String,
     pub prefix: String,
     pub role_id: Uuid,
+    /// The user who created the key: records the key creates are assigned to them.
+    pub created_by: Uuid,
 }
 
 /// A principal inside a workspace: a staff user with a session, or an API key. For a
@@ -265,6 +267,10 @@ async fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Ap
     }
     let Some(ws) = repo::workspaces::get(&state.db, row.workspace_id).await? else { return Ok(None) };
     let status = WorkspaceStatus::parse(&ws.status);
+    // The key proved its secret, so its holder may learn why it stopped working.
+    if status == WorkspaceStatus::Suspended {
+        return Err(crate::error::AppError::WorkspaceSuspended);
+    }
     if !status.allows_sign_in() {
         return Ok(None);
     }
@@ -280,7 +286,13 @@ async fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Ap
         user_id: row.id,
         workspace_id: row.workspace_id,
         username: row.name.clone(),
-        credential: Credential::ApiKey(ApiKeyRef { id: row.id, name: row.name, prefix: row.prefix, role_id: row.role_id }),
+        credential: Credential::ApiKey(ApiKeyRef {
+            id: row.id,
+            name: row.name,
+            prefix: row.prefix,
+            role_id: row.role_id,
+            created_by: row.created_by,
+        }),
         grants: Arc::new(grants),
         department_id: None,
         team_id: None,

@@ -175,6 +175,12 @@ impl SessionManager {
         Ok((Secret::new(token), ActiveSession { hash, idle_since, record }))
     }
 
+    /// Whether the session stored under `hash` is still live.
+    pub async fn alive(&self, hash: &str) -> StoreResult<bool> {
+        let now = self.clock.now();
+        Ok(self.load(hash).await?.is_some_and(|r| self.is_live(&r, now)))
+    }
+
     /// Ends the session stored under `hash`, whoever's it is; false if it was gone.
     pub async fn revoke_hash(&self, hash: &str) -> StoreResult<bool> {
         match self.load(hash).await? {

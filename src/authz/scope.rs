@@ -22,6 +22,9 @@ pub struct Placement {
     /// Where new records of this principal are placed.
     pub primary_group_id: Option<Uuid>,
     pub group_ids: Vec<Uuid>,
+    /// Who new records of this principal are assigned to: the user themselves, or for
+    /// an API key the user who created it (a key owns nothing itself).
+    pub new_record_owner: Uuid,
 }
 
 /// Proof that a principal may use `permission` on some records of a module, and which.
@@ -53,6 +56,7 @@ impl Reach {
                 team_id: p.team_id,
                 primary_group_id: p.primary_group_id,
                 group_ids: p.group_ids.to_vec(),
+                new_record_owner: p.api_key().map_or(p.user_id, |k| k.created_by),
             },
         })
     }

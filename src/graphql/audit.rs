@@ -256,6 +256,7 @@ impl AuditQuery {
 
     /// The platform's own log (master admins): their sign-ins, workspace creation,
     /// lifecycle actions and impersonations, newest first.
+    #[graphql(visible = "super::platform::sees_support_tools")]
     async fn platform_audit_log(
         &self,
         ctx: &Context<'_>,
@@ -268,6 +269,7 @@ impl AuditQuery {
     }
 
     /// Checks the platform log's hash chain (master admins).
+    #[graphql(visible = "super::platform::sees_support_tools")]
     async fn verify_platform_audit_chain(
         &self,
         ctx: &Context<'_>,

@@ -41,6 +41,7 @@ pub struct Query(
     team::TeamQuery,
     security::SecurityQuery,
     apikeys::ApiKeysQuery,
+    platform::PlatformQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -401,47 +401,76 @@ impl RolesQuery {
         two_factor: Option<bool>,
     ) -> Result<AccessExplanation> {
         let u = user_principal(ctx)?;
-        let state = state(ctx)?;
         let target = parse_id("userId", &user_id)?;
-        let (user, ws) =
-            repo::users::get_with_workspace(&state.db, u.workspace_id, target).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
-        let ip = ip.map(|i| i.parse().map_err(|_| AppError::bad_input("ip", "is not an IP address"))).transpose()?;
-        let ectx = EvalContext { now: state.clock.now(), ip, two_factor: two_factor.unwrap_or(false) };
-        let loaded = state.grants.grants(&state.db, &user, &ws, &ectx).await.map_err(AppError::from)?;
-        let mut e = explain(&loaded.grants, permission);
-        if let Some(rid) = record_id {
-            let rid = parse_id("recordId", &rid)?;
-            // The record must be one the caller may read themselves: explaining must not
-            // reveal records outside the caller's own scope.
-            let module = permission.module();
-            let read =
-                module.read_permission().ok_or_else(|| AppError::bad_input("recordId", format!("{} has no records", module.as_str())))?;
-            let caller = Reach::for_permission(u, read).map_err(|_| AppError::NotFound)?;
-            let db = &state.db;
-            let record = match module {
-                Module::Customers => repo::customers::placement(db, &caller, rid).await,
-                Module::Products => repo::products::placement(db, &caller, rid).await,
-                Module::Orders => repo::orders::placement(db, &caller, rid).await,
-                Module::Tickets => repo::tickets::placement(db, &caller, rid).await,
-                Module::Payments => repo::payments::placement(db, &caller, rid).await,
-                Module::Quotes => repo::quotes::placement(db, &caller, rid).await,
-                Module::Jobs => repo::jobs::placement(db, &caller, rid).await,
-                Module::Invoices => repo::invoices::placement(db, &caller, rid).await,
-                other => return Err(AppError::bad_input("recordId", format!("{} has no records", other.as_str())).into()),
-            }
-            .map_err(AppError::from)?;
-            let record = record.ok_or(AppError::NotFound)?;
-            let who = Placement {
-                user_id: user.id,
-                department_id: user.department_id,
-                team_id: user.team_id,
-                primary_group_id: user.primary_group_id,
-                group_ids: loaded.group_ids.to_vec(),
-            };
-            explain_record(&mut e, &who, record);
+        let asked = serde_json::json!({ "permission": permission.as_str(), "recordId": record_id.as_ref().map(|r| r.to_string()) });
+        let result = explain_access(ctx, u, target, permission, record_id, ip, two_factor).await;
+        // Who looked into whose access is on the record, with the answer they got.
+        if let Ok(rs) = ctx.data::<std::sync::Arc<super::gate::RequestState>>() {
+            rs.note_read(crate::audit::AuditEvent::Record {
+                workspace_id: u.workspace_id,
+                action: "access.explained",
+                module: "roles",
+                target_type: "user",
+                id: target,
+                changes: serde_json::json!({
+                    "question": crate::audit::change(serde_json::Value::Null, asked),
+                    "allowed": crate::audit::change(serde_json::Value::Null, result.as_ref().ok().map(|e| e.allowed)),
+                }),
+            });
         }
-        Ok(e)
+        result
     }
+}
+
+async fn explain_access(
+    ctx: &Context<'_>,
+    u: &UserPrincipal,
+    target: uuid::Uuid,
+    permission: Permission,
+    record_id: Option<ID>,
+    ip: Option<String>,
+    two_factor: Option<bool>,
+) -> Result<AccessExplanation> {
+    let state = state(ctx)?;
+    let (user, ws) =
+        repo::users::get_with_workspace(&state.db, u.workspace_id, target).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+    let ip = ip.map(|i| i.parse().map_err(|_| AppError::bad_input("ip", "is not an IP address"))).transpose()?;
+    let ectx = EvalContext { now: state.clock.now(), ip, two_factor: two_factor.unwrap_or(false) };
+    let loaded = state.grants.grants(&state.db, &user, &ws, &ectx).await.map_err(AppError::from)?;
+    let mut e = explain(&loaded.grants, permission);
+    if let Some(rid) = record_id {
+        let rid = parse_id("recordId", &rid)?;
+        // The record must be one the caller may read themselves: explaining must not
+        // reveal records outside the caller's own scope.
+        let module = permission.module();
+        let read =
+            module.read_permission().ok_or_else(|| AppError::bad_input("recordId", format!("{} has no records", module.as_str())))?;
+        let caller = Reach::for_permission(u, read).map_err(|_| AppError::NotFound)?;
+        let db = &state.db;
+        let record = match module {
+            Module::Customers => repo::customers::placement(db, &caller, rid).await,
+            Module::Products => repo::products::placement(db, &caller, rid).await,
+            Module::Orders => repo::orders::placement(db, &caller, rid).await,
+            Module::Tickets => repo::tickets::placement(db, &caller, rid).await,
+            Module::Payments => repo::payments::placement(db, &caller, rid).await,
+            Module::Quotes => repo::quotes::placement(db, &caller, rid).await,
+            Module::Jobs => repo::jobs::placement(db, &caller, rid).await,
+            Module::Invoices => repo::invoices::placement(db, &caller, rid).await,
+            other => return Err(AppError::bad_input("recordId", format!("{} has no records", other.as_str())).into()),
+        }
+        .map_err(AppError::from)?;
+        let record = record.ok_or(AppError::NotFound)?;
+        let who = Placement {
+            user_id: user.id,
+            department_id: user.department_id,
+            team_id: user.team_id,
+            primary_group_id: user.primary_group_id,
+            group_ids: loaded.group_ids.to_vec(),
+            new_record_owner: user.id,
+        };
+        explain_record(&mut e, &who, record);
+    }
+    Ok(e)
 }
 
 #[derive(Default)]

@@ -145,7 +145,7 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
                 }
                 let status = match e {
                     AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                    AppError::LoginRestricted => StatusCode::FORBIDDEN,
+                    AppError::LoginRestricted | AppError::WorkspaceSuspended => StatusCode::FORBIDDEN,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 return reject(status, e.code(), &e.message());

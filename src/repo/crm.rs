@@ -103,7 +103,7 @@ macro_rules! new_record {
         $model {
             id: uuid::Uuid::now_v7(),
             workspace_id: $ws,
-            owner_id: at.user_id,
+            owner_id: at.new_record_owner,
             department_id: at.department_id,
             team_id: at.team_id,
             group_id: at.primary_group_id,

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod crm;
 pub mod customers;
+pub mod impersonations;
 pub mod invoices;
 pub mod jobs;
 pub mod master_admins;

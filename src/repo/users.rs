@@ -198,3 +198,15 @@ pub async fn save(db: &impl ConnectionTrait, m: &user::Model) -> Result<(), DbEr
         .await
         .map(|_| ())
 }
+
+/// The ids of every user of a workspace (to end their sessions).
+pub async fn ids(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    use sea_orm::QuerySelect;
+    user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::WorkspaceId.eq(workspace_id))
+        .into_tuple()
+        .all(db)
+        .await
+}

@@ -103,3 +103,54 @@ pub async fn set_status(
         .await
         .map(|_| ())
 }
+
+/// Tables holding a workspace's rows, children before the tables they point to.
+const PURGE_ORDER: &[&str] = &[
+    "order_lines",
+    "payments",
+    "tickets",
+    "quotes",
+    "jobs",
+    "invoices",
+    "orders",
+    "products",
+    "customers",
+    "role_assignments",
+    "api_keys",
+    "impersonations",
+    "recovery_codes",
+    "login_footprints",
+    "group_members",
+    "users",
+    "roles",
+    "groups",
+    "teams",
+    "departments",
+    "audit_entries",
+];
+
+/// Deletes a workspace and every row that belongs to it, in one transaction (the
+/// caller's). Returns how many rows went.
+pub async fn purge(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let mut total = 0;
+    // Roles point at their parents: cut those links first so the order of deletion
+    // within the table cannot matter.
+    let unlink = Query::update()
+        .table("roles")
+        .values([("parent_id", Option::<Uuid>::None.into())])
+        .and_where(Expr::col("workspace_id").eq(workspace_id))
+        .to_owned();
+    db.execute(&unlink).await?;
+    for table in PURGE_ORDER {
+        let stmt = Query::delete().from_table(*table).and_where(Expr::col("workspace_id").eq(workspace_id)).to_owned();
+        total += db.execute(&stmt).await?.rows_affected();
+    }
+    let anchor = Query::delete()
+        .from_table("audit_anchors")
+        .and_where(Expr::col("chain").eq(crate::audit::chain::chain_name(Some(workspace_id))))
+        .to_owned();
+    db.execute(&anchor).await?;
+    total += workspace::Entity::delete_by_id(workspace_id).exec(db).await?.rows_affected;
+    Ok(total)
+}

@@ -21,7 +21,7 @@ use crate::auth::ratelimit::Bucket;
 use crate::auth::session::{ActiveSession, Subject};
 use crate::auth::{Principal, UserPrincipal, effective_policy, may_sign_in, twofactor};
 use crate::authz::eval::EvalContext;
-use crate::domain::{NewPassword, PASSWORD_MAX_CHARS, fold_key};
+use crate::domain::{NewPassword, PASSWORD_MAX_CHARS, WorkspaceStatus, fold_key};
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::RequestMeta;
 use crate::graphql::gate::Tx;
@@ -220,6 +220,20 @@ pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: Login
     };
     if !matched {
         return Err(fail(state, tx, login, Some(ws.id), Ok(user.id)).await);
+    }
+    // Only someone who proved the password of an account that could otherwise sign in
+    // learns that the workspace is suspended; a deleted workspace is like no workspace.
+    let usable = entity::workspace::Model { status: WorkspaceStatus::Active.as_str().into(), ..ws.clone() };
+    if WorkspaceStatus::parse(&ws.status) == WorkspaceStatus::Suspended && may_sign_in(&user, &usable, state.clock.now()) {
+        tx.audit_failure(security_event(
+            Some(ws.id),
+            Some(user_actor(&user)),
+            "auth.sign_in_refused",
+            Some(user.id),
+            json!({ "workspaceStatus": "suspended" }),
+            Some("the workspace is suspended".into()),
+        ));
+        return Err(AppError::WorkspaceSuspended);
     }
     if !may_sign_in(&user, &ws, state.clock.now()) {
         return Err(fail(state, tx, login, Some(ws.id), Ok(user.id)).await);
@@ -629,6 +643,9 @@ pub async fn master_login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, ema
 pub async fn logout(state: &AppState, tx: &Tx<'_>, principal: &Principal) -> AppResult<()> {
     let Some(session) = principal.session() else { return Err(AppError::Unauthenticated) };
     state.sessions.revoke(&session.hash, &session.record.subject).await?;
+    if let Principal::User(u) = principal {
+        crate::service::support::ended_by_sign_out(state, tx, u).await?;
+    }
     tx.audit(match principal {
         Principal::User(u) => AuditEvent::SignedOut { workspace_id: u.workspace_id, user_id: u.user_id, session_id: session.record.id },
         Principal::MasterAdmin(m) => AuditEvent::MasterSignedOut { admin_id: m.admin_id, session_id: session.record.id },

@@ -268,6 +268,7 @@ async fn seed_customers(
             team_id: user.team_id,
             primary_group_id: user.primary_group_id,
             group_ids: Vec::new(),
+            new_record_owner: user.id,
         };
         let reach = Reach::bootstrap(workspace_id, Module::Customers, placement);
         for k in 0..2 {

@@ -13,6 +13,7 @@ pub mod payments;
 pub mod products;
 pub mod roles;
 pub mod security;
+pub mod support;
 pub mod team;
 pub mod tickets;
 pub mod work;

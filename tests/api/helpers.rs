@@ -347,3 +347,95 @@ impl TestApp {
         self.db.get_database_backend() == sea_orm::DbBackend::Postgres
     }
 }
+
+pub const MASTER_EMAIL: &str = "support@palisade.test";
+pub const MASTER_PASSWORD: &str = "cobalt-anchor-meadow-19";
+
+impl TestApp {
+    /// A signed-in master admin (created on first use).
+    pub async fn master_token(&self) -> String {
+        let exists = self.count("SELECT COUNT(*) FROM master_admins", vec![]).await > 0;
+        if !exists {
+            palisade::service::bootstrap::create_master_admin(&self.state, MASTER_EMAIL, MASTER_PASSWORD).await.unwrap();
+        }
+        let r = self
+            .gql(
+                "mutation($i: MasterLoginInput!) { masterLogin(input: $i) { token } }",
+                json!({ "i": { "email": MASTER_EMAIL, "password": MASTER_PASSWORD } }),
+                None,
+            )
+            .await;
+        r.ok()["masterLogin"]["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn user_id(&self, workspace: &str, username: &str) -> String {
+        let rows = self
+            .sql_values(
+                "SELECT u.id FROM users u JOIN workspaces w ON u.workspace_id = w.id WHERE w.slug = ? AND u.username_key = ?",
+                vec![workspace.into(), username.into()],
+            )
+            .await;
+        rows[0].try_get_by_index::<uuid::Uuid>(0).unwrap().to_string()
+    }
+
+    pub async fn workspace_id(&self, slug: &str) -> String {
+        let rows = self.sql_values("SELECT id FROM workspaces WHERE slug = ?", vec![slug.into()]).await;
+        rows[0].try_get_by_index::<uuid::Uuid>(0).unwrap().to_string()
+    }
+
+    /// Creates a role (as `token`, who needs roles.write and a fresh sign-in).
+    pub async fn create_role(&self, token: &str, input: Value) -> String {
+        let r = self.gql("mutation($i: RoleInput!) { createRole(input: $i) { id } }", json!({ "i": input }), Some(token)).await;
+        r.ok()["createRole"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn assign_role(&self, token: &str, role_id: &str, user_id: &str) {
+        let r = self
+            .gql(
+                "mutation($i: AssignRoleInput!) { assignRole(input: $i) { id } }",
+                json!({ "i": { "roleId": role_id, "userId": user_id } }),
+                Some(token),
+            )
+            .await;
+        r.ok();
+    }
+
+    /// A partner API key with `role_id`: (key id, the secret).
+    pub async fn create_key(&self, token: &str, name: &str, role_id: &str) -> (String, String) {
+        let r = self
+            .gql(
+                "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { apiKey { id } secret } }",
+                json!({ "i": { "name": name, "roleId": role_id } }),
+                Some(token),
+            )
+            .await;
+        let p = &r.ok()["createApiKey"];
+        (p["apiKey"]["id"].as_str().unwrap().to_owned(), p["secret"].as_str().unwrap().to_owned())
+    }
+
+    /// The role a partner key typically gets: reads customers and the audit log of the
+    /// whole workspace, emails masked, with API access.
+    pub async fn partner_role(&self, owner: &str) -> String {
+        self.create_role(
+            owner,
+            json!({
+                "name": "Partner",
+                "rank": 30,
+                "permissions": ["CUSTOMERS_READ", "AUDIT_READ"],
+                "scopes": [{ "module": "CUSTOMERS", "scope": "ALL" }],
+                "fields": [{ "field": "CUSTOMER_EMAIL", "access": "MASKED" }],
+                "restrictions": { "dataExport": false, "bulkOperations": false, "apiAccess": true, "maxRecordsPerRequest": 100 },
+            }),
+        )
+        .await
+    }
+
+    /// The entries of the workspace's log with this action, oldest first.
+    pub async fn entries(&self, action: &str) -> Vec<sea_orm::QueryResult> {
+        self.sql_values(
+            "SELECT actor_type, actor_id, impersonator_id, workspace_id, module, changes, reason, outcome FROM audit_entries WHERE action = ? ORDER BY id",
+            vec![action.into()],
+        )
+        .await
+    }
+}

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod apikeys;
 mod audit;
 mod audit_chain;
 mod auth;
@@ -24,4 +25,6 @@ mod security;
 mod sessions;
 mod smtp;
 mod store;
+mod subscriptions;
 mod team;
+mod ws_client;
