@@ -243,10 +243,15 @@ async fn on_output(socket: &mut WebSocket, live: &mut Option<Live>, out: Out) ->
             if !l.subscriptions.contains_key(&id) {
                 return Step::Continue;
             }
-            let ended = response.errors.iter().find_map(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
-                Some(Value::String(c)) if CREDENTIAL_ENDED.contains(&c.as_str()) => Some(c.clone()),
-                _ => None,
+            let ended = response.errors.iter().any(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                Some(Value::String(c)) => CREDENTIAL_ENDED.contains(&c.as_str()),
+                _ => false,
             });
+            // The credential itself is gone: the whole socket closes, as the protocol
+            // says for a connection that is no longer authorized.
+            if ended {
+                return Step::Close(close::FORBIDDEN, "Forbidden".into());
+            }
             // A stream that fails before its first result failed to start: that is an
             // `error` message, which also ends the subscription.
             let msg = if first && !response.errors.is_empty() && matches!(response.data, Value::Null) {
@@ -258,10 +263,7 @@ async fn on_output(socket: &mut WebSocket, live: &mut Option<Live>, out: Out) ->
             if socket.send(text(msg)).await.is_err() {
                 return Step::Close(close::INTERNAL, "Internal server error".into());
             }
-            match ended {
-                Some(_) => Step::Close(close::FORBIDDEN, "Forbidden".into()),
-                None => Step::Continue,
-            }
+            Step::Continue
         }
         Out::Done { id } => {
             if l.subscriptions.remove(&id).is_some() && socket.send(text(json!({ "type": "complete", "id": id }))).await.is_err() {

@@ -45,7 +45,7 @@ async fn every_failed_sign_in_gives_one_identical_answer() {
         ("inactive user", "demo", "former", DEMO_PASSWORD),
         ("unlicensed user", "demo", "sam", DEMO_PASSWORD),
         ("licence ended", "demo", "guest", DEMO_PASSWORD),
-        ("suspended workspace", "acme", "owner", DEMO_PASSWORD),
+        ("suspended workspace, wrong password", "acme", "owner", "not-the-password-at-all"),
         ("over-long password", "demo", "owner", &"x".repeat(300)),
     ];
     let mut answers = Vec::new();
@@ -56,6 +56,10 @@ async fn every_failed_sign_in_gives_one_identical_answer() {
         assert!(r.headers.get("set-cookie").is_none(), "{why}");
         answers.push((why, r.body.to_string()));
     }
+    // Only whoever proves the password learns that the workspace is suspended.
+    let r = app.try_login("acme", "owner", DEMO_PASSWORD).await;
+    assert_eq!(r.code(), Some("WORKSPACE_SUSPENDED"), "{}", r.body);
+    assert!(r.headers.get("set-cookie").is_none());
     for (why, body) in &answers {
         assert_eq!(body, &answers[0].1, "{why} answers differently from {}", answers[0].0);
     }

@@ -439,3 +439,13 @@ impl TestApp {
         .await
     }
 }
+
+impl TestApp {
+    /// The cursor of the newest entry of a workspace's log: subscribing `after` it
+    /// streams everything from now on, even what commits while the subscription is
+    /// still being set up.
+    pub async fn head_cursor(&self, slug: &str) -> String {
+        let ws = uuid::Uuid::parse_str(&self.workspace_id(slug).await).unwrap();
+        self.count("SELECT COALESCE(MAX(seq), 0) FROM audit_entries WHERE workspace_id = ?", vec![ws.into()]).await.to_string()
+    }
+}

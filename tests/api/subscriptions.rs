@@ -39,7 +39,7 @@ async fn a_partner_sees_live_only_what_its_key_may_read_masked_by_its_field_acce
     let role = app.partner_role(&owner).await;
     let (_, key) = app.create_key(&owner, "partner", &role).await;
     let mut ws = Ws::connect(&app, &key).await;
-    ws.subscribe_audit("1", json!(null), None).await;
+    ws.subscribe_audit("1", json!(null), Some(&app.head_cursor("demo").await)).await;
     // Wait until the subscription is live: a first event proves it.
     let first = create_customer(&app, &owner, "First").await;
     let e = ws.next_event("1").await;
@@ -79,7 +79,7 @@ async fn a_subscriber_killed_mid_stream_resumes_without_gap_or_duplicate() {
     let role = app.partner_role(&owner).await;
     let (_, key) = app.create_key(&owner, "partner", &role).await;
     let mut ws = Ws::connect(&app, &key).await;
-    ws.subscribe_audit("s", json!(null), None).await;
+    ws.subscribe_audit("s", json!(null), Some(&app.head_cursor("demo").await)).await;
     create_customer(&app, &owner, "Warm-up").await;
     let start = ws.next_event("s").await["entry"]["seq"].as_i64().unwrap();
 
@@ -100,7 +100,6 @@ async fn a_subscriber_killed_mid_stream_resumes_without_gap_or_duplicate() {
     let before_kill = ws.take("s", 5).await;
     let cursor = before_kill.last().unwrap()["cursor"].as_str().unwrap().to_owned();
     drop(ws);
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let mut ws = Ws::connect(&app, &key).await;
     ws.subscribe_audit("s", json!(null), Some(&cursor)).await;
     producer.await.unwrap();
@@ -128,7 +127,7 @@ async fn revoked_or_expired_credentials_and_lost_permissions_close_the_stream_wi
     // Cause, as data: how the credential ends -> the socket closes 4403.
     let (key_id, revoked) = app.create_key(&owner, "to revoke", &role).await;
     let mut ws = Ws::connect(&app, &revoked).await;
-    ws.subscribe_audit("a", json!(null), None).await;
+    ws.subscribe_audit("a", json!(null), Some(&app.head_cursor("demo").await)).await;
     app.gql("mutation($id: ID!) { revokeApiKey(id: $id) { status } }", json!({ "id": key_id }), Some(&owner)).await.ok();
     assert_eq!(ws.closed(within).await, Some(4403), "revoked key");
 
@@ -141,13 +140,13 @@ async fn revoked_or_expired_credentials_and_lost_permissions_close_the_stream_wi
         .await;
     let expiring = r.ok()["createApiKey"]["secret"].as_str().unwrap().to_owned();
     let mut ws = Ws::connect(&app, &expiring).await;
-    ws.subscribe_audit("a", json!(null), None).await;
+    ws.subscribe_audit("a", json!(null), Some(&app.head_cursor("demo").await)).await;
     app.clock.advance(chrono::Duration::minutes(5));
     assert_eq!(ws.closed(within).await, Some(4403), "expired key");
 
     let session = app.login("demo", "owner").await;
     let mut ws = Ws::connect(&app, &session).await;
-    ws.subscribe_audit("a", json!(null), None).await;
+    ws.subscribe_audit("a", json!(null), Some(&app.head_cursor("demo").await)).await;
     app.gql("mutation { logout }", json!({}), Some(&session)).await.ok();
     assert_eq!(ws.closed(within).await, Some(4403), "ended session");
 
@@ -173,7 +172,7 @@ async fn revoked_or_expired_credentials_and_lost_permissions_close_the_stream_wi
     let assignment = r.ok()["assignRole"]["id"].as_str().unwrap().to_owned();
     let manager = app.login("demo", "manager").await;
     let mut ws = Ws::connect(&app, &manager).await;
-    ws.subscribe_audit("m", json!(null), None).await;
+    ws.subscribe_audit("m", json!(null), Some(&app.head_cursor("demo").await)).await;
     app.login("demo", "staff").await;
     assert_eq!(ws.next_event("m").await["entry"]["action"], "auth.sign_in", "the manager's stream is live");
     app.gql("mutation($id: ID!) { unassignRole(id: $id) }", json!({ "id": assignment }), Some(&owner)).await.ok();
@@ -194,9 +193,9 @@ async fn revoked_or_expired_credentials_and_lost_permissions_close_the_stream_wi
     // Suspending the workspace ends every stream of it.
     let (_, key) = app.create_key(&owner, "partner", &role).await;
     let mut by_key = Ws::connect(&app, &key).await;
-    by_key.subscribe_audit("k", json!(null), None).await;
+    by_key.subscribe_audit("k", json!(null), Some(&app.head_cursor("demo").await)).await;
     let mut by_session = Ws::connect(&app, &owner).await;
-    by_session.subscribe_audit("o", json!(null), None).await;
+    by_session.subscribe_audit("o", json!(null), Some(&app.head_cursor("demo").await)).await;
     let master = app.master_token().await;
     let ws_id = app.workspace_id("demo").await;
     app.gql(
@@ -269,8 +268,8 @@ async fn the_protocol_closes_with_its_codes() {
     let mut c = Ws::open(&app).await;
     c.send(init(&owner)).await;
     assert_eq!(c.closed(wait).await, Some(4429), "a third socket");
-    a.subscribe_audit("x", json!(null), None).await;
-    a.subscribe_audit("y", json!(null), None).await;
+    a.subscribe_audit("x", json!(null), Some(&app.head_cursor("demo").await)).await;
+    a.subscribe_audit("y", json!(null), Some(&app.head_cursor("demo").await)).await;
     match a.recv(wait).await {
         Event::Msg(m) => {
             assert_eq!(m["type"], "error");
@@ -279,17 +278,17 @@ async fn the_protocol_closes_with_its_codes() {
         }
         other => panic!("{other:?}"),
     }
-    // Completing one frees its place.
+    // Completing one frees its place (messages on one socket are handled in order).
     a.send(json!({ "type": "complete", "id": "x" })).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    a.subscribe_audit("z", json!(null), None).await;
+    a.subscribe_audit("z", json!(null), Some(&app.head_cursor("demo").await)).await;
     app.login("demo", "staff").await;
     assert_eq!(a.next_event("z").await["entry"]["action"], "auth.sign_in");
 
-    // Only subscriptions run here, and only with their permission.
-    drop(a);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut q = Ws::connect(&app, &owner).await;
+    // Only subscriptions run here, and only with their permission. (A key of its own:
+    // the owner's two sockets are still taken.)
+    let role = app.partner_role(&owner).await;
+    let (_, key) = app.create_key(&owner, "partner", &role).await;
+    let mut q = Ws::connect(&app, &key).await;
     q.send(json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ me { kind } }" } })).await;
     match q.recv(wait).await {
         Event::Msg(m) => {
@@ -301,7 +300,7 @@ async fn the_protocol_closes_with_its_codes() {
     let mut s = Ws::connect(&app, &staff).await;
     let denied_before =
         app.count("SELECT COUNT(*) FROM audit_entries WHERE action = 'api.subscription' AND outcome = 'denied'", vec![]).await;
-    s.subscribe_audit("s", json!(null), None).await;
+    s.subscribe_audit("s", json!(null), Some(&app.head_cursor("demo").await)).await;
     match s.recv(wait).await {
         Event::Msg(m) => {
             assert_eq!((m["type"].clone(), m["payload"][0]["extensions"]["code"].clone()), (json!("error"), json!("FORBIDDEN")), "{m}")
@@ -334,8 +333,7 @@ async fn a_change_on_one_instance_reaches_a_subscriber_on_another() {
     let role = a.partner_role(&owner).await;
     let (_, key) = a.create_key(&owner, "partner", &role).await;
     let mut ws = Ws::connect(&b, &key).await;
-    ws.subscribe_audit("f", json!(null), None).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ws.subscribe_audit("f", json!(null), Some(&a.head_cursor("demo").await)).await;
     for i in 0..3 {
         create_customer(&a, &owner, &format!("Fan-out {i}")).await;
         match ws.recv(Duration::from_secs(3)).await {
