@@ -31,6 +31,8 @@ pub struct AppState {
     pub server_key: Arc<crate::secret::Secret<Vec<u8>>>,
     /// Announces committed audit entries to every instance (subscriptions).
     pub audit_bus: Arc<crate::audit::bus::AuditBus>,
+    /// Recent authorization decisions of audit streams (see `graphql::stream`).
+    pub stream_decisions: Arc<crate::graphql::stream::Decisions>,
     /// Open WebSocket connections and subscriptions per principal on this instance.
     pub sockets: Arc<crate::http::ws::SocketRegistry>,
 }

@@ -123,21 +123,7 @@ impl SessionManager {
         user_agent: Option<String>,
         two_factor: bool,
     ) -> StoreResult<(Secret<String>, ActiveSession)> {
-        let token = new_token();
-        let now = self.clock.now();
-        let record = SessionRecord {
-            id: Uuid::now_v7(),
-            subject,
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now + chrono_dur(self.absolute),
-            ip,
-            user_agent,
-            two_factor,
-            proved_at: Some(now),
-            impersonation: None,
-        };
-        self.insert(token, record).await
+        self.insert(new_token(), self.new_record(subject, ip, user_agent, two_factor)).await
     }
 
     /// A session for a master admin acting as a workspace user, ending at `until` (or
@@ -151,20 +137,28 @@ impl SessionManager {
         until: DateTime<Utc>,
         who: SessionImpersonation,
     ) -> StoreResult<(Secret<String>, ActiveSession)> {
+        let mut record = self.new_record(subject, ip, user_agent, false);
+        record.expires_at = record.expires_at.min(until);
+        record.proved_at = None;
+        record.impersonation = Some(who);
+        self.insert(new_token(), record).await
+    }
+
+    /// A fresh record: created now, proved now, ending after the absolute timeout.
+    fn new_record(&self, subject: Subject, ip: Option<String>, user_agent: Option<String>, two_factor: bool) -> SessionRecord {
         let now = self.clock.now();
-        let record = SessionRecord {
+        SessionRecord {
             id: Uuid::now_v7(),
             subject,
             created_at: now,
             last_seen_at: now,
-            expires_at: until.min(now + chrono_dur(self.absolute)),
+            expires_at: now + chrono_dur(self.absolute),
             ip,
             user_agent,
-            two_factor: false,
-            proved_at: None,
-            impersonation: Some(who),
-        };
-        self.insert(new_token(), record).await
+            two_factor,
+            proved_at: Some(now),
+            impersonation: None,
+        }
     }
 
     async fn insert(&self, token: String, record: SessionRecord) -> StoreResult<(Secret<String>, ActiveSession)> {

@@ -18,6 +18,7 @@ pub enum ApiKeyStatus {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ApiKey {
     pub id: ID,
     pub name: String,
@@ -32,6 +33,15 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
     pub status: ApiKeyStatus,
+}
+
+#[async_graphql::ComplexObject]
+impl ApiKey {
+    /// This key's audit entries (created, revoked), newest first.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<super::audit::AuditEntry>> {
+        let p = user(ctx)?;
+        super::history::of(ctx, p.workspace_id, parse_id("id", &self.id)?).await
+    }
 }
 
 impl ApiKey {

@@ -182,28 +182,30 @@ pub fn needs_step_up(root: &str, field: &str) -> bool {
 }
 
 /// What an impersonating master admin may not do as the user: their credentials,
-/// second factor, sessions, keys and the workspace's security settings.
+/// second factor, sessions (and where the user signs in from), keys and the
+/// workspace's security settings.
 pub fn refused_while_impersonating(root: &str, field: &str) -> bool {
-    root == "Mutation"
-        && matches!(
-            field,
-            "changePassword"
-                | "reauthenticate"
-                | "startTotpEnrollment"
-                | "confirmTotpEnrollment"
-                | "disableTotp"
-                | "regenerateRecoveryCodes"
-                | "revokeSession"
-                | "revokeOtherSessions"
-                | "createApiKey"
-                | "revokeApiKey"
-                | "updateSecuritySettings"
-                | "setSecurityOverride"
-                | "clearSecurityOverride"
-                | "updateSupportAccess"
-                | "updateAuditRetention"
-                | "applyAuditRetention"
-        )
+    (root == "Query" && matches!(field, "mySessions" | "myTwoFactor"))
+        || root == "Mutation"
+            && matches!(
+                field,
+                "changePassword"
+                    | "reauthenticate"
+                    | "startTotpEnrollment"
+                    | "confirmTotpEnrollment"
+                    | "disableTotp"
+                    | "regenerateRecoveryCodes"
+                    | "revokeSession"
+                    | "revokeOtherSessions"
+                    | "createApiKey"
+                    | "revokeApiKey"
+                    | "updateSecuritySettings"
+                    | "setSecurityOverride"
+                    | "clearSecurityOverride"
+                    | "updateSupportAccess"
+                    | "updateAuditRetention"
+                    | "applyAuditRetention"
+            )
 }
 
 /// The mutations an archived (read-only) workspace still accepts: signing in and out,

@@ -91,6 +91,7 @@ impl From<&Grants> for EffectiveAccess {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Role {
     pub id: ID,
     pub name: String,
@@ -109,6 +110,15 @@ pub struct Role {
     pub editable: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[async_graphql::ComplexObject]
+impl Role {
+    /// This role's audit entries (created, changed, deleted), newest first.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<super::audit::AuditEntry>> {
+        let p = user_principal(ctx)?;
+        super::history::of(ctx, p.workspace_id, parse_id("id", &self.id)?).await
+    }
 }
 
 impl From<StoredRole> for Role {

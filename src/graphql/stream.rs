@@ -10,9 +10,17 @@
 //!   database, so nothing committed in between is lost across the switch to live;
 //! - before each batch of entries, and every `PALISADE_WS_RECHECK_MS` while idle, the
 //!   credential is authenticated afresh (session or API key, user, workspace status,
-//!   network rules) and the subscription authorized afresh (`policy::authorize`); the
-//!   first failure ends the stream with its error (the WebSocket layer then closes the
-//!   socket when the credential itself is gone);
+//!   network rules) and the subscription authorized afresh (`policy::authorize`), with
+//!   a decision at most `DECISION_MAX_AGE` old: one evaluation serves every stream of
+//!   the same credential on this instance within that time, so a hundred streams of
+//!   one partner key cost one evaluation, not a hundred, per batch. Every change that
+//!   can take access away (roles, staff, settings, keys, lifecycle, sign-outs and
+//!   session revocations) writes an entry into the same chain before anything that
+//!   follows it, so on meeting such an entry the feed decides afresh before passing
+//!   it or anything after it: no entry is ever shown under a decision older than a
+//!   change it follows. The first failure ends the stream with its error, after the
+//!   entries already passed (the WebSocket layer then closes the socket when the
+//!   credential itself is gone);
 //! - each entry passes the same reader filter and masking as `auditLog`
 //!   (`service::audit`), with the permissions of that moment.
 //!
@@ -42,6 +50,61 @@ const PAGE: u64 = 500;
 /// Every this many idle rechecks, the feed also looks at the chain's head in the
 /// database (an announcement lost at the very end of a burst is found this way).
 const HEAD_CHECK_EVERY: u32 = 8;
+
+/// How old an authorization decision may be when a batch of entries is delivered.
+pub const DECISION_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(100);
+
+type Decision = (std::time::Instant, Result<UserPrincipal, AppError>);
+
+/// Recent authorization decisions per credential (and client address) on this
+/// instance, shared by all streams.
+#[derive(Default)]
+pub struct Decisions {
+    recent: std::sync::Mutex<std::collections::HashMap<(String, Option<IpAddr>), Decision>>,
+}
+
+/// Entries of changes that can take access away: the feed decides afresh on meeting
+/// one (see the module doc).
+fn may_change_access(e: &Model) -> bool {
+    matches!(e.module.as_str(), "roles" | "team" | "security" | "workspaces" | "support" | "apikeys")
+        || matches!(e.action.as_str(), "auth.sign_out" | "auth.session_revoked" | "auth.other_sessions_revoked" | "auth.password_changed")
+}
+
+impl Decisions {
+    /// The decision for `credential`: a recent one (younger than `DECISION_MAX_AGE`)
+    /// unless `fresh`, else evaluated now (and remembered for the other streams).
+    async fn decide(
+        &self,
+        state: &AppState,
+        credential: &WsCredential,
+        workspace_id: Uuid,
+        fresh: bool,
+    ) -> Result<UserPrincipal, AppError> {
+        let key = (crate::auth::session::hash_token(credential.token.expose()), credential.ip);
+        let now = std::time::Instant::now();
+        if !fresh
+            && let Some((at, decision)) = self.recent.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            && now.duration_since(*at) < DECISION_MAX_AGE
+        {
+            return decision.clone().and_then(|p| if p.workspace_id == workspace_id { Ok(p) } else { Err(AppError::Unauthenticated) });
+        }
+        let decision = evaluate(state, credential).await;
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() > 10_000 {
+            recent.retain(|_, (at, _)| now.duration_since(*at) < DECISION_MAX_AGE);
+        }
+        recent.insert(key, (now, decision.clone()));
+        decision.and_then(|p| if p.workspace_id == workspace_id { Ok(p) } else { Err(AppError::Unauthenticated) })
+    }
+}
+
+/// The principal behind the credential right now, if it may still subscribe.
+async fn evaluate(state: &AppState, credential: &WsCredential) -> Result<UserPrincipal, AppError> {
+    let principal = crate::auth::authenticate(state, credential.token.expose(), credential.ip).await?;
+    let Some(Principal::User(p)) = principal else { return Err(AppError::Unauthenticated) };
+    super::policy::authorize("Subscription", "auditEvents", &Principal::User(p.clone()), state.clock.now()).map_err(|r| r.error)?;
+    Ok(p)
+}
 
 /// The credential a WebSocket connection authenticated with; every batch is
 /// authorized with it afresh.
@@ -75,6 +138,8 @@ struct Feed {
     position: i64,
     rx: broadcast::Receiver<BusMessage>,
     ready: VecDeque<AuditStreamEvent>,
+    /// Why the stream ends, once what was passed before it has been delivered.
+    failed: Option<AppError>,
     /// The database may hold entries past `position` that the bus did not bring.
     behind: bool,
     recheck: tokio::time::Interval,
@@ -89,40 +154,42 @@ enum Wake {
 }
 
 impl Feed {
-    /// The principal behind the credential right now, if it may still subscribe.
-    async fn authorize(&self) -> Result<UserPrincipal, AppError> {
-        let principal = crate::auth::authenticate(&self.state, self.credential.token.expose(), self.credential.ip).await?;
-        let Some(Principal::User(p)) = principal else { return Err(AppError::Unauthenticated) };
-        if p.workspace_id != self.workspace_id {
-            return Err(AppError::Unauthenticated);
-        }
-        super::policy::authorize("Subscription", "auditEvents", &Principal::User(p.clone()), self.state.clock.now())
-            .map_err(|r| r.error)?;
-        Ok(p)
+    /// The principal behind the credential now, if it may still subscribe.
+    async fn authorize(&self, fresh: bool) -> Result<UserPrincipal, AppError> {
+        self.state.stream_decisions.decide(&self.state, &self.credential, self.workspace_id, fresh).await
     }
 
     /// Takes `entries` (announced, in any order) and, where they do not continue the
-    /// chain from `position`, what the database holds; queues what `p` may see.
-    async fn advance(&mut self, p: &UserPrincipal, mut entries: Vec<Arc<Model>>) -> Result<(), AppError> {
-        let visible = crate::service::audit::reader_filter(self.filter.clone(), &p.grants);
+    /// chain from `position`, what the database holds; queues what the principal may
+    /// see, deciding afresh before any entry that may change access.
+    async fn advance(&mut self, p: UserPrincipal, mut entries: Vec<Arc<Model>>) -> Result<(), AppError> {
         entries.sort_by_key(|e| e.seq);
+        let mut next: Vec<Model> = Vec::new();
         for e in entries {
             let Some(seq) = e.seq else { continue };
-            if seq <= self.position {
+            if seq <= self.position + next.len() as i64 {
                 continue;
             }
-            if seq > self.position + 1 {
+            if seq > self.position + next.len() as i64 + 1 {
                 self.behind = true;
                 break;
             }
-            self.accept(&visible, p, Model::clone(&e));
+            next.push(Model::clone(&e));
         }
         if self.behind {
-            let rows = crate::repo::audit::chain_after(&self.state.db, self.workspace_id, self.position, PAGE).await?;
+            let from = self.position + next.len() as i64;
+            let rows = crate::repo::audit::chain_after(&self.state.db, self.workspace_id, from, PAGE).await?;
             self.behind = rows.len() as u64 == PAGE;
-            for row in rows {
-                self.accept(&visible, p, row);
+            next.extend(rows);
+        }
+        let mut p = p;
+        let mut visible = crate::service::audit::reader_filter(self.filter.clone(), &p.grants);
+        for e in next {
+            if may_change_access(&e) {
+                p = self.authorize(true).await?;
+                visible = crate::service::audit::reader_filter(self.filter.clone(), &p.grants);
             }
+            self.accept(&visible, &p, e);
         }
         Ok(())
     }
@@ -185,6 +252,10 @@ impl Feed {
             if let Some(e) = self.ready.pop_front() {
                 return Some(Ok(e));
             }
+            if let Some(e) = self.failed.take() {
+                self.ended = true;
+                return Some(Err(e.into()));
+            }
             if self.ended {
                 return None;
             }
@@ -207,17 +278,13 @@ impl Feed {
                     }
                 }
             };
-            // Every batch, and every idle tick, is authorized afresh.
-            let p = match self.authorize().await {
-                Ok(p) => p,
-                Err(e) => {
-                    self.ended = true;
-                    return Some(Err(e.into()));
-                }
+            // Every batch, and every idle tick, is authorized.
+            let outcome = match self.authorize(false).await {
+                Ok(p) => self.advance(p, entries).await,
+                Err(e) => Err(e),
             };
-            if let Err(e) = self.advance(&p, entries).await {
-                self.ended = true;
-                return Some(Err(e.into()));
+            if let Err(e) = outcome {
+                self.failed = Some(e);
             }
         }
     }
@@ -273,6 +340,7 @@ impl Subscription {
             position,
             rx,
             ready: VecDeque::new(),
+            failed: None,
             behind: after.is_some(),
             recheck,
             idle_checks: 0,

@@ -130,6 +130,11 @@ impl User {
     async fn id(&self) -> ID {
         ID(self.user_id.to_string())
     }
+    /// This user's audit entries as a record (created, changed, sessions revoked),
+    /// newest first, as your own audit access allows.
+    async fn history(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<Vec<super::audit::AuditEntry>> {
+        super::history::of(ctx, self.workspace_id, self.user_id).await
+    }
     async fn username(&self) -> &str {
         &self.username
     }
@@ -236,6 +241,9 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
     /// True for the session this request was made with.
     pub current: bool,
+    /// Set when this session is platform support acting as you: the master admin's
+    /// email. Revoking it ends their access.
+    pub impersonated_by: Option<String>,
 }
 
 impl Session {
@@ -249,6 +257,7 @@ impl Session {
             last_seen_at: r.last_seen_at,
             expires_at: r.expires_at,
             current: Some(s.hash.as_str()) == current_hash,
+            impersonated_by: r.impersonation.as_ref().map(|i| i.admin_email.clone()),
         }
     }
 }

@@ -179,6 +179,12 @@ async fn a_revoked_or_expired_key_stops_at_once_and_records_go_to_its_creator() 
     }
     let r = app.gql("mutation($id: ID!) { revokeApiKey(id: $id) { status } }", json!({ "id": key_id }), Some(&owner)).await;
     assert_eq!(r.code(), Some("CONFLICT"));
+    // The key's own history, and its role's.
+    let r = app.gql("{ apiKeys { name history { action } } roles { name history { action } } }", json!({}), Some(&owner)).await;
+    let writer = r.ok()["apiKeys"].as_array().unwrap().iter().find(|k| k["name"] == "writer").unwrap().clone();
+    assert_eq!(writer["history"], json!([{ "action": "apikey.revoked" }, { "action": "apikey.created" }]));
+    let bot = r.ok()["roles"].as_array().unwrap().iter().find(|k| k["name"] == "Writer bot").unwrap().clone();
+    assert_eq!(bot["history"], json!([{ "action": "role.created" }]));
     assert_eq!(app.entries("apikey.revoked").await.len(), 1);
 
     // An expiring key works until its time, then not.

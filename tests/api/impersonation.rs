@@ -143,6 +143,14 @@ async fn an_impersonation_is_marked_attributed_to_both_and_kept_from_the_users_c
         assert_eq!(r.code(), Some("FORBIDDEN"), "{op}: {}", r.body);
         assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("impersonating"), "{}", r.body);
     }
+    let r = app.gql("{ mySessions { id } }", json!({}), Some(&token)).await;
+    assert_eq!(r.code(), Some("FORBIDDEN"), "where the user signs in from is theirs");
+    // The user sees support in their own session list (and could end it there).
+    let own = app.login("demo", "staff").await;
+    let r = app.gql("{ mySessions { impersonatedBy current } }", json!({}), Some(&own)).await;
+    let by: Vec<Value> = r.ok()["mySessions"].as_array().unwrap().iter().map(|s| s["impersonatedBy"].clone()).collect();
+    assert!(by.contains(&json!(MASTER_EMAIL)), "{by:?}");
+
     // Email addresses (where sign-in codes go) cannot be redirected either: as the
     // manager, who may otherwise change staff emails.
     app.gql("mutation { stopImpersonation { status } }", json!({}), Some(&token)).await.ok();

@@ -29,7 +29,9 @@ async fn each_lifecycle_state_governs_sign_in_queries_mutations_and_keys() {
     assert_eq!(act(&app, &master, "suspendWorkspace", &ws, "").await.code(), Some("BAD_USER_INPUT"));
     assert_eq!(act(&app, &master, "restoreWorkspace", &ws, WHY).await.code(), Some("CONFLICT"), "already active");
 
-    // Archived: read-only; sign-in, reads and signing out still work.
+    // Archived: read-only; sign-in, reads, streams and signing out still work.
+    let mut stream = crate::ws_client::Ws::connect(&app, &owner).await;
+    stream.subscribe_audit("o", json!(null), Some(&app.head_cursor("demo").await)).await;
     let r = act(&app, &master, "archiveWorkspace", &ws, WHY).await;
     assert_eq!(r.ok()["archiveWorkspace"]["status"], "ARCHIVED");
     assert_eq!(r.ok()["archiveWorkspace"]["statusReason"], WHY);
@@ -42,6 +44,8 @@ async fn each_lifecycle_state_governs_sign_in_queries_mutations_and_keys() {
     let staff = app.login("demo", "staff").await;
     app.gql("mutation { logout }", json!({}), Some(&staff)).await.ok();
     assert_eq!(customers().await, before, "nothing was written while archived");
+    let streamed: Vec<Value> = stream.take("o", 5).await.iter().map(|e| e["entry"]["action"].clone()).collect();
+    assert!(streamed.contains(&json!("workspace.archived")) && streamed.contains(&json!("auth.sign_in")), "{streamed:?}");
     let refused = app.count("SELECT COUNT(*) FROM audit_entries WHERE error_code = 'WORKSPACE_ARCHIVED'", vec![]).await;
     assert_eq!(refused, 2, "refused changes are on the record");
 
@@ -74,11 +78,15 @@ async fn each_lifecycle_state_governs_sign_in_queries_mutations_and_keys() {
     act(&app, &master, "restoreWorkspace", &ws, WHY).await.ok();
     let owner = app.login("demo", "owner").await;
     app.gql(READ, json!({}), Some(&key)).await.ok();
+    assert_eq!(stream.closed(std::time::Duration::from_secs(1)).await, Some(4403), "the suspension ended the stream");
+    let mut stream = crate::ws_client::Ws::connect(&app, &owner).await;
+    stream.subscribe_audit("o", json!(null), Some(&app.head_cursor("demo").await)).await;
 
     // Soft-deleted: hidden and unusable, restorable for the retention period, then
     // purgeable (and no longer restorable).
     let r = act(&app, &master, "softDeleteWorkspace", &ws, WHY).await;
     assert_eq!(r.ok()["softDeleteWorkspace"]["status"], "DELETED");
+    assert_eq!(stream.closed(std::time::Duration::from_secs(1)).await, Some(4403), "deletion ends streams");
     assert!(r.ok()["softDeleteWorkspace"]["purgeableAfter"].is_string());
     assert_eq!(app.gql(READ, json!({}), Some(&owner)).await.code(), Some("UNAUTHENTICATED"));
     assert_eq!(app.try_login("demo", "owner", DEMO_PASSWORD).await.code(), Some("UNAUTHENTICATED"), "like a workspace that does not exist");
