@@ -126,16 +126,24 @@ impl AuditBus {
         Self { store, local: broadcast::channel(LOCAL_BUFFER).0, listening: AtomicBool::new(false) }
     }
 
-    /// Announces committed entries to every instance. A failure is logged, not raised:
-    /// the entries are committed, and subscribers find them in the database.
-    pub async fn published(&self, entries: Vec<Model>) {
-        for e in entries {
-            let Ok(json) = serde_json::to_string(&Wire::from(&e)) else { continue };
-            if let Err(err) = self.store.publish(CHANNEL, &json).await {
-                tracing::warn!(error = %err, "could not announce an audit entry; subscribers will read it from the database");
-                return;
-            }
+    /// Announces committed entries to every instance, in the background: the answer
+    /// to the request that wrote them does not wait for the store. A failure is
+    /// logged, not raised: the entries are committed, and subscribers find them in the
+    /// database.
+    pub fn announce(&self, entries: Vec<Model>) {
+        if entries.is_empty() {
+            return;
         }
+        let store = Arc::clone(&self.store);
+        tokio::spawn(async move {
+            for e in entries {
+                let Ok(json) = serde_json::to_string(&Wire::from(&e)) else { continue };
+                if let Err(err) = store.publish(CHANNEL, &json).await {
+                    tracing::warn!(error = %err, "could not announce an audit entry; subscribers will read it from the database");
+                    return;
+                }
+            }
+        });
     }
 
     /// A receiver of every entry announced from now on (on any instance).

@@ -323,7 +323,7 @@ pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: 
     drop(writer);
     match result {
         Ok(written) => {
-            state.audit_bus.published(written).await;
+            state.audit_bus.announce(written);
             Ok(())
         }
         Err(e) => {
@@ -396,7 +396,7 @@ impl GateExtension {
         .await;
         drop(writer);
         match result {
-            Ok(written) => state.audit_bus.published(written).await,
+            Ok(written) => state.audit_bus.announce(written),
             Err(e) => tracing::error!(error = %e, field, "could not write the refusal audit entry"),
         }
     }
@@ -495,7 +495,7 @@ impl Extension for GateExtension {
                         Ok(written) => {
                             // Mail can be slow; other writers need not wait for it.
                             drop(held);
-                            state.audit_bus.published(written).await;
+                            state.audit_bus.announce(written);
                             for f in after_commit {
                                 f().await;
                             }

@@ -82,11 +82,14 @@ impl Decisions {
     ) -> Result<UserPrincipal, AppError> {
         let key = (crate::auth::session::hash_token(credential.token.expose()), credential.ip);
         let now = std::time::Instant::now();
+        let in_workspace = |d: Result<UserPrincipal, AppError>| {
+            d.and_then(|p| if p.workspace_id == workspace_id { Ok(p) } else { Err(AppError::Unauthenticated) })
+        };
         if !fresh
             && let Some((at, decision)) = self.recent.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
             && now.duration_since(*at) < DECISION_MAX_AGE
         {
-            return decision.clone().and_then(|p| if p.workspace_id == workspace_id { Ok(p) } else { Err(AppError::Unauthenticated) });
+            return in_workspace(decision.clone());
         }
         let decision = evaluate(state, credential).await;
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
@@ -94,7 +97,7 @@ impl Decisions {
             recent.retain(|_, (at, _)| now.duration_since(*at) < DECISION_MAX_AGE);
         }
         recent.insert(key, (now, decision.clone()));
-        decision.and_then(|p| if p.workspace_id == workspace_id { Ok(p) } else { Err(AppError::Unauthenticated) })
+        in_workspace(decision)
     }
 }
 

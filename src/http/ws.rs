@@ -201,6 +201,7 @@ async fn connection(s: HttpState, mut socket: WebSocket, info: Upgrade) {
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(64);
     let mut live: Option<Live> = None;
     let mut recheck = tokio::time::interval(config.recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     recheck.reset();
     loop {
         let idle = live.as_ref().is_some_and(|l| l.subscriptions.is_empty());
@@ -445,6 +446,12 @@ async fn subscribe(
         Ok(f) => f,
         Err(e) => return send_or_close(socket, refuse(e)).await,
     };
+    // Authorized as the credential stands now, not as it stood at connection_init.
+    match auth::authenticate(app, l.credential.token.expose(), l.credential.ip).await {
+        Ok(Some(p)) if principal_key(&p) == l.key => l.principal = p,
+        Err(AppError::Unavailable) => return Step::Close(close::INTERNAL, "Internal server error".into()),
+        _ => return Step::Close(close::FORBIDDEN, "Forbidden".into()),
+    }
     for field in &fields {
         if let Err(refusal) = crate::graphql::policy::authorize("Subscription", field, &l.principal, app.clock.now()) {
             crate::graphql::gate::audit_refusal(app, &l.principal, &l.meta, "Subscription", field, &refusal).await;

@@ -140,7 +140,7 @@ pub async fn sweep(state: &AppState) -> AppResult<u64> {
         let Some(purged) = chain::purge(&txn, ws.id, now - chrono::Duration::days(i64::from(days)), now).await? else { continue };
         let written = crate::graphql::gate::write_system(state, &txn, vec![purged_event(ws.id, &purged, days)]).await?;
         txn.commit().await?;
-        state.audit_bus.published(written).await;
+        state.audit_bus.announce(written);
         total += purged.entries;
     }
     Ok(total)
