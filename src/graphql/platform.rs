@@ -39,6 +39,7 @@ fn master<'a>(ctx: &Context<'a>) -> Result<&'a crate::auth::MasterPrincipal, App
 
 /// A workspace as platform support sees it.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct PlatformWorkspace {
     pub id: ID,
     pub slug: String,
@@ -52,6 +53,37 @@ pub struct PlatformWorkspace {
     pub purgeable_after: Option<DateTime<Utc>>,
     pub support_access: SupportAccess,
     pub created_at: DateTime<Utc>,
+}
+
+/// A workspace's user as platform support sees it: enough to pick whom to
+/// impersonate, no contact details.
+#[derive(SimpleObject)]
+pub struct PlatformUser {
+    pub id: ID,
+    pub username: String,
+    pub display_name: String,
+    pub active: bool,
+    pub role: crate::auth::BuiltinRole,
+}
+
+#[async_graphql::ComplexObject]
+impl PlatformWorkspace {
+    /// The workspace's users (master admins), by username.
+    async fn users(&self, ctx: &Context<'_>) -> Result<Vec<PlatformUser>> {
+        master(ctx)?;
+        let ws = parse_id("id", &self.id)?;
+        let rows = crate::repo::users::all(&state(ctx)?.db, ws).await.map_err(AppError::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|u| PlatformUser {
+                id: id(u.id),
+                username: u.username,
+                display_name: u.display_name,
+                active: u.active,
+                role: crate::auth::BuiltinRole::parse(&u.builtin_role),
+            })
+            .collect())
+    }
 }
 
 impl PlatformWorkspace {

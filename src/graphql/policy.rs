@@ -251,7 +251,7 @@ pub fn authorize(root: &str, field: &str, p: &Principal, now: chrono::DateTime<c
             }
         }
         if u.impersonation().is_some() && refused_while_impersonating(root, field) {
-            let why = "not allowed while impersonating";
+            let why = "the user's credentials, sessions, keys and security settings are out of reach while impersonating";
             return Err(Refusal::new(AppError::Denied(why.into()), why));
         }
         if root == "Mutation" && u.workspace_status == crate::domain::WorkspaceStatus::Archived && !allowed_when_archived(field) {

@@ -210,3 +210,9 @@ pub async fn ids(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<Vec<Uu
         .all(db)
         .await
 }
+
+/// Every user of a workspace, by username (platform support).
+pub async fn all(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<Vec<user::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    user::Entity::find().filter(user::Column::WorkspaceId.eq(workspace_id)).order_by_asc(user::Column::UsernameKey).all(db).await
+}

@@ -240,7 +240,7 @@ pub async fn update_user(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: U
     let ws = p.workspace_id;
     // Email addresses receive sign-in codes and notices: support must not redirect them.
     if p.impersonation().is_some() && patch.email.is_some() {
-        return Err(AppError::Denied("not allowed while impersonating: email addresses".into()));
+        return Err(AppError::Denied("email addresses cannot be changed while impersonating".into()));
     }
     require_write(&p.grants, &contact_fields(&patch))?;
     let before = repo::users::get(tx.db(), ws, id).await?.ok_or(AppError::NotFound)?;

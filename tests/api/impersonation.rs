@@ -51,6 +51,13 @@ async fn only_master_admins_impersonate_with_a_reason_for_a_bounded_time() {
         .await;
     assert_eq!(r.code(), Some("NOT_FOUND"));
 
+    // Support finds whom to impersonate in the workspace list (no contact details).
+    let r = app.gql("{ workspaces { slug users { id username role } } }", json!({}), Some(&master)).await;
+    let demo = r.ok()["workspaces"].as_array().unwrap().iter().find(|w| w["slug"] == "demo").unwrap().clone();
+    let listed = demo["users"].as_array().unwrap().iter().find(|u| u["username"] == "staff").unwrap().clone();
+    assert_eq!(listed["id"], app.user_id("demo", "staff").await.as_str());
+    assert!(!r.body.to_string().contains("@"), "no emails in the platform's user list");
+
     let r = start(&app, &master, "staff", REASON, None).await;
     let imp = r.ok()["startImpersonation"]["impersonation"].clone();
     assert_eq!(imp["status"], "ACTIVE");
