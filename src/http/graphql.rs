@@ -101,7 +101,11 @@ pub(super) async fn get(
 ) -> Response {
     let Some(query) = query.filter(|q| !q.is_empty()) else {
         if s.app.config.graphiql {
-            let page = async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("Palisade GraphiQL").finish();
+            let page = async_graphql::http::GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql/ws")
+                .title("Palisade GraphiQL")
+                .finish();
             let mut res = Html(page).into_response();
             res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             return res;
