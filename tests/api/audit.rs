@@ -99,13 +99,7 @@ async fn a_mutation_whose_audit_write_fails_leaves_no_change_behind() {
     let entries_before = app.audit_count().await;
 
     // Make every audit insert fail, as a full disk or a broken constraint would.
-    if app.is_postgres() {
-        app.sql("CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql")
-            .await;
-        app.sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION refuse_audit()").await;
-    } else {
-        app.sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit refused'); END").await;
-    }
+    app.refuse_audit_writes().await;
 
     let r = app
         .gql(

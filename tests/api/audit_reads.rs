@@ -141,13 +141,7 @@ async fn sensitive_reads_and_explanations_are_on_the_record_once_per_request() {
     assert_eq!(rows[0].try_get_by_index::<String>(4).unwrap(), "roles");
 
     // No record, no read: if the entry cannot be written, the values are not sent.
-    if app.is_postgres() {
-        app.sql("CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql")
-            .await;
-        app.sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION refuse_audit()").await;
-    } else {
-        app.sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit refused'); END").await;
-    }
+    app.refuse_audit_writes().await;
     let r = app.gql("{ customers(first: 10) { edges { node { id taxId } } } }", json!({}), Some(&owner)).await;
     assert_eq!((r.status, r.code()), (500, Some("INTERNAL")));
     assert!(r.body.get("data").is_none(), "{}", r.body);

@@ -449,3 +449,17 @@ impl TestApp {
         self.count("SELECT COALESCE(MAX(seq), 0) FROM audit_entries WHERE workspace_id = ?", vec![ws.into()]).await.to_string()
     }
 }
+
+impl TestApp {
+    /// Makes every audit insert fail from now on, as a full disk or a broken
+    /// constraint would.
+    pub async fn refuse_audit_writes(&self) {
+        if self.is_postgres() {
+            self.sql("CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql")
+                .await;
+            self.sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION refuse_audit()").await;
+        } else {
+            self.sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit refused'); END").await;
+        }
+    }
+}
