@@ -11,7 +11,14 @@
 //!   entry cannot be committed);
 //! - a refused or failed mutation commits nothing but its own refusal entry, and side
 //!   effects outside the database that the resolver registered (new sessions) are
-//!   undone.
+//!   undone;
+//! - what a request read that must be on the record (read-audited sensitive fields,
+//!   withheld fields, explanations of access) is written before the answer leaves, and
+//!   the answer is withheld when it cannot be (`audit_reads`);
+//! - every committed entry is announced on the audit bus (`audit::bus`) for streams.
+//!
+//! Subscriptions do not pass through an extension hook for their root field: the
+//! WebSocket handler asks the same `policy::authorize` before starting one.
 //!
 //! Also bounds the number of aliases in a document (async-graphql has no such limit).
 
