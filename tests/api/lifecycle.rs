@@ -13,6 +13,11 @@ async fn act(app: &TestApp, master: &str, op: &str, ws: &str, reason: &str) -> c
     app.gql(&q, json!({ "id": ws, "r": reason }), Some(master)).await
 }
 
+async fn purge(app: &TestApp, master: &str, ws: &str) -> crate::helpers::Reply {
+    let q = "mutation($id: ID!) { purgeWorkspace(id: $id, reason: \"retention over, customer asked\") { rowsDeleted } }";
+    app.gql(q, json!({ "id": ws }), Some(master)).await
+}
+
 #[tokio::test]
 async fn each_lifecycle_state_governs_sign_in_queries_mutations_and_keys() {
     let app = TestApp::spawn().await;
@@ -103,13 +108,7 @@ async fn each_lifecycle_state_governs_sign_in_queries_mutations_and_keys() {
     assert!(!list(master.clone(), false).await.contains(&"demo".to_owned()));
     assert!(list(master.clone(), true).await.contains(&"demo".to_owned()));
     assert_eq!(act(&app, &master, "suspendWorkspace", &ws, WHY).await.code(), Some("CONFLICT"), "a deleted workspace is restored first");
-    let r = app
-        .gql(
-            "mutation($id: ID!) { purgeWorkspace(id: $id, reason: \"retention over, customer asked\") { rowsDeleted } }",
-            json!({ "id": ws }),
-            Some(&master),
-        )
-        .await;
+    let r = purge(&app, &master, &ws).await;
     assert_eq!(r.code(), Some("CONFLICT"), "not purgeable within the retention period");
     act(&app, &master, "restoreWorkspace", &ws, WHY).await.ok();
     app.login("demo", "owner").await;
@@ -128,13 +127,7 @@ async fn each_lifecycle_state_governs_sign_in_queries_mutations_and_keys() {
         assert!(rows.iter().all(|r| r.try_get_by_index::<Option<String>>(6).unwrap().as_deref() == Some(WHY)), "{action}: the reason");
     }
 
-    let r = app
-        .gql(
-            "mutation($id: ID!) { purgeWorkspace(id: $id, reason: \"retention over, customer asked\") { rowsDeleted } }",
-            json!({ "id": ws }),
-            Some(&master),
-        )
-        .await;
+    let r = purge(&app, &master, &ws).await;
     assert!(r.ok()["purgeWorkspace"]["rowsDeleted"].as_i64().unwrap() > 100, "{}", r.body);
     let id = uuid::Uuid::parse_str(&ws).unwrap();
     for table in ["users", "customers", "roles", "api_keys", "audit_entries"] {
