@@ -520,7 +520,10 @@ impl Extension for GateExtension {
         for undo in compensations {
             undo().await;
         }
-        self.write_failure(state, held, &cx(), principal, "Mutation", &field, events, &error_code(&err), None).await;
+        // A rule's refusal names the rule, so the log says why as the caller was told.
+        let code = error_code(&err);
+        let reason = (code == "FORBIDDEN").then(|| err.message.clone());
+        self.write_failure(state, held, &cx(), principal, "Mutation", &field, events, &code, reason).await;
         Err(err)
     }
 }

@@ -164,6 +164,9 @@ pub async fn update_role(
         }
     }
     check::keeps_own_admin_access(&actor.grants, &actor_assignments(tx, actor).await?, &roles, &actor_ctx(state, actor, ip))?;
+    // Denies and narrower grants take power away from whoever holds the role: that
+    // must be someone the actor could act on anyway.
+    ensure_can_act_on_holders(tx, actor, &roles, id).await?;
     repo::roles::update(tx.db(), ws, &def, &input.description, state.clock.now()).await.map_err(name_taken)?;
     repo::roles::bump_epoch(tx.db(), ws).await?;
     tx.audit(AuditEvent::RoleUpdated {
@@ -188,15 +191,7 @@ pub async fn delete_role(state: &AppState, tx: &Tx<'_>, actor: &UserPrincipal, i
     let mut roles = repo::roles::defs(tx.db(), ws).await?;
     roles.remove(&id);
     check::keeps_own_admin_access(&actor.grants, &actor_assignments(tx, actor).await?, &roles, &actor_ctx(state, actor, ip))?;
-    let holders = repo::roles::assignments_where(
-        tx.db(),
-        ws,
-        sea_orm::sea_query::Condition::all().add(sea_orm::ColumnTrait::eq(&entity::role_assignment::Column::RoleId, id)),
-    )
-    .await?;
-    for a in &holders {
-        ensure_can_act_on_assignee(tx, actor, a.model.user_id, a.model.group_id).await?;
-    }
+    ensure_can_act_on_holders(tx, actor, &roles, id).await?;
     repo::roles::delete(tx.db(), ws, id).await?;
     repo::roles::bump_epoch(tx.db(), ws).await?;
     tx.audit(AuditEvent::RoleDeleted { workspace_id: ws, role_id: id, before: role_json(&old.def, &old.description) });
@@ -209,6 +204,25 @@ pub async fn user_rank(db: &impl ConnectionTrait, workspace_id: Uuid, user: &ent
     let assignments = repo::roles::assignments_of(db, workspace_id, user.id, &groups).await?;
     let roles = repo::roles::defs(db, workspace_id).await?;
     Ok(check::rank_of(&assignments, &roles))
+}
+
+/// A change to a role reaches everyone who holds it or a role that inherits it, directly
+/// or through a group; each of them must rank below the actor (who must not be one of
+/// them). `roles` must still contain `role_id`'s heirs.
+async fn ensure_can_act_on_holders(tx: &Tx<'_>, actor: &UserPrincipal, roles: &HashMap<Uuid, RoleDef>, role_id: Uuid) -> AppResult<()> {
+    use sea_orm::ColumnTrait;
+    let mut reached: Vec<Uuid> = roles.values().filter(|r| lineage(roles, r.id).iter().any(|a| a.id == role_id)).map(|r| r.id).collect();
+    if !reached.contains(&role_id) {
+        reached.push(role_id);
+    }
+    let cond = sea_orm::sea_query::Condition::all().add(entity::role_assignment::Column::RoleId.is_in(reached));
+    for a in repo::roles::assignments_where(tx.db(), actor.workspace_id, cond).await? {
+        ensure_can_act_on_assignee(tx, actor, a.model.user_id, a.model.group_id).await.map_err(|e| match e {
+            AppError::Denied(why) => AppError::Denied(format!("{why} (a holder of this role)")),
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
 async fn ensure_can_act_on_assignee(tx: &Tx<'_>, actor: &UserPrincipal, user_id: Option<Uuid>, group_id: Option<Uuid>) -> AppResult<()> {

@@ -12,6 +12,7 @@ mod audit_chain;
 mod audit_reads;
 mod auth;
 mod customers;
+mod escalation;
 mod graphql_ws_node;
 mod hardening;
 mod impersonation;
