@@ -187,6 +187,13 @@ pub fn effective_policy(
     Ok(policy::effective(&settings, ov.as_ref(), now))
 }
 
+/// The workspace's own rules, for a sign-in whose name matches no user.
+pub fn workspace_policy(workspace: &entity::workspace::Model, now: DateTime<Utc>) -> AppResult<EffectivePolicy> {
+    let settings: SecuritySettings = serde_json::from_str(&workspace.security_settings)
+        .map_err(|e| crate::error::AppError::internal(format!("workspace security settings unreadable: {e}")))?;
+    Ok(policy::effective(&settings, None, now))
+}
+
 /// Whether a session has outlived the workspace's own (shorter) timeouts.
 fn outlived(policy: &EffectivePolicy, session: &ActiveSession, now: DateTime<Utc>) -> bool {
     let mins = |m: u32| chrono::Duration::minutes(i64::from(m));
@@ -197,11 +204,35 @@ fn outlived(policy: &EffectivePolicy, session: &ActiveSession, now: DateTime<Utc
 /// The principal behind a presented session token or API key. `Ok(None)` means the
 /// token is not (or no longer) valid.
 pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> AppResult<Option<Principal>> {
+    match authenticate_detailed(state, token, ip).await? {
+        Ok(p) => Ok(p),
+        Err(_) => Err(crate::error::AppError::LoginRestricted),
+    }
+}
+
+/// A live session refused by the network or hours rules: who, and which rule.
+#[derive(Debug, Clone)]
+pub struct RestrictedSession {
+    pub workspace_id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    pub session_id: Uuid,
+    pub session_hash: String,
+    pub rule: &'static str,
+}
+
+/// Like `authenticate`, but a session the rules refuse says whose it is (the caller
+/// puts the refusal on the record).
+pub async fn authenticate_detailed(
+    state: &AppState,
+    token: &str,
+    ip: Option<IpAddr>,
+) -> AppResult<Result<Option<Principal>, RestrictedSession>> {
     if apikey::is_key(token) {
-        return authenticate_key(state, token, ip).await;
+        return authenticate_key(state, token, ip).await.map(Ok);
     }
     let Some(session) = state.sessions.resolve(token).await? else {
-        return Ok(None);
+        return Ok(Ok(None));
     };
     match session.record.subject {
         Subject::User { user_id, workspace_id } => {
@@ -212,18 +243,27 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
                     let policy = effective_policy(&user, &ws, now)?;
                     if outlived(&policy, &session, now) {
                         state.sessions.revoke(&session.hash, &session.record.subject).await?;
-                        return Ok(None);
+                        return Ok(Ok(None));
                     }
                     // Network and hours rules hold for every request, not only at sign-in.
                     // The session stays: it works again from an allowed place and time.
                     // An impersonating master admin is not bound by the user's rules
                     // (they are not where the user is), but by the session's own limit.
-                    if session.record.impersonation.is_none() && policy.check(ip, now).is_err() {
-                        return Err(crate::error::AppError::LoginRestricted);
+                    if session.record.impersonation.is_none()
+                        && let Err(rule) = policy.check(ip, now)
+                    {
+                        return Ok(Err(RestrictedSession {
+                            workspace_id,
+                            user_id,
+                            username: user.username,
+                            session_id: session.record.id,
+                            session_hash: session.hash.clone(),
+                            rule: rule.as_str(),
+                        }));
                     }
                     let ctx = EvalContext { now: state.clock.now(), ip, two_factor: session.record.two_factor };
                     let loaded = state.grants.grants(&state.db, &user, &ws, &ctx).await?;
-                    Ok(Some(Principal::User(UserPrincipal {
+                    Ok(Ok(Some(Principal::User(UserPrincipal {
                         user_id,
                         workspace_id,
                         username: user.username,
@@ -234,19 +274,19 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
                         primary_group_id: user.primary_group_id,
                         group_ids: loaded.group_ids,
                         workspace_status: WorkspaceStatus::parse(&ws.status),
-                    })))
+                    }))))
                 }
                 _ => {
                     state.sessions.revoke(&session.hash, &session.record.subject).await?;
-                    Ok(None)
+                    Ok(Ok(None))
                 }
             }
         }
         Subject::MasterAdmin { admin_id } => match repo::master_admins::get(&state.db, admin_id).await? {
-            Some(admin) if admin.active => Ok(Some(Principal::MasterAdmin(MasterPrincipal { admin_id, email: admin.email, session }))),
+            Some(admin) if admin.active => Ok(Ok(Some(Principal::MasterAdmin(MasterPrincipal { admin_id, email: admin.email, session })))),
             _ => {
                 state.sessions.revoke(&session.hash, &session.record.subject).await?;
-                Ok(None)
+                Ok(Ok(None))
             }
         },
     }

@@ -32,10 +32,12 @@ pub enum Bucket {
     ApiKey,
     /// E-mailed codes sent to one address.
     EmailCode,
+    /// Requests without a valid credential, from one client address.
+    AnonymousIp,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 7] = [
+    pub const ALL: [Bucket; 8] = [
         Bucket::SignInIp,
         Bucket::SignInAccount,
         Bucket::TwoFactorChallenge,
@@ -43,6 +45,7 @@ impl Bucket {
         Bucket::ApiSession,
         Bucket::ApiKey,
         Bucket::EmailCode,
+        Bucket::AnonymousIp,
     ];
 
     /// Used in store keys, metric labels and (upper-cased) environment variable names.
@@ -55,6 +58,7 @@ impl Bucket {
             Self::ApiSession => "api_session",
             Self::ApiKey => "api_key",
             Self::EmailCode => "email_code",
+            Self::AnonymousIp => "anonymous_ip",
         }
     }
 
@@ -68,6 +72,7 @@ impl Bucket {
             Self::ApiSession => "PALISADE_RATE_API_SESSION",
             Self::ApiKey => "PALISADE_RATE_API_KEY",
             Self::EmailCode => "PALISADE_RATE_EMAIL_CODE",
+            Self::AnonymousIp => "PALISADE_RATE_ANONYMOUS_IP",
         }
     }
 }
@@ -88,6 +93,7 @@ pub struct RateLimits {
     pub api_session: Quota,
     pub api_key: Quota,
     pub email_code: Quota,
+    pub anonymous_ip: Quota,
 }
 
 const fn quota(burst: u32, interval: Duration) -> Quota {
@@ -106,6 +112,9 @@ impl Default for RateLimits {
             api_session: quota(300, Duration::from_millis(100)),
             api_key: quota(300, Duration::from_millis(100)),
             email_code: quota(3, Duration::from_secs(60)),
+            // Sign-in pages, GraphiQL and introspection from one address: generous
+            // for an office behind one NAT, but a flood from one host is slowed.
+            anonymous_ip: quota(120, Duration::from_millis(100)),
         }
     }
 }
@@ -131,6 +140,7 @@ impl RateLimits {
             Bucket::ApiSession => &self.api_session,
             Bucket::ApiKey => &self.api_key,
             Bucket::EmailCode => &self.email_code,
+            Bucket::AnonymousIp => &self.anonymous_ip,
         }
     }
 
@@ -143,6 +153,7 @@ impl RateLimits {
             Bucket::ApiSession => &mut self.api_session,
             Bucket::ApiKey => &mut self.api_key,
             Bucket::EmailCode => &mut self.email_code,
+            Bucket::AnonymousIp => &mut self.anonymous_ip,
         }
     }
 
@@ -255,6 +266,7 @@ mod tests {
         assert_eq!(d.quota(Bucket::ApiSession), quota(300, Duration::from_millis(100)));
         assert_eq!(d.quota(Bucket::ApiKey), quota(300, Duration::from_millis(100)));
         assert_eq!(d.quota(Bucket::EmailCode), quota(3, Duration::from_secs(60)));
+        assert_eq!(d.quota(Bucket::AnonymousIp), quota(120, Duration::from_millis(100)));
         assert_eq!(RateLimits::from_lookup(&lookup(&[])).unwrap(), d);
     }
 

@@ -340,6 +340,52 @@ pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: 
     }
 }
 
+/// How often a live session refused by the network or hours rules is put on the record.
+const RESTRICTED_AUDIT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A request of a live session that the network or hours rules refused, on the record
+/// at most once per session per minute (a client retrying in a loop must not flood the
+/// log, but nobody can use a session from a refused place unseen).
+pub(crate) async fn audit_restricted_session(state: &AppState, meta: &RequestMeta, r: &crate::auth::RestrictedSession) {
+    let key = format!("restricted_audit:{}", r.session_hash);
+    match state.store.set_nx(&key, "1", RESTRICTED_AUDIT_EVERY).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "could not rate the audit of a restricted request; auditing it anyway");
+        }
+    }
+    let actor = Actor::new(crate::audit::ActorKind::User, Some(r.user_id), Some(r.username.clone()));
+    let record = AuditEvent::Security {
+        workspace_id: Some(r.workspace_id),
+        actor: Some(actor.clone()),
+        action: "auth.request_restricted",
+        target_type: "session",
+        target_id: Some(r.session_id.to_string()),
+        changes: serde_json::json!({ "rule": r.rule }),
+        reason: Some(format!("the {} rule refused a request of this session", r.rule)),
+    }
+    .into_record();
+    let cx = EntryContext { actor, meta: Some(meta), now: state.clock.now() };
+    let writer = writer(state, None).await;
+    let result = async {
+        let txn = state.db.begin().await?;
+        let written = write_entry(&txn, record, &cx, "denied", Some("LOGIN_RESTRICTED")).await?;
+        txn.commit().await?;
+        Ok::<_, sea_orm::DbErr>(written)
+    }
+    .await;
+    drop(writer);
+    match result {
+        Ok(written) => state.audit_bus.announce(vec![written]),
+        Err(e) => {
+            // Try again on the session's next request rather than lose it.
+            let _ = state.store.del(&key).await;
+            tracing::error!(error = %e, "could not audit a restricted request");
+        }
+    }
+}
+
 /// A refused root field outside the gate (a subscription refused by the WebSocket
 /// handler), written like the gate writes its own refusals.
 pub(crate) async fn audit_refusal(

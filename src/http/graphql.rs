@@ -135,13 +135,26 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
     let client_ip = crate::auth::policy::client_ip(addr.ip(), &headers, &app.config.trusted_proxies);
     let presented = cookie::token(&app.config, &headers);
     let mut clear_cookie = false;
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>());
     let principal = match &presented {
         None => Principal::Anonymous,
-        Some((token, source)) => match auth::authenticate(app, token, Some(client_ip)).await {
-            Ok(Some(p)) => p,
-            Ok(None) => {
+        Some((token, source)) => match auth::authenticate_detailed(app, token, Some(client_ip)).await {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None)) => {
                 clear_cookie = *source == TokenSource::Cookie;
                 Principal::Anonymous
+            }
+            Ok(Err(restricted)) => {
+                let meta = RequestMeta {
+                    request_id: rid.0.clone(),
+                    ip: Some(client_ip),
+                    user_agent: user_agent.clone(),
+                    token: None,
+                    device: None,
+                };
+                crate::graphql::gate::audit_restricted_session(app, &meta, &restricted).await;
+                let e = AppError::LoginRestricted;
+                return reject(StatusCode::FORBIDDEN, e.code(), &e.message());
             }
             Err(e) => {
                 if let AppError::Internal(detail) = &e {
@@ -157,21 +170,26 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
         },
     };
     // Every signed-in request spends from its session's (or API key's) bucket.
+    // Requests without one spend from their address's bucket.
     let bucket = match &principal {
         Principal::User(u) if u.api_key().is_some() => u.api_key().map(|k| (crate::auth::ratelimit::Bucket::ApiKey, k.id.to_string())),
+        Principal::Anonymous => Some((crate::auth::ratelimit::Bucket::AnonymousIp, client_ip.to_string())),
         p => p.session().map(|s| (crate::auth::ratelimit::Bucket::ApiSession, s.hash.clone())),
     };
     if let Some((bucket, key)) = bucket {
         match app.limiter.check(bucket, &key).await {
             Ok(()) => {}
             Err(AppError::RateLimited { retry_after_secs }) => return too_many(retry_after_secs),
+            // The address bucket only guards against floods; with the store down, a
+            // sign-in still meets its own buckets, which refuse it and put that on
+            // the record.
+            Err(AppError::Unavailable) if matches!(principal, Principal::Anonymous) => {}
             Err(e) => {
                 let status = if e == AppError::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
                 return reject(status, e.code(), &e.message());
             }
         }
     }
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>());
     let meta = RequestMeta {
         request_id: rid.0.clone(),
         ip: Some(client_ip),

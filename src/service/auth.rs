@@ -192,29 +192,66 @@ pub struct LoginRequest<'a> {
     pub device: Option<String>,
 }
 
+/// The per-account password budget (sign-in, step-up, password checks): one per
+/// account, whatever identifier reached it.
+pub(crate) fn account_bucket(user_id: Uuid) -> String {
+    format!("user\0{user_id}")
+}
+
 pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: LoginRequest<'_>) -> AppResult<LoginResult> {
     let db = tx.db();
     let login = req.login;
     let slug = req.workspace.trim();
     let login_key = fold_key(login.trim());
-    // Limits first: a throttled attempt costs no Argon2 work. The account bucket is
-    // keyed by what was typed, so unknown accounts are throttled exactly like real ones.
+    // Limits first: a throttled attempt costs no Argon2 work.
     let ip = meta.ip_string().unwrap_or_else(|| "unknown".into());
-    let account_key = format!("{}\0{login_key}", fold_key(slug));
     limit(state, tx, Bucket::SignInIp, &ip, None, anonymous_as(login)).await?;
-    limit(state, tx, Bucket::SignInAccount, &account_key, None, anonymous_as(login)).await?;
 
-    let ws = repo::workspaces::by_slug(db, slug).await?;
+    let ws = repo::workspaces::by_slug(db, slug).await?.filter(|w| WorkspaceStatus::parse(&w.status) != WorkspaceStatus::Deleted);
     let user = match &ws {
         Some(ws) => repo::users::find_for_login(db, ws.id, &login_key).await?,
         None => None,
     };
+    // One budget per account whatever was typed (username or email, any case or
+    // Unicode form); a name that resolves to nobody is limited on its normalised form,
+    // exactly like a real one.
+    let account_key = match &user {
+        Some(u) => account_bucket(u.id),
+        None => format!("{}\0{login_key}", fold_key(slug)),
+    };
+    limit(state, tx, Bucket::SignInAccount, &account_key, None, anonymous_as(login)).await?;
     // Over-long input is refused without hashing it; that says nothing about accounts.
     let matched = if req.password.chars().count() > PASSWORD_MAX_CHARS {
         false
     } else {
         state.hasher.verify(req.password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?
     };
+    let now = state.clock.now();
+    // Network and hours are decided before the password is looked at, so a right and a
+    // wrong password get the same answer from a place or time the rules refuse. Names
+    // that match nobody get the workspace's own rules.
+    if let Some(ws) = &ws {
+        let policy = match &user {
+            Some(u) => effective_policy(u, ws, now)?,
+            None => crate::auth::workspace_policy(ws, now)?,
+        };
+        if let Err(rule) = policy.check(meta.ip, now) {
+            if let Some(u) = &user
+                && !matched
+            {
+                state.store.incr(&failures_key(u.id), 1, FAILURES_TTL).await?;
+            }
+            tx.audit_failure(security_event(
+                Some(ws.id),
+                Some(anonymous_as(login)),
+                "auth.sign_in_restricted",
+                user.as_ref().map(|u| u.id),
+                json!({ "rule": rule.as_str(), "passwordCorrect": matched && user.is_some() }),
+                None,
+            ));
+            return Err(AppError::LoginRestricted);
+        }
+    }
     let (Some(ws), Some(user)) = (ws, user) else {
         return Err(fail(state, tx, login, None, Err(&account_key)).await);
     };
@@ -222,7 +259,7 @@ pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: Login
         return Err(fail(state, tx, login, Some(ws.id), Ok(user.id)).await);
     }
     // Only someone who proved the password of an account that could otherwise sign in
-    // learns that the workspace is suspended; a deleted workspace is like no workspace.
+    // learns that the workspace is suspended.
     let usable = entity::workspace::Model { status: WorkspaceStatus::Active.as_str().into(), ..ws.clone() };
     if WorkspaceStatus::parse(&ws.status) == WorkspaceStatus::Suspended && may_sign_in(&user, &usable, state.clock.now()) {
         tx.audit_failure(security_event(
@@ -238,19 +275,7 @@ pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: Login
     if !may_sign_in(&user, &ws, state.clock.now()) {
         return Err(fail(state, tx, login, Some(ws.id), Ok(user.id)).await);
     }
-    let now = state.clock.now();
     let policy = effective_policy(&user, &ws, now)?;
-    if let Err(rule) = policy.check(meta.ip, now) {
-        tx.audit_failure(security_event(
-            Some(ws.id),
-            Some(user_actor(&user)),
-            "auth.sign_in_restricted",
-            Some(user.id),
-            json!({ "rule": rule.as_str() }),
-            None,
-        ));
-        return Err(AppError::LoginRestricted);
-    }
 
     // Why a second factor is needed, if it is.
     let mut reasons = Vec::new();
@@ -519,6 +544,13 @@ pub async fn verify_two_factor(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta
         refuse("method_not_allowed");
         return Err(AppError::bad_input("method", "is not offered for this sign-in"));
     }
+    // Decided before the code is looked at: a right and a wrong code get the same
+    // answer from a place or time the rules refuse.
+    let policy = effective_policy(&user, &ws, now)?;
+    if policy.check(meta.ip, now).is_err() {
+        refuse("restricted");
+        return Err(AppError::LoginRestricted);
+    }
     let attempts = state.store.incr(&format!("{key}:attempts"), 1, CHALLENGE_TTL).await?;
     if attempts > CHALLENGE_ATTEMPTS {
         state.store.del(&key).await?;
@@ -550,11 +582,6 @@ pub async fn verify_two_factor(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta
     if !may_sign_in(&user, &ws, now) {
         return Err(expired());
     }
-    let policy = effective_policy(&user, &ws, now)?;
-    if policy.check(meta.ip, now).is_err() {
-        refuse("restricted");
-        return Err(AppError::LoginRestricted);
-    }
     let failures = challenge.failures.max(state.store.get(&failures_key(user.id)).await?.and_then(|v| v.parse().ok()).unwrap_or(0));
     complete(state, tx, meta, &user, &ws, &policy, true, req.device, failures, Some(req.method)).await
 }
@@ -579,15 +606,13 @@ pub async fn reauthenticate(
     password: Option<&str>,
     code: Option<&str>,
 ) -> AppResult<ActiveSession> {
-    limit(
-        state,
-        tx,
-        Bucket::SignInAccount,
-        &format!("reauth\0{}", p.user_id),
-        Some(p.workspace_id),
-        Actor::of(&Principal::User(p.clone())),
-    )
-    .await?;
+    // A password guess spends the account's password budget, a code guess its
+    // second-factor budget, wherever the guess arrives.
+    let (bucket, key) = match code {
+        Some(_) if password.is_none() => (Bucket::TwoFactorAccount, p.user_id.to_string()),
+        _ => (Bucket::SignInAccount, account_bucket(p.user_id)),
+    };
+    limit(state, tx, bucket, &key, Some(p.workspace_id), Actor::of(&Principal::User(p.clone()))).await?;
     let user = repo::users::get(tx.db(), p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
     let (ok, method) = match (password, code) {
         (Some(pw), None) => {
@@ -670,7 +695,7 @@ pub async fn change_password(
     let (user, ws) = repo::users::get_with_workspace(tx.db(), p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
     let local = user.email.split('@').next().unwrap_or_default();
     crate::auth::password_policy::check_strength("newPassword", new.expose(), &[&user.username, &user.email, local, &ws.name, &ws.slug])?;
-    limit(state, tx, Bucket::SignInAccount, &format!("reauth\0{}", p.user_id), Some(p.workspace_id), Actor::of(principal)).await?;
+    limit(state, tx, Bucket::SignInAccount, &account_bucket(p.user_id), Some(p.workspace_id), Actor::of(principal)).await?;
     if !state.hasher.verify(current, user.password_hash.as_deref()).await? {
         return Err(AppError::bad_input("currentPassword", "is not correct"));
     }

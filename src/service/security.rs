@@ -45,7 +45,7 @@ fn event(p: &UserPrincipal, action: &'static str, target: Uuid, changes: Value, 
 
 /// The caller's current password, checked under the same limit as a sign-in.
 async fn confirm_password(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, password: &str) -> AppResult<entity::user::Model> {
-    state.limiter.check(Bucket::SignInAccount, &format!("reauth\0{}", p.user_id)).await?;
+    state.limiter.check(Bucket::SignInAccount, &crate::service::auth::account_bucket(p.user_id)).await?;
     let user = repo::users::get(tx.db(), p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
     let ok = password.chars().count() <= PASSWORD_MAX_CHARS && state.hasher.verify(password, user.password_hash.as_deref()).await?;
     if !ok {

@@ -172,6 +172,7 @@ impl TestApp {
             // are tested with their defaults in auth_security.rs.
             ("PALISADE_RATE_SIGNIN_IP".into(), "100000/1ms".into()),
             ("PALISADE_RATE_API_SESSION".into(), "100000/1ms".into()),
+            ("PALISADE_RATE_ANONYMOUS_IP".into(), "100000/1ms".into()),
         ]);
         for (k, v) in env {
             vars.insert((*k).into(), (*v).into());

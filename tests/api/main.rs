@@ -28,6 +28,7 @@ mod roles;
 mod schema;
 mod security;
 mod sessions;
+mod signin_limits;
 mod smtp;
 mod store;
 mod subscriptions;
