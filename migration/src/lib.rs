@@ -15,6 +15,7 @@ mod m20261122_000008_quotes_jobs_invoices;
 mod m20261122_000009_account_security;
 mod m20261122_000010_audit_chain;
 mod m20261202_000011_accountability;
+mod m20261207_000012_master_two_factor;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_account_security::Migration),
             Box::new(m20261122_000010_audit_chain::Migration),
             Box::new(m20261202_000011_accountability::Migration),
+            Box::new(m20261207_000012_master_two_factor::Migration),
         ]
     }
 }

@@ -82,6 +82,23 @@ pub(crate) fn signed_in(ctx: &Context<'_>, state: &crate::state::AppState, signe
         session: Some(Session::from_active(&signed.session, Some(&signed.session.hash))),
         challenge: None,
         failed_attempts_since_last_sign_in: i32::try_from(signed.failed_attempts).unwrap_or(i32::MAX),
+        totp_enrollment: None,
+        recovery_codes: (!signed.recovery_codes.is_empty()).then(|| signed.recovery_codes.iter().map(|c| c.expose().clone()).collect()),
+    }
+}
+
+fn challenged(c: service::auth::ChallengeIssued) -> LoginPayload {
+    LoginPayload {
+        token: None,
+        session: None,
+        challenge: Some(super::security::TwoFactorChallenge { id: c.id, methods: c.methods, expires_at: c.expires_at }),
+        failed_attempts_since_last_sign_in: 0,
+        totp_enrollment: c.enrollment.map(|e| super::security::TotpEnrollment {
+            otpauth_uri: e.otpauth_uri.expose().clone(),
+            secret: e.secret.expose().clone(),
+            qr_code_svg: e.qr_svg.expose().clone(),
+        }),
+        recovery_codes: None,
     }
 }
 
@@ -103,20 +120,17 @@ impl AuthMutation {
         };
         match service::auth::login(state, &tx, meta, req).await? {
             service::auth::LoginResult::SignedIn(signed) => Ok(signed_in(ctx, state, *signed)),
-            service::auth::LoginResult::Challenge(c) => Ok(LoginPayload {
-                token: None,
-                session: None,
-                challenge: Some(super::security::TwoFactorChallenge { id: c.id, methods: c.methods, expires_at: c.expires_at }),
-                failed_attempts_since_last_sign_in: 0,
-            }),
+            service::auth::LoginResult::Challenge(c) => Ok(challenged(c)),
         }
     }
 
-    /// Signs a master admin (platform support) in.
+    /// Signs a master admin (platform support) in. The password alone never opens a
+    /// session: the answer is a TOTP challenge (on the first sign-in, with the
+    /// authenticator to enrol in `totpEnrollment`), completed with `verifyTwoFactor`.
     async fn master_login(&self, ctx: &Context<'_>, input: MasterLoginInput) -> Result<LoginPayload> {
         let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
-        let signed = service::auth::master_login(state, &tx, meta, &input.email, &input.password).await?;
-        Ok(signed_in(ctx, state, signed))
+        let c = service::master_auth::login(state, &tx, meta, &input.email, &input.password).await?;
+        Ok(challenged(c))
     }
 
     /// Ends the current session.

@@ -116,8 +116,8 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Mutation", "revokeOtherSessions") => Session,
         ("Mutation", "createWorkspace") => MasterAdmin,
         ("Mutation", "verifyTwoFactor") => Public,
-        ("Mutation", "reauthenticate") => User,
-        ("Query", "myTwoFactor") => User,
+        ("Mutation", "reauthenticate") => Session,
+        ("Query", "myTwoFactor") => Session,
         ("Mutation", "startTotpEnrollment") => User,
         ("Mutation", "confirmTotpEnrollment") => User,
         ("Mutation", "disableTotp") => User,
@@ -178,6 +178,10 @@ pub fn needs_step_up(root: &str, field: &str) -> bool {
                 | "updateSupportAccess"
                 | "updateAuditRetention"
                 | "exportAuditLog"
+                | "startImpersonation"
+                | "suspendWorkspace"
+                | "softDeleteWorkspace"
+                | "purgeWorkspace"
         )
 }
 

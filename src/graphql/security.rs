@@ -332,7 +332,11 @@ pub struct SecurityQuery;
 impl SecurityQuery {
     /// The signed-in user's second factors and step-up state.
     async fn my_two_factor(&self, ctx: &Context<'_>) -> Result<TwoFactorStatus> {
-        Ok(svc::status(state(ctx)?, user(ctx)?).await?.into())
+        let state = state(ctx)?;
+        match crate::graphql::context::principal(ctx) {
+            crate::auth::Principal::MasterAdmin(m) => Ok(service::master_auth::status(state, m).await?.into()),
+            _ => Ok(svc::status(state, user(ctx)?).await?.into()),
+        }
     }
 
     /// The workspace's security settings.
@@ -378,6 +382,13 @@ impl SecurityMutation {
         #[graphql(secret)] code: Option<String>,
     ) -> Result<TwoFactorStatus> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
+        if let crate::auth::Principal::MasterAdmin(m) = crate::graphql::context::principal(ctx) {
+            let session = service::master_auth::reauthenticate(state, &tx, m, password.as_deref(), code.as_deref()).await?;
+            let mut status: TwoFactorStatus = service::master_auth::status(state, m).await?.into();
+            status.step_up_valid_until = session.record.proved_at.map(|t| t + super::policy::STEP_UP_WINDOW);
+            status.session_two_factor = session.record.two_factor;
+            return Ok(status);
+        }
         let p = user(ctx)?;
         let session = service::auth::reauthenticate(state, &tx, p, password.as_deref(), code.as_deref()).await?;
         // The principal still carries the session as it was before this proof.

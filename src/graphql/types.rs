@@ -274,6 +274,12 @@ pub struct LoginPayload {
     pub challenge: Option<super::security::TwoFactorChallenge>,
     /// Failed sign-ins on this account since its previous successful one.
     pub failed_attempts_since_last_sign_in: i32,
+    /// A master admin's first sign-in: the authenticator to set up. Answer the
+    /// challenge with its first code (method TOTP) to enrol it. Shown only here, once.
+    pub totp_enrollment: Option<super::security::TotpEnrollment>,
+    /// Recovery codes, shown once: only on the sign-in that enrolled a master admin's
+    /// authenticator.
+    pub recovery_codes: Option<Vec<String>>,
 }
 
 #[derive(InputObject)]

@@ -42,7 +42,7 @@ pub const CHALLENGE_ATTEMPTS: i64 = 5;
 /// Failed sign-ins since the last success that make the next success ask for 2FA.
 pub const FAILURE_BURST: i64 = 5;
 /// How long failed attempts are remembered for the burst rule and the report.
-const FAILURES_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const FAILURES_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +64,9 @@ impl TwoFactorMethod {
 
 pub struct SignedIn {
     pub token: Secret<String>,
+    /// New recovery codes, shown once: only when this sign-in enrolled a master admin's
+    /// authenticator.
+    pub recovery_codes: Vec<Secret<String>>,
     pub session: ActiveSession,
     /// Failed sign-ins since the previous successful one (reported to the user).
     pub failed_attempts: i64,
@@ -75,6 +78,9 @@ pub struct ChallengeIssued {
     pub id: String,
     pub methods: Vec<TwoFactorMethod>,
     pub expires_at: DateTime<Utc>,
+    /// A master admin's first sign-in: the authenticator to set up, whose first code
+    /// answers the challenge.
+    pub enrollment: Option<crate::service::security::Enrollment>,
 }
 
 pub enum LoginResult {
@@ -84,17 +90,24 @@ pub enum LoginResult {
 
 /// A sign-in waiting for its second factor; kept in the store under its id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Challenge {
-    user_id: Uuid,
-    workspace_id: Uuid,
-    methods: Vec<TwoFactorMethod>,
-    reasons: Vec<String>,
-    expires_at: DateTime<Utc>,
-    email_code_hash: Option<String>,
-    failures: i64,
+pub(crate) struct Challenge {
+    pub(crate) user_id: Uuid,
+    pub(crate) workspace_id: Uuid,
+    pub(crate) methods: Vec<TwoFactorMethod>,
+    pub(crate) reasons: Vec<String>,
+    pub(crate) expires_at: DateTime<Utc>,
+    pub(crate) email_code_hash: Option<String>,
+    pub(crate) failures: i64,
+    /// A master admin's sign-in (`user_id` is the admin, `workspace_id` is nil).
+    #[serde(default)]
+    pub(crate) master: bool,
+    /// A master admin's first sign-in: the new seed, sealed; the code that answers the
+    /// challenge also confirms it.
+    #[serde(default)]
+    pub(crate) enrollment: Option<String>,
 }
 
-fn challenge_key(id: &str) -> String {
+pub(crate) fn challenge_key(id: &str) -> String {
     format!("challenge:{}", crate::auth::session::hash_token(id))
 }
 
@@ -123,14 +136,14 @@ fn network_of(ip: Option<std::net::IpAddr>) -> String {
     }
 }
 
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     use base64::Engine;
     let mut bytes = [0u8; 32];
     rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn register_undo(state: &AppState, tx: &Tx<'_>, session: &ActiveSession) {
+pub(crate) fn register_undo(state: &AppState, tx: &Tx<'_>, session: &ActiveSession) {
     let sessions = state.sessions.clone();
     let (hash, subject) = (session.hash.clone(), session.record.subject);
     tx.on_rollback(move || {
@@ -155,7 +168,7 @@ pub fn mail_after_commit(state: &AppState, tx: &Tx<'_>, to_name: String, to_emai
     });
 }
 
-fn anonymous_as(login: &str) -> Actor {
+pub(crate) fn anonymous_as(login: &str) -> Actor {
     Actor::new(ActorKind::Anonymous, None, Some(login.chars().take(128).collect()))
 }
 
@@ -163,7 +176,7 @@ fn user_actor(user: &entity::user::Model) -> Actor {
     Actor::new(ActorKind::User, Some(user.id), Some(user.username.clone()))
 }
 
-fn security_event(
+pub(crate) fn security_event(
     workspace_id: Option<Uuid>,
     actor: Option<Actor>,
     action: &'static str,
@@ -175,7 +188,7 @@ fn security_event(
 }
 
 /// Checks a rate limit; a refusal is audited (as the mutation's failure entry).
-async fn limit(state: &AppState, tx: &Tx<'_>, bucket: Bucket, key: &str, ws: Option<Uuid>, actor: Actor) -> AppResult<()> {
+pub(crate) async fn limit(state: &AppState, tx: &Tx<'_>, bucket: Bucket, key: &str, ws: Option<Uuid>, actor: Actor) -> AppResult<()> {
     match state.limiter.check(bucket, key).await {
         Err(e @ AppError::RateLimited { .. }) => {
             tx.audit_failure(security_event(ws, Some(actor), "auth.throttled", None, json!({ "bucket": bucket.name() }), None));
@@ -380,6 +393,8 @@ async fn issue_challenge(
         expires_at,
         email_code_hash,
         failures,
+        master: false,
+        enrollment: None,
     };
     let json = serde_json::to_string(&challenge).map_err(AppError::internal)?;
     state.store.set(&challenge_key(&id), &json, CHALLENGE_TTL).await?;
@@ -398,7 +413,7 @@ async fn issue_challenge(
         json!({ "methods": methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(), "reasons": reasons }),
         None,
     ));
-    Ok(ChallengeIssued { id, methods, expires_at })
+    Ok(ChallengeIssued { id, methods, expires_at, enrollment: None })
 }
 
 /// Creates the session of a sign-in that passed every check.
@@ -498,7 +513,7 @@ async fn complete(
         mail_after_commit(state, tx, user.display_name.clone(), user.email.clone(), "New sign-in to your Palisade account".into(), body);
     }
     state.metrics.sign_in("success");
-    Ok(SignedIn { token, session, failed_attempts: failures, new_device_cookie })
+    Ok(SignedIn { token, session, failed_attempts: failures, new_device_cookie, recovery_codes: Vec::new() })
 }
 
 pub struct VerifyRequest<'a> {
@@ -521,6 +536,9 @@ pub async fn verify_two_factor(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta
         return Err(expired());
     };
     let challenge: Challenge = serde_json::from_str(&json).map_err(AppError::internal)?;
+    if challenge.master {
+        return crate::service::master_auth::verify(state, tx, meta, &req, &key, challenge).await;
+    }
     let now = state.clock.now();
     let ws_id = challenge.workspace_id;
     let (user, ws) = repo::users::get_with_workspace(tx.db(), ws_id, challenge.user_id).await?.ok_or_else(expired)?;
@@ -637,32 +655,6 @@ pub async fn reauthenticate(
     let session = state.sessions.mark_proved(p.own_session()?, method == "totp").await?;
     tx.audit(security_event(Some(p.workspace_id), None, "auth.step_up", Some(p.user_id), json!({ "method": method }), None));
     Ok(session)
-}
-
-pub async fn master_login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, email: &str, password: &str) -> AppResult<SignedIn> {
-    let ip = meta.ip_string().unwrap_or_else(|| "unknown".into());
-    let anon = anonymous_as(email);
-    limit(state, tx, Bucket::SignInIp, &ip, None, anon.clone()).await?;
-    limit(state, tx, Bucket::SignInAccount, &format!("master\0{}", fold_key(email.trim())), None, anon).await?;
-    let admin = repo::master_admins::by_email_key(tx.db(), &fold_key(email.trim())).await?;
-    let fail = || {
-        state.metrics.sign_in("failure");
-        tx.audit_failure(AuditEvent::MasterSignInFailed { email: email.to_owned() });
-        Err(AppError::InvalidCredentials)
-    };
-    if password.chars().count() > PASSWORD_MAX_CHARS {
-        return fail();
-    }
-    let matched = state.hasher.verify(password, admin.as_ref().map(|a| a.password_hash.as_str())).await?;
-    let Some(admin) = admin.filter(|a| matched && a.active) else {
-        return fail();
-    };
-    let subject = Subject::MasterAdmin { admin_id: admin.id };
-    let (token, session) = state.sessions.create(subject, meta.ip_string(), meta.user_agent.clone(), false).await?;
-    register_undo(state, tx, &session);
-    tx.audit(AuditEvent::MasterSignedIn { admin_id: admin.id, email: admin.email, session_id: session.record.id });
-    state.metrics.sign_in("success");
-    Ok(SignedIn { token, session, failed_attempts: 0, new_device_cookie: None })
 }
 
 pub async fn logout(state: &AppState, tx: &Tx<'_>, principal: &Principal) -> AppResult<()> {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod customers;
 pub mod export;
+pub mod master_auth;
 pub mod orders;
 pub mod payments;
 pub mod products;

@@ -53,15 +53,7 @@ async fn every_successful_mutation_has_exactly_one_entry_with_actor_ip_and_chang
     assert_one_entry(&app, &r, "auth.sign_out", "user").await;
 
     palisade::service::bootstrap::create_master_admin(&app.state, "ops@palisade.test", "cobalt-anchor-meadow-19").await.unwrap();
-    let r = app
-        .gql(
-            "mutation { masterLogin(input: { email: \"ops@palisade.test\", password: \"cobalt-anchor-meadow-19\" }) { token } }",
-            json!({}),
-            None,
-        )
-        .await;
-    assert_one_entry(&app, &r, "platform.sign_in", "master_admin").await;
-    let m = r.ok()["masterLogin"]["token"].as_str().unwrap().to_owned();
+    let m = app.master_sign_in("ops@palisade.test", "cobalt-anchor-meadow-19").await;
     let r = app
         .gql(
             "mutation($i: CreateWorkspaceInput!) { createWorkspace(input: $i) { workspace { id } } }",

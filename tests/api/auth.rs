@@ -129,8 +129,7 @@ async fn master_admins_sign_in_separately_and_create_workspaces() {
     assert_eq!(r.code(), Some("UNAUTHENTICATED"));
     assert_eq!(app.try_login("demo", "support@palisade.test", "cobalt-anchor-meadow-19").await.code(), Some("UNAUTHENTICATED"));
 
-    let r = app.gql(q, json!({ "i": { "email": "Support@Palisade.test", "password": "cobalt-anchor-meadow-19" } }), None).await;
-    let master = r.ok()["masterLogin"]["token"].as_str().unwrap().to_owned();
+    let master = app.master_sign_in("Support@Palisade.test", "cobalt-anchor-meadow-19").await;
     assert_eq!(app.me(&master).await.ok()["me"]["kind"], "MASTER_ADMIN");
 
     let create = "mutation($i: CreateWorkspaceInput!) { createWorkspace(input: $i) { workspace { slug status } owner { username role } } }";

@@ -22,6 +22,8 @@ pub struct Backend {
     /// The device cookie the server handed this test's "browser", sent back on later
     /// sign-ins like a browser would (so repeated test sign-ins are not "new devices").
     pub device: std::sync::Mutex<Option<String>>,
+    /// The TOTP seed each master admin enrolled at their first sign-in, by email.
+    pub master_seeds: std::sync::Mutex<HashMap<String, Vec<u8>>>,
     pub mail_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -60,7 +62,18 @@ impl Backend {
         }
         let memory_store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
         let mail_dir = dir.path().join("mail");
-        Self { database_url, redis_url, redis_prefix, pg, clock, memory_store, device: Default::default(), mail_dir, _dir: dir }
+        Self {
+            database_url,
+            redis_url,
+            redis_prefix,
+            pg,
+            clock,
+            memory_store,
+            device: Default::default(),
+            master_seeds: Default::default(),
+            mail_dir,
+            _dir: dir,
+        }
     }
 
     /// The store a server instance uses: a new Redis connection with this test's prefix,
@@ -359,14 +372,46 @@ impl TestApp {
         if !exists {
             palisade::service::bootstrap::create_master_admin(&self.state, MASTER_EMAIL, MASTER_PASSWORD).await.unwrap();
         }
+        self.master_sign_in(MASTER_EMAIL, MASTER_PASSWORD).await
+    }
+
+    /// A master admin's whole sign-in: the password, then a TOTP code. The first time,
+    /// the challenge carries the authenticator to enrol, and its seed is kept for the
+    /// next sign-ins (which move the clock to a fresh step: each step works once).
+    pub async fn master_sign_in(&self, email: &str, password: &str) -> String {
+        let r = self.master_challenge(email, password).await;
+        let challenge = r.ok()["masterLogin"]["challenge"]["id"].as_str().unwrap().to_owned();
+        assert!(r.ok()["masterLogin"]["token"].is_null(), "a password alone opens no session: {}", r.body);
+        let key = email.to_lowercase();
+        let seed = match r.ok()["masterLogin"]["totpEnrollment"]["secret"].as_str() {
+            Some(secret) => {
+                let seed = base32_decode(secret);
+                self.backend.master_seeds.lock().unwrap().insert(key, seed.clone());
+                seed
+            }
+            None => {
+                self.clock.advance(chrono::Duration::seconds(30));
+                self.backend.master_seeds.lock().unwrap()[&key].clone()
+            }
+        };
+        let code = palisade::auth::twofactor::totp_code_at(&seed, self.clock.now().timestamp() as u64);
         let r = self
             .gql(
-                "mutation($i: MasterLoginInput!) { masterLogin(input: $i) { token } }",
-                json!({ "i": { "email": MASTER_EMAIL, "password": MASTER_PASSWORD } }),
+                "mutation($i: VerifyTwoFactorInput!) { verifyTwoFactor(input: $i) { token } }",
+                json!({ "i": { "challengeId": challenge, "method": "TOTP", "code": code } }),
                 None,
             )
             .await;
-        r.ok()["masterLogin"]["token"].as_str().unwrap().to_owned()
+        r.ok()["verifyTwoFactor"]["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn master_challenge(&self, email: &str, password: &str) -> Reply {
+        self.gql(
+            "mutation($i: MasterLoginInput!) { masterLogin(input: $i) { token challenge { id methods } totpEnrollment { secret otpauthUri } failedAttemptsSinceLastSignIn } }",
+            json!({ "i": { "email": email, "password": password } }),
+            None,
+        )
+        .await
     }
 
     pub async fn user_id(&self, workspace: &str, username: &str) -> String {
@@ -463,4 +508,20 @@ impl TestApp {
             self.sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit refused'); END").await;
         }
     }
+}
+
+/// RFC 4648 base32 (no padding), as authenticator apps read a TOTP seed.
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut acc, mut out) = (0u32, 0u64, Vec::new());
+    for c in s.trim_end_matches('=').bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c.to_ascii_uppercase()).unwrap() as u64;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
 }

@@ -82,14 +82,7 @@ async fn only_master_admins_impersonate_with_a_reason_for_a_bounded_time() {
         .ok();
     let other_admin = {
         palisade::service::bootstrap::create_master_admin(&app.state, "second@palisade.test", "velvet-harbor-quartz-82").await.unwrap();
-        let r = app
-            .gql(
-                "mutation($i: MasterLoginInput!) { masterLogin(input: $i) { token } }",
-                json!({ "i": { "email": "second@palisade.test", "password": "velvet-harbor-quartz-82" } }),
-                None,
-            )
-            .await;
-        r.ok()["masterLogin"]["token"].as_str().unwrap().to_owned()
+        app.master_sign_in("second@palisade.test", "velvet-harbor-quartz-82").await
     };
     assert_eq!(start(&app, &other_admin, "staff", REASON, None).await.code(), Some("FORBIDDEN"), "support access turned off");
 }

@@ -19,6 +19,7 @@ mod impersonation;
 mod leaks;
 mod lifecycle;
 mod mail;
+mod master_two_factor;
 mod matrix;
 mod multi_instance;
 mod orders;

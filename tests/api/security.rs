@@ -3,29 +3,13 @@
 //! limits, suspicious sign-ins and the password policy. Time moves on the injected
 //! clock; client addresses come through a trusted proxy's X-Forwarded-For.
 
-use crate::helpers::{DEMO_PASSWORD, Reply, TestApp};
+use crate::helpers::{DEMO_PASSWORD, Reply, TestApp, base32_decode};
 use chrono::{DateTime, Duration, Utc};
 use palisade::clock::Clock;
 use serde_json::{Value, json};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-}
-
-/// RFC 4648 base32 (no padding), as authenticator apps read the seed.
-fn base32_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut bits, mut acc, mut out) = (0u32, 0u64, Vec::new());
-    for c in s.trim_end_matches('=').bytes() {
-        let v = ALPHABET.iter().position(|a| *a == c.to_ascii_uppercase()).unwrap() as u64;
-        acc = (acc << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 fn code_at(secret: &[u8], t: DateTime<Utc>) -> String {
