@@ -465,6 +465,7 @@ impl Extension for GateExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
+        super::text_guard::check(&doc, variables).map_err(|e| async_graphql::Error::from(e).into_server_error(Pos::default()))?;
         if let Some(state) = ctx.data_opt::<AppState>() {
             let max = state.config.max_aliases;
             if count_aliases(&doc) > max {

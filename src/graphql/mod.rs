@@ -18,6 +18,7 @@ pub mod roles;
 pub mod security;
 pub mod stream;
 pub mod team;
+pub mod text_guard;
 pub mod tickets;
 pub mod types;
 pub mod work;

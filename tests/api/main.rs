@@ -11,6 +11,7 @@ mod audit;
 mod audit_chain;
 mod audit_reads;
 mod auth;
+mod control_chars;
 mod customers;
 mod escalation;
 mod graphql_ws_node;
