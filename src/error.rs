@@ -37,6 +37,12 @@ pub enum AppError {
     WorkspaceArchived,
     /// A dependency (database, store) is unreachable; security checks fail closed.
     Unavailable,
+    /// A sign-in code could not be handed to the mail server. The challenge stays, so
+    /// `resendSignInCode(challengeId)` can try again (or another method can answer it).
+    SignInCodeUndelivered {
+        challenge_id: String,
+        methods: Vec<String>,
+    },
     /// Anything unexpected. The detail goes to the log, never to the client.
     Internal(String),
 }
@@ -63,7 +69,7 @@ impl AppError {
             Self::StepUpRequired => "STEP_UP_REQUIRED",
             Self::WorkspaceSuspended => "WORKSPACE_SUSPENDED",
             Self::WorkspaceArchived => "WORKSPACE_ARCHIVED",
-            Self::Unavailable => "SERVICE_UNAVAILABLE",
+            Self::Unavailable | Self::SignInCodeUndelivered { .. } => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -84,6 +90,9 @@ impl AppError {
             Self::WorkspaceSuspended => "this workspace is suspended; contact your administrator".into(),
             Self::WorkspaceArchived => "this workspace is archived and read-only".into(),
             Self::Unavailable => "service temporarily unavailable".into(),
+            Self::SignInCodeUndelivered { .. } => {
+                "the sign-in code could not be sent; try resendSignInCode(challengeId) in a moment, or another method".into()
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -141,6 +150,10 @@ impl From<AppError> for async_graphql::Error {
                 AppError::BadInput { field, .. } => ext.set("field", field.as_str()),
                 AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
                 AppError::FieldForbidden(f) => ext.set("field", f.as_str()),
+                AppError::SignInCodeUndelivered { challenge_id, methods } => {
+                    ext.set("challengeId", challenge_id.as_str());
+                    ext.set("methods", methods.clone());
+                }
                 _ => {}
             }
         })

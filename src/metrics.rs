@@ -65,6 +65,12 @@ impl Metrics {
         out
     }
 
+    /// Registers the mailer's delivery counters (`palisade_mail_sent`, `palisade_mail_failed`).
+    pub fn register_mail(&mut self, sent: Counter, failed: Counter) {
+        self.registry.register("mail_sent", "Messages handed to the mail server (or written to the mail folder)", sent);
+        self.registry.register("mail_failed", "Messages that could not be handed over", failed);
+    }
+
     pub fn sign_in(&self, outcome: &'static str) {
         self.sign_ins.get_or_create(&OutcomeLabels { outcome }).inc();
     }

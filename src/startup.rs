@@ -96,6 +96,9 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
     let key = server_key(&config)?;
     let limiter = crate::auth::ratelimit::RateLimiter::new(store.clone(), clock.clone(), config.rate_limits.clone());
     let mailer = crate::mail::Mailer::new(&config.mail).map_err(|e| e.to_string())?;
+    let mut metrics = Metrics::new();
+    let (sent, failed) = mailer.counters();
+    metrics.register_mail(sent, failed);
     let state = AppState {
         write_lock,
         limiter: Arc::new(limiter),
@@ -111,7 +114,7 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
         clock,
         hasher,
         sessions,
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(metrics),
         grants: Default::default(),
     };
     let backfilled = crate::service::bootstrap::backfill_builtin_roles(&state).await.map_err(|e| e.detail())?;

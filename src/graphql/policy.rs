@@ -116,6 +116,7 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Mutation", "revokeOtherSessions") => Session,
         ("Mutation", "createWorkspace") => MasterAdmin,
         ("Mutation", "verifyTwoFactor") => Public,
+        ("Mutation", "resendSignInCode") => Public,
         ("Mutation", "reauthenticate") => Session,
         ("Query", "myTwoFactor") => Session,
         ("Mutation", "startTotpEnrollment") => User,
@@ -217,7 +218,14 @@ pub fn refused_while_impersonating(root: &str, field: &str) -> bool {
 pub fn allowed_when_archived(field: &str) -> bool {
     matches!(
         field,
-        "login" | "verifyTwoFactor" | "reauthenticate" | "logout" | "revokeSession" | "revokeOtherSessions" | "stopImpersonation"
+        "login"
+            | "verifyTwoFactor"
+            | "resendSignInCode"
+            | "reauthenticate"
+            | "logout"
+            | "revokeSession"
+            | "revokeOtherSessions"
+            | "stopImpersonation"
     )
 }
 

@@ -373,6 +373,16 @@ impl SecurityMutation {
         Ok(super::auth::signed_in(ctx, state, signed))
     }
 
+    /// Sends a new sign-in code for a pending email challenge: after a sign-in answered
+    /// SERVICE_UNAVAILABLE with a `challengeId` (the code could not be sent), or when a
+    /// code did not arrive. The previous code stops working. Limited per challenge and
+    /// per account.
+    async fn resend_sign_in_code(&self, ctx: &Context<'_>, challenge_id: String) -> Result<TwoFactorChallenge> {
+        let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
+        let c = service::auth::resend_sign_in_code(state, &tx, &challenge_id).await?;
+        Ok(TwoFactorChallenge { id: c.id, methods: c.methods, expires_at: c.expires_at })
+    }
+
     /// Proves the password (or a TOTP code) again, so the session may perform step-up
     /// operations for the next 10 minutes.
     async fn reauthenticate(

@@ -89,7 +89,19 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     let store_ok = state.app.store.ping().await.is_ok();
     let status = if db_ok && store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    (status, Json(serde_json::json!({ "database": word(db_ok), "store": word(store_ok), "storeKind": state.app.store.kind() })))
+    // Mail is reported, not required: sign-in by password and TOTP works without it.
+    let mail = state.app.mailer.health();
+    (
+        status,
+        Json(serde_json::json!({
+            "database": word(db_ok),
+            "store": word(store_ok),
+            "storeKind": state.app.store.kind(),
+            "mail": if mail.failing_streak == 0 { "ok" } else { "failing" },
+            "mailKind": state.app.mailer.kind(),
+            "mailFailedSends": mail.failed,
+        })),
+    )
         .into_response()
 }
 

@@ -24,8 +24,10 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use prometheus_client::metrics::counter::Counter;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -125,11 +127,31 @@ fn redact(text: &str, rest: &str, authority_end: usize) -> String {
     }
 }
 
-/// Sends mail. Cheap to clone; clones share the SMTP connection pool.
+/// Sends mail. Cheap to clone; clones share the SMTP connection pool and the health
+/// counters.
 #[derive(Clone)]
 pub struct Mailer {
     from: Mailbox,
     transport: Transport,
+    health: Arc<Health>,
+}
+
+/// What operators see of delivery: counters for /metrics, the current streak of
+/// failures for /readyz.
+#[derive(Default)]
+struct Health {
+    sent: Counter,
+    failed: Counter,
+    failing_streak: AtomicU64,
+}
+
+/// A snapshot of delivery health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailHealth {
+    pub sent: u64,
+    pub failed: u64,
+    /// Failed sends since the last one that succeeded.
+    pub failing_streak: u64,
 }
 
 #[derive(Clone)]
@@ -158,7 +180,26 @@ impl Mailer {
             Some(url) => Transport::Smtp(Arc::new(LazySmtp { builder: smtp_builder(url)?, transport: OnceLock::new() })),
             None => Transport::Files { dir: cfg.dir.clone(), transport: AsyncFileTransport::new(&cfg.dir) },
         };
-        Ok(Self { from, transport })
+        Ok(Self { from, transport, health: Arc::default() })
+    }
+
+    /// The sent and failed counters, for registering with the metrics registry.
+    pub fn counters(&self) -> (Counter, Counter) {
+        (self.health.sent.clone(), self.health.failed.clone())
+    }
+
+    pub fn health(&self) -> MailHealth {
+        MailHealth {
+            sent: self.health.sent.get(),
+            failed: self.health.failed.get(),
+            failing_streak: self.health.failing_streak.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a send that the caller gave up on (its own deadline passed first).
+    pub fn note_failure(&self) {
+        self.health.failed.inc();
+        self.health.failing_streak.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `"smtp"` or `"files"`.
@@ -172,6 +213,18 @@ impl Mailer {
     /// Sends one plain-text UTF-8 message. Errors carry the detail for the log; they
     /// are internal errors, so clients only ever see a generic message.
     pub async fn send(&self, to_name: &str, to_email: &str, subject: &str, text_body: &str) -> AppResult<()> {
+        let result = self.deliver(to_name, to_email, subject, text_body).await;
+        match &result {
+            Ok(()) => {
+                self.health.sent.inc();
+                self.health.failing_streak.store(0, Ordering::Relaxed);
+            }
+            Err(_) => self.note_failure(),
+        }
+        result
+    }
+
+    async fn deliver(&self, to_name: &str, to_email: &str, subject: &str, text_body: &str) -> AppResult<()> {
         if subject.contains(['\r', '\n']) {
             return Err(AppError::internal("mail subject must not contain a line break"));
         }

@@ -370,36 +370,25 @@ async fn issue_challenge(
     }
     let id = random_id();
     let expires_at = now + chrono::Duration::from_std(CHALLENGE_TTL).unwrap_or_default();
-    let mut email_code_hash = None;
-    if methods.contains(&TwoFactorMethod::Email) {
-        limit(state, tx, Bucket::EmailCode, &user.id.to_string(), Some(ws.id), user_actor(user)).await?;
-        let code = twofactor::new_email_code();
-        email_code_hash = Some(twofactor::hash_email_code(state.server_key.expose(), &id, code.expose()));
-        let body = format!(
-            "Hello {name},\n\nYour Palisade sign-in code for workspace {ws} is:\n\n    {code}\n\nIt works once, for the sign-in \
-             you just started, until {until} UTC.\nIf this was not you, someone knows your password: change it now.\n",
-            name = user.display_name,
-            ws = ws.name,
-            code = code.expose(),
-            until = expires_at.format("%Y-%m-%d %H:%M"),
-        );
-        mail_after_commit(state, tx, user.display_name.clone(), user.email.clone(), "Your Palisade sign-in code".into(), body);
-    }
-    let challenge = Challenge {
+    let mut challenge = Challenge {
         user_id: user.id,
         workspace_id: ws.id,
         methods: methods.clone(),
         reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
         expires_at,
-        email_code_hash,
+        email_code_hash: None,
         failures,
         master: false,
         enrollment: None,
     };
-    let json = serde_json::to_string(&challenge).map_err(AppError::internal)?;
-    state.store.set(&challenge_key(&id), &json, CHALLENGE_TTL).await?;
-    let store = state.store.clone();
     let key = challenge_key(&id);
+    if methods.contains(&TwoFactorMethod::Email) {
+        limit(state, tx, Bucket::EmailCode, &user.id.to_string(), Some(ws.id), user_actor(user)).await?;
+        send_sign_in_code(state, tx, user, ws, &id, &mut challenge).await?;
+    } else {
+        store_challenge(state, &key, &challenge).await?;
+    }
+    let store = state.store.clone();
     tx.on_rollback(move || {
         Box::pin(async move {
             let _ = store.del(&key).await;
@@ -414,6 +403,104 @@ async fn issue_challenge(
         None,
     ));
     Ok(ChallengeIssued { id, methods, expires_at, enrollment: None })
+}
+
+/// How long a sign-in code may take to reach the mail server before the sign-in says
+/// it could not be sent (well inside the request's execution timeout).
+const SIGN_IN_CODE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Keeps a challenge for the rest of its life.
+async fn store_challenge(state: &AppState, key: &str, challenge: &Challenge) -> AppResult<()> {
+    let ttl = (challenge.expires_at - state.clock.now()).to_std().unwrap_or_default().max(Duration::from_secs(1));
+    let json = serde_json::to_string(challenge).map_err(AppError::internal)?;
+    Ok(state.store.set(key, &json, ttl).await?)
+}
+
+/// Makes a new email code for `challenge`, stores the challenge with its hash, and
+/// hands the code to the mail server before answering. A code that cannot be handed
+/// over is never answered as sent: the failure is audited and the caller gets
+/// `SignInCodeUndelivered`, with the challenge kept so `resendSignInCode` can try again
+/// (a previous code stops working either way).
+async fn send_sign_in_code(
+    state: &AppState,
+    tx: &Tx<'_>,
+    user: &entity::user::Model,
+    ws: &entity::workspace::Model,
+    id: &str,
+    challenge: &mut Challenge,
+) -> AppResult<()> {
+    let code = twofactor::new_email_code();
+    challenge.email_code_hash = Some(twofactor::hash_email_code(state.server_key.expose(), id, code.expose()));
+    store_challenge(state, &challenge_key(id), challenge).await?;
+    let body = format!(
+        "Hello {name},\n\nYour Palisade sign-in code for workspace {ws} is:\n\n    {code}\n\nIt works once, for the sign-in \
+         you just started, until {until} UTC.\nIf this was not you, someone knows your password: change it now.\n",
+        name = user.display_name,
+        ws = ws.name,
+        code = code.expose(),
+        until = challenge.expires_at.format("%Y-%m-%d %H:%M"),
+    );
+    let sent = tokio::time::timeout(
+        SIGN_IN_CODE_DEADLINE,
+        state.mailer.send(&user.display_name, &user.email, "Your Palisade sign-in code", &body),
+    )
+    .await;
+    let problem = match sent {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => e.detail(),
+        Err(_) => {
+            state.mailer.note_failure();
+            format!("the mail server did not accept the message within {}s", SIGN_IN_CODE_DEADLINE.as_secs())
+        }
+    };
+    tracing::error!(error = %problem, "could not send a sign-in code");
+    tx.audit_failure(security_event(
+        Some(ws.id),
+        Some(user_actor(user)),
+        "auth.sign_in_code",
+        Some(user.id),
+        json!({ "delivery": "failed" }),
+        Some("the sign-in code could not be handed to the mail server".into()),
+    ));
+    Err(AppError::SignInCodeUndelivered {
+        challenge_id: id.to_owned(),
+        methods: challenge.methods.iter().map(|m| m.as_str().to_uppercase()).collect(),
+    })
+}
+
+/// Sends a new code for a pending email challenge (after `SignInCodeUndelivered`, or a
+/// code that never arrived). Limited per challenge and per account like the first.
+pub async fn resend_sign_in_code(state: &AppState, tx: &Tx<'_>, challenge_id: &str) -> AppResult<ChallengeIssued> {
+    let anon = anonymous_as("two-factor");
+    if challenge_id.len() > 128 {
+        return Err(AppError::bad_input("challengeId", "is not a valid challenge id"));
+    }
+    limit(state, tx, Bucket::TwoFactorChallenge, challenge_id, None, anon.clone()).await?;
+    let key = challenge_key(challenge_id);
+    let expired = || AppError::Denied("the sign-in challenge has expired or is unknown; sign in again".into());
+    let Some(json) = state.store.get(&key).await? else {
+        tx.audit_failure(security_event(None, Some(anon), "auth.sign_in_code", None, json!({ "challenge": "unknown" }), None));
+        return Err(expired());
+    };
+    let mut challenge: Challenge = serde_json::from_str(&json).map_err(AppError::internal)?;
+    if challenge.master || !challenge.methods.contains(&TwoFactorMethod::Email) {
+        return Err(AppError::bad_input("challengeId", "this sign-in does not use email codes"));
+    }
+    if state.clock.now() >= challenge.expires_at {
+        return Err(expired());
+    }
+    let (user, ws) = repo::users::get_with_workspace(tx.db(), challenge.workspace_id, challenge.user_id).await?.ok_or_else(expired)?;
+    limit(state, tx, Bucket::EmailCode, &user.id.to_string(), Some(ws.id), user_actor(&user)).await?;
+    send_sign_in_code(state, tx, &user, &ws, challenge_id, &mut challenge).await?;
+    tx.audit(security_event(
+        Some(ws.id),
+        Some(user_actor(&user)),
+        "auth.sign_in_code_resent",
+        Some(user.id),
+        json!({ "delivery": "sent" }),
+        None,
+    ));
+    Ok(ChallengeIssued { id: challenge_id.to_owned(), methods: challenge.methods, expires_at: challenge.expires_at, enrollment: None })
 }
 
 /// Creates the session of a sign-in that passed every check.

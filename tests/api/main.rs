@@ -20,6 +20,7 @@ mod impersonation;
 mod leaks;
 mod lifecycle;
 mod mail;
+mod mail_outage;
 mod master_two_factor;
 mod matrix;
 mod multi_instance;

@@ -33,13 +33,23 @@ impl SmtpSink {
     /// Starts `python3 -m aiosmtpd` with the Maildir handler and waits until it accepts
     /// connections. Panics (the test fails, it is not skipped) if it cannot start.
     pub async fn start() -> SmtpSink {
+        Self::start_at(None).await
+    }
+
+    /// On a port of the caller's choosing (a server the test started without mail,
+    /// whose SMTP server now comes up).
+    pub async fn start_on(port: u16) -> SmtpSink {
+        Self::start_at(Some(port)).await
+    }
+
+    async fn start_at(fixed: Option<u16>) -> SmtpSink {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("maildir");
         let mut last_error = String::new();
         // A port picked from a closed listener may be taken again before aiosmtpd binds
         // it; a few attempts make that race harmless.
         for attempt in 0..3 {
-            let port = free_port();
+            let port = fixed.unwrap_or_else(free_port);
             let log_path = dir.path().join(format!("aiosmtpd-{attempt}.log"));
             let log = std::fs::File::create(&log_path).unwrap();
             let mut child = Command::new("python3")
@@ -135,7 +145,7 @@ pub fn eml_files(dir: impl AsRef<Path>) -> Vec<Mail> {
     files.into_iter().map(|(_, path)| parse_file(&path)).collect()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
