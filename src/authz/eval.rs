@@ -109,6 +109,8 @@ pub struct Grants {
     pub permissions: BTreeMap<Permission, Vec<Cause>>,
     /// Permissions explicitly denied by an active role (they win over grants).
     pub denied: BTreeMap<Permission, Vec<Cause>>,
+    /// The grants a deny cancelled, with their causes (to explain both sides).
+    pub overridden: BTreeMap<Permission, Vec<Cause>>,
     pub scopes: BTreeMap<Module, (Scope, Vec<Cause>)>,
     pub fields: BTreeMap<SensitiveField, FieldAccess>,
     pub denied_fields: BTreeSet<SensitiveField>,
@@ -223,7 +225,9 @@ pub fn evaluate(assignments: &[Assignment], roles: &HashMap<Uuid, RoleDef>, ctx:
             g.denied_fields.extend(r.denied_fields.iter().copied());
         }
     }
-    g.permissions = granted.into_iter().filter(|(p, _)| !g.denied.contains_key(p)).collect();
+    let (overridden, permissions): (BTreeMap<_, _>, BTreeMap<_, _>) = granted.into_iter().partition(|(p, _)| g.denied.contains_key(p));
+    g.permissions = permissions;
+    g.overridden = overridden;
     // A module whose read permission is denied has no scope, whatever grants it.
     g.scopes.retain(|m, _| m.read_permission().is_some_and(|p| g.permissions.contains_key(&p)));
     if let Some(t) = top {

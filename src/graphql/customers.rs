@@ -285,10 +285,11 @@ impl From<CustomerInput> for CustomerPatch {
     }
 }
 
-/// The page size a principal may ask for: FORBIDDEN above their role's maximum.
+/// The page size a principal may ask for: FORBIDDEN when `first` asks for more than
+/// their role's maximum; without `first`, 20 or that maximum, whichever is smaller.
 pub(crate) fn page_size(g: &Grants, first: Option<i32>) -> Result<u64, AppError> {
     let max = i64::from(g.restrictions.max_records_per_request).min(i64::from(MAX_PAGE));
-    let want = i64::from(first.unwrap_or(20));
+    let want = first.map_or(20.min(max.max(1)), i64::from);
     if want < 1 {
         return Err(AppError::bad_input("first", "must be at least 1"));
     }

@@ -72,15 +72,18 @@ impl PlatformWorkspace {
     async fn users(&self, ctx: &Context<'_>) -> Result<Vec<PlatformUser>> {
         master(ctx)?;
         let ws = parse_id("id", &self.id)?;
-        let rows = crate::repo::users::all(&state(ctx)?.db, ws).await.map_err(AppError::from)?;
+        let db = &state(ctx)?.db;
+        let rows = crate::repo::users::all(db, ws).await.map_err(AppError::from)?;
+        let users: Vec<(uuid::Uuid, Option<uuid::Uuid>)> = rows.iter().map(|u| (u.id, u.primary_group_id)).collect();
+        let org = super::types::OrgDirectory::load(db, ws, &users).await?;
         Ok(rows
             .into_iter()
             .map(|u| PlatformUser {
                 id: id(u.id),
+                role: org.top_role(u.id),
                 username: u.username,
                 display_name: u.display_name,
                 active: u.active,
-                role: crate::auth::BuiltinRole::parse(&u.builtin_role),
             })
             .collect())
     }
@@ -246,7 +249,11 @@ impl PlatformMutation {
             changes: serde_json::json!({ "slug": crate::audit::change(serde_json::Value::Null, ws.slug.clone()) }),
             reason: None,
         });
-        Ok(CreateWorkspacePayload { workspace: ws.into(), owner: super::types::User::project(owner, super::types::Viewing::Full) })
+        // Read in this transaction: the owner's role is not committed yet.
+        let org = super::types::OrgDirectory::load(tx.db(), ws.id, &[(owner.id, owner.primary_group_id)]).await?;
+        let mut owner = super::types::User::project(owner, super::types::Viewing::Full);
+        owner.org = Some(std::sync::Arc::new(org));
+        Ok(CreateWorkspacePayload { workspace: ws.into(), owner })
     }
 
     /// Acts as a workspace user for a while (master admins), with a stated reason. The

@@ -108,6 +108,9 @@ pub struct Role {
     pub restrictions: Restrictions,
     /// False for Owner, which nobody can change.
     pub editable: bool,
+    /// What in this definition has no effect: a permission both granted and denied (the
+    /// deny wins), a field given access and denied (the deny wins).
+    pub warnings: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -124,7 +127,16 @@ impl Role {
 impl From<StoredRole> for Role {
     fn from(r: StoredRole) -> Self {
         let d = r.def;
+        let mut warnings: Vec<String> =
+            d.permissions.intersection(&d.denies).map(|p| format!("{} is both granted and denied; the deny wins", p.as_str())).collect();
+        warnings.extend(
+            d.fields
+                .keys()
+                .filter(|f| d.denied_fields.contains(f))
+                .map(|f| format!("{} is both given access and denied; the deny wins", f.key())),
+        );
         Self {
+            warnings,
             id: ID(d.id.to_string()),
             name: d.name,
             description: r.description,
@@ -257,7 +269,7 @@ pub struct AssignRoleInput {
 /// One link in the chain of reasons behind a decision.
 #[derive(SimpleObject)]
 pub struct AccessReason {
-    /// GRANT, DENY, SCOPE, INACTIVE, NO_GRANT
+    /// GRANT, DENY, OVERRIDDEN_GRANT (a grant a deny cancels), SCOPE, INACTIVE, NO_GRANT
     pub kind: String,
     pub role: Option<String>,
     /// "direct assignment" or "group <name>"
@@ -295,6 +307,9 @@ pub fn explain(g: &Grants, p: Permission) -> AccessExplanation {
     }
     for c in g.permissions.get(&p).into_iter().flatten() {
         reasons.push(reason("GRANT", c, format!("{} grants {}", c.role, p.as_str())));
+    }
+    for c in g.overridden.get(&p).into_iter().flatten() {
+        reasons.push(reason("OVERRIDDEN_GRANT", c, format!("{} grants {}, but a deny overrides it", c.role, p.as_str())));
     }
     let scope = p.module().read_permission().map(|_| g.scope(p.module()));
     if let Some((s, causes)) = g.scopes.get(&p.module()) {

@@ -104,8 +104,8 @@ impl TeamQuery {
         let total = repo::users::count(db, p.workspace_id, &filter).await.map_err(AppError::from)?;
         let rows = repo::users::list(db, p.workspace_id, &filter, offset, limit).await.map_err(AppError::from)?;
         let node = ctx.look_ahead().field("edges").field("node");
-        let org = if ["department", "team", "primaryGroup", "groups"].iter().any(|f| node.field(f).exists()) {
-            let ids: Vec<uuid::Uuid> = rows.iter().map(|u| u.id).collect();
+        let org = if ["department", "team", "primaryGroup", "groups", "role"].iter().any(|f| node.field(f).exists()) {
+            let ids: Vec<(uuid::Uuid, Option<uuid::Uuid>)> = rows.iter().map(|u| (u.id, u.primary_group_id)).collect();
             Some(std::sync::Arc::new(OrgDirectory::load(db, p.workspace_id, &ids).await?))
         } else {
             None
@@ -157,6 +157,15 @@ impl TeamQuery {
     }
 }
 
+/// A user as this mutation left them: their groups, placement and roles are read in
+/// the mutation's own transaction, not from what was committed before it.
+async fn as_written(tx: &Tx<'_>, p: &crate::auth::UserPrincipal, u: entity::user::Model) -> Result<User> {
+    let org = OrgDirectory::load(tx.db(), p.workspace_id, &[(u.id, u.primary_group_id)]).await?;
+    let mut user = User::project(u, Viewing::As(&p.grants, p.user_id));
+    user.org = Some(std::sync::Arc::new(org));
+    Ok(user)
+}
+
 #[derive(Default)]
 pub struct TeamMutation;
 
@@ -185,7 +194,7 @@ impl TeamMutation {
             NewUserInput { username: input.username, email: input.email, display_name: input.display_name, password: input.password, rest },
         )
         .await?;
-        Ok(User::project(u, Viewing::As(&p.grants, p.user_id)))
+        as_written(&tx, p, u).await
     }
 
     /// Changes a staff member ranked below you.
@@ -212,7 +221,7 @@ impl TeamMutation {
             },
         };
         let u = svc::update_user(state(ctx)?, &tx, p, parse_id("id", &id)?, patch).await?;
-        Ok(User::project(u, Viewing::As(&p.grants, p.user_id)))
+        as_written(&tx, p, u).await
     }
 
     async fn create_department(&self, ctx: &Context<'_>, name: String) -> Result<OrgUnit> {

@@ -55,10 +55,15 @@ pub enum Viewing<'a> {
 pub struct OrgDirectory {
     pub names: std::collections::HashMap<Uuid, String>,
     pub memberships: std::collections::HashMap<Uuid, Vec<Uuid>>,
+    /// The built-in roles each user of the page holds (see `User.role`).
+    pub held: std::collections::HashMap<Uuid, Vec<String>>,
 }
 
 impl OrgDirectory {
-    pub async fn load(db: &impl sea_orm::ConnectionTrait, workspace_id: Uuid, user_ids: &[Uuid]) -> Result<Self, AppError> {
+    /// `users`: each user's id and primary group.
+    pub async fn load(db: &impl sea_orm::ConnectionTrait, workspace_id: Uuid, users: &[(Uuid, Option<Uuid>)]) -> Result<Self, AppError> {
+        let user_ids: Vec<Uuid> = users.iter().map(|(id, _)| *id).collect();
+        let user_ids = user_ids.as_slice();
         let mut names = std::collections::HashMap::new();
         names.extend(repo::org::departments(db, workspace_id).await?.into_iter().map(|d| (d.id, d.name)));
         names.extend(repo::org::teams(db, workspace_id).await?.into_iter().map(|t| (t.id, t.name)));
@@ -67,12 +72,27 @@ impl OrgDirectory {
         for (u, g) in repo::org::memberships_of(db, workspace_id, user_ids).await? {
             memberships.entry(u).or_default().push(g);
         }
-        Ok(Self { names, memberships })
+        let mut reach = memberships.clone();
+        for (id, primary) in users {
+            let groups = reach.entry(*id).or_default();
+            groups.extend(primary.iter().filter(|p| !groups.contains(p)).copied().collect::<Vec<_>>());
+        }
+        let held = repo::roles::builtin_roles_held(db, workspace_id, &reach).await?;
+        Ok(Self { names, memberships, held })
+    }
+
+    /// The highest built-in role a user of the page holds; GUEST when none.
+    pub fn top_role(&self, user: Uuid) -> BuiltinRole {
+        top_role(self.held.get(&user))
     }
 
     fn unit(&self, id: Uuid) -> Option<OrgUnit> {
         self.names.get(&id).map(|n| OrgUnit { id: ID(id.to_string()), name: n.clone() })
     }
+}
+
+fn top_role(names: Option<&Vec<String>>) -> BuiltinRole {
+    names.into_iter().flatten().map(|n| BuiltinRole::parse(n)).max().unwrap_or(BuiltinRole::Guest)
 }
 
 /// A staff member, as the viewer may see them.
@@ -86,7 +106,6 @@ pub struct User {
     pub active: bool,
     pub licensed: bool,
     pub licence_ends_at: Option<DateTime<Utc>>,
-    pub role: BuiltinRole,
     pub last_login_at: Option<DateTime<Utc>>,
     pub department_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
@@ -116,7 +135,6 @@ impl User {
             active: u.active,
             licensed: u.licensed,
             licence_ends_at: u.licence_ends_at,
-            role: BuiltinRole::parse(&u.builtin_role),
             last_login_at: u.last_login_at,
             department_id: u.department_id,
             team_id: u.team_id,
@@ -162,10 +180,21 @@ impl User {
     async fn licence_ends_at(&self) -> Option<DateTime<Utc>> {
         self.licence_ends_at
     }
-    /// The built-in role the user was created with (their effective roles are in
-    /// `roleAssignments` and, for yourself, `me.access`).
-    async fn role(&self) -> BuiltinRole {
-        self.role
+    /// The highest built-in role the user holds, directly or through a group (whether
+    /// or not its conditions hold right now); GUEST when they hold none. Every role,
+    /// custom ones included, is in `roleAssignments` and, for yourself, `me.access`.
+    async fn role(&self, ctx: &Context<'_>) -> Result<BuiltinRole> {
+        if let Some(org) = &self.org {
+            return Ok(org.top_role(self.user_id));
+        }
+        let db = &state(ctx)?.db;
+        let mut groups: Vec<Uuid> =
+            repo::org::groups_of(db, self.workspace_id, self.user_id).await.map_err(AppError::from)?.into_iter().map(|g| g.id).collect();
+        groups.extend(self.primary_group_id);
+        let held = repo::roles::builtin_roles_held(db, self.workspace_id, &std::collections::HashMap::from([(self.user_id, groups)]))
+            .await
+            .map_err(AppError::from)?;
+        Ok(top_role(held.get(&self.user_id)))
     }
     async fn last_login_at(&self) -> Option<DateTime<Utc>> {
         self.last_login_at

@@ -341,3 +341,42 @@ pub async fn bump_epoch(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result
         .await
         .map(|_| ())
 }
+
+/// For each user, the built-in roles (`owner`, `manager`, `staff`, `guest`) among the
+/// roles they hold now or later, directly or through a group. `members` maps each user
+/// to every group they are in (primary included). Two queries, whatever the count.
+pub async fn builtin_roles_held(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    members: &HashMap<Uuid, Vec<Uuid>>,
+) -> Result<HashMap<Uuid, Vec<String>>, DbErr> {
+    let builtin: HashMap<Uuid, String> = role::Entity::find()
+        .filter(role::Column::WorkspaceId.eq(workspace_id))
+        .filter(role::Column::Builtin.is_not_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.builtin.map(|b| (r.id, b)))
+        .collect();
+    let groups: BTreeSet<Uuid> = members.values().flatten().copied().collect();
+    let rows = role_assignment::Entity::find()
+        .filter(role_assignment::Column::WorkspaceId.eq(workspace_id))
+        .filter(role_assignment::Column::RoleId.is_in(builtin.keys().copied()))
+        .filter(
+            Condition::any()
+                .add(role_assignment::Column::UserId.is_in(members.keys().copied()))
+                .add(role_assignment::Column::GroupId.is_in(groups)),
+        )
+        .all(db)
+        .await?;
+    let mut out: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for a in rows {
+        let Some(name) = builtin.get(&a.role_id) else { continue };
+        for (user, user_groups) in members {
+            if a.user_id == Some(*user) || a.group_id.is_some_and(|g| user_groups.contains(&g)) {
+                out.entry(*user).or_default().push(name.clone());
+            }
+        }
+    }
+    Ok(out)
+}

@@ -32,6 +32,7 @@ mod schema;
 mod security;
 mod sessions;
 mod signin_limits;
+mod small_breaks;
 mod smtp;
 mod store;
 mod subscriptions;
