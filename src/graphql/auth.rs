@@ -111,14 +111,17 @@ impl AuthMutation {
     /// UNAUTHENTICATED error. When a second factor is needed (enforced, enrolled, or the
     /// sign-in looks unusual) the answer carries a `challenge` instead of a session.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<LoginPayload> {
-        let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
+        let (state, meta) = (state(ctx)?, meta(ctx)?);
         let req = service::auth::LoginRequest {
             workspace: &input.workspace,
             login: &input.login,
             password: &input.password,
             device: meta.device.clone(),
         };
-        match service::auth::login(state, &tx, meta, req).await? {
+        // The password is checked before the transaction (and SQLite's write lock).
+        let checked = service::auth::check_password(state, meta, &req).await?;
+        let tx = Tx::open(ctx).await?;
+        match service::auth::login(state, &tx, meta, req, checked).await? {
             service::auth::LoginResult::SignedIn(signed) => Ok(signed_in(ctx, state, *signed)),
             service::auth::LoginResult::Challenge(c) => Ok(challenged(c)),
         }
@@ -128,8 +131,10 @@ impl AuthMutation {
     /// session: the answer is a TOTP challenge (on the first sign-in, with the
     /// authenticator to enrol in `totpEnrollment`), completed with `verifyTwoFactor`.
     async fn master_login(&self, ctx: &Context<'_>, input: MasterLoginInput) -> Result<LoginPayload> {
-        let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
-        let c = service::master_auth::login(state, &tx, meta, &input.email, &input.password).await?;
+        let (state, meta) = (state(ctx)?, meta(ctx)?);
+        let checked = service::master_auth::check_password(state, meta, &input.email, &input.password).await?;
+        let tx = Tx::open(ctx).await?;
+        let c = service::master_auth::login(state, &tx, &input.email, checked).await?;
         Ok(challenged(c))
     }
 

@@ -50,6 +50,13 @@ struct Pending {
 #[derive(Default)]
 pub struct RequestState {
     tx: Mutex<Option<Arc<DatabaseTransaction>>>,
+    /// The SQLite write lock taken by `Tx::open` for a mutation whose transaction the
+    /// gate left to the resolver (see `OPENS_ITS_OWN_TRANSACTION`).
+    deferred_writer: Mutex<Option<OwnedMutexGuard<()>>>,
+    /// Set while a mutation runs: if the request is dropped before the gate has written
+    /// its outcome (the execution timeout fired, the client went away), `Drop` puts a
+    /// failure entry on the record in its place.
+    in_flight: Mutex<Option<InFlight>>,
     pending: Mutex<Pending>,
     /// Sensitive fields this request was refused (answered null), audited once at the end.
     withheld: Mutex<std::collections::BTreeSet<&'static str>>,
@@ -66,17 +73,41 @@ pub struct RequestState {
 impl Drop for RequestState {
     fn drop(&mut self) {
         let undo = std::mem::take(&mut self.lock_pending().compensations);
-        if !undo.is_empty()
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            rt.spawn(async move {
-                for f in undo {
-                    f().await;
-                }
-            });
+        let cut_short = self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if (undo.is_empty() && cut_short.is_none()) || tokio::runtime::Handle::try_current().is_err() {
+            return;
         }
+        // The dropped transaction must release SQLite's write lock before the entry
+        // below can be written.
+        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+        drop(self.deferred_writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+        tokio::spawn(async move {
+            for f in undo {
+                f().await;
+            }
+            if let Some(op) = cut_short {
+                let cx = EntryContext { actor: op.actor, meta: op.meta.as_ref(), now: op.state.clock.now() };
+                let record =
+                    failure_record(op.workspace_id, "Mutation", &op.field, Some("the request was stopped before it finished".into()));
+                write_records(&op.state, None, &cx, vec![record], "failed", "SERVICE_UNAVAILABLE", op.field).await;
+            }
+        });
     }
 }
+
+/// What `Drop` needs to audit a mutation that was cut short.
+struct InFlight {
+    state: AppState,
+    actor: Actor,
+    workspace_id: Option<uuid::Uuid>,
+    meta: Option<RequestMeta>,
+    field: String,
+}
+
+/// Mutations whose resolver opens the transaction itself (`Tx::open`), after work that
+/// must not hold SQLite's single write lock: sign-ins check the password (Argon2, tens
+/// of milliseconds) first, so concurrent sign-ins hash in parallel.
+const OPENS_ITS_OWN_TRANSACTION: &[&str] = &["login", "masterLogin"];
 
 impl RequestState {
     pub fn note_withheld(&self, field: &'static str) {
@@ -106,6 +137,21 @@ pub struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
+    /// For the mutations in `OPENS_ITS_OWN_TRANSACTION`: takes the write lock and opens
+    /// the mutation's transaction now (or returns the one already open). The gate
+    /// commits or rolls it back like any other.
+    pub async fn open(ctx: &Context<'a>) -> AppResult<Self> {
+        let rs: &'a RequestState = ctx.data::<Arc<RequestState>>().map_err(|_| AppError::internal("no request state"))?;
+        if rs.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            let state = ctx.data::<AppState>().map_err(|_| AppError::internal("no application state"))?;
+            let held = writer(state, None).await;
+            let txn = Arc::new(state.db.begin().await?);
+            *rs.deferred_writer.lock().unwrap_or_else(|e| e.into_inner()) = held;
+            *rs.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(txn);
+        }
+        Self::current(ctx)
+    }
+
     pub fn current(ctx: &Context<'a>) -> AppResult<Self> {
         let state: &'a RequestState = ctx.data::<Arc<RequestState>>().map_err(|_| AppError::internal("no request state"))?;
         let db = state
@@ -400,10 +446,63 @@ pub(crate) async fn audit_refusal(
     GateExtension.write_failure(state, None, &cx, principal, root, field, Vec::new(), refusal.error.code(), refusal.reason.clone()).await;
 }
 
+/// The generic entry of a refused or failed root field.
+fn failure_record(workspace_id: Option<uuid::Uuid>, root: &str, field: &str, reason: Option<String>) -> AuditRecord {
+    AuditRecord {
+        workspace_id,
+        actor: None,
+        action: match root {
+            "Mutation" => "api.mutation",
+            "Subscription" => "api.subscription",
+            _ => "api.query",
+        },
+        module: "api",
+        target_type: Some("operation"),
+        target_id: Some(field.chars().take(64).collect()),
+        changes: None,
+        reason,
+    }
+}
+
+/// Writes `records` in a transaction of their own, in a task of its own: a request that
+/// is dropped while waiting for the write lock (a timeout, a client that went away)
+/// does not take its refusal entries with it. `held`: the SQLite write lock, if the
+/// caller already holds it (the lock is not re-entrant).
+async fn write_records(
+    state: &AppState,
+    held: Option<OwnedMutexGuard<()>>,
+    cx: &EntryContext<'_>,
+    records: Vec<AuditRecord>,
+    outcome: &'static str,
+    code: &str,
+    field: String,
+) {
+    let (state, actor, meta, now, code) = (state.clone(), cx.actor.clone(), cx.meta.cloned(), cx.now, code.to_owned());
+    let task = tokio::spawn(async move {
+        let cx = EntryContext { actor, meta: meta.as_ref(), now };
+        let writer = writer(&state, held).await;
+        let result = async {
+            let txn = state.db.begin().await?;
+            let mut written = Vec::with_capacity(records.len());
+            for r in records {
+                written.push(write_entry(&txn, r, &cx, outcome, Some(&code)).await?);
+            }
+            txn.commit().await?;
+            Ok::<_, sea_orm::DbErr>(written)
+        }
+        .await;
+        drop(writer);
+        match result {
+            Ok(written) => state.audit_bus.announce(written),
+            Err(e) => tracing::error!(error = %e, field, "could not write the refusal audit entry"),
+        }
+    });
+    let _ = task.await;
+}
+
 impl GateExtension {
     /// Writes the refusal or failure entries of a mutation that did not commit, in a
-    /// transaction of their own. `held`: the SQLite write lock, if the caller already
-    /// holds it (the lock is not re-entrant).
+    /// transaction of their own (see `write_records`).
     #[allow(clippy::too_many_arguments)]
     async fn write_failure(
         &self,
@@ -419,39 +518,11 @@ impl GateExtension {
     ) {
         let outcome = if REFUSAL_CODES.contains(&code) { "denied" } else { "failed" };
         let records: Vec<AuditRecord> = if events.is_empty() {
-            vec![AuditRecord {
-                workspace_id: principal.workspace_id(),
-                actor: None,
-                action: match root {
-                    "Mutation" => "api.mutation",
-                    "Subscription" => "api.subscription",
-                    _ => "api.query",
-                },
-                module: "api",
-                target_type: Some("operation"),
-                target_id: Some(field.chars().take(64).collect()),
-                changes: None,
-                reason,
-            }]
+            vec![failure_record(principal.workspace_id(), root, field, reason)]
         } else {
             events.into_iter().map(AuditEvent::into_record).collect()
         };
-        let writer = writer(state, held).await;
-        let result = async {
-            let txn = state.db.begin().await?;
-            let mut written = Vec::with_capacity(records.len());
-            for r in records {
-                written.push(write_entry(&txn, r, cx, outcome, Some(code)).await?);
-            }
-            txn.commit().await?;
-            Ok::<_, sea_orm::DbErr>(written)
-        }
-        .await;
-        drop(writer);
-        match result {
-            Ok(written) => state.audit_bus.announce(written),
-            Err(e) => tracing::error!(error = %e, field, "could not write the refusal audit entry"),
-        }
+        write_records(state, held, cx, records, outcome, code, field.to_owned()).await;
     }
 }
 
@@ -514,14 +585,34 @@ impl Extension for GateExtension {
             return next.run(ctx, info).await;
         }
 
+        *rs.in_flight.lock().unwrap_or_else(|e| e.into_inner()) = Some(InFlight {
+            state: state.clone(),
+            actor: Actor::of(principal),
+            workspace_id: principal.workspace_id(),
+            meta: meta.cloned(),
+            field: field.clone(),
+        });
         // Held until the mutation has committed or been rolled back and audited.
-        let held = writer(state, None).await;
-        let txn = match state.db.begin().await {
-            Ok(t) => Arc::new(t),
-            Err(e) => return Err(server_error(AppError::from(e), &path)),
-        };
-        *rs.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(txn);
+        let mut held = None;
+        if !OPENS_ITS_OWN_TRANSACTION.contains(&info.name) {
+            held = writer(state, None).await;
+            let txn = match state.db.begin().await {
+                Ok(t) => Arc::new(t),
+                Err(e) => {
+                    rs.in_flight.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    let err = server_error(AppError::from(e), &path);
+                    self.write_failure(state, held, &cx(), principal, "Mutation", &field, Vec::new(), &error_code(&err), None).await;
+                    return Err(err);
+                }
+            };
+            *rs.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(txn);
+        }
         let result = next.run(ctx, info).await;
+        // From here on the gate itself puts the outcome on the record.
+        rs.in_flight.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(g) = rs.deferred_writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            held = Some(g);
+        }
         let txn = rs.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Pending { on_success, on_failure, compensations, after_commit } = std::mem::take(&mut *rs.lock_pending());
 

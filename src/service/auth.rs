@@ -211,15 +211,47 @@ pub(crate) fn account_bucket(user_id: Uuid) -> String {
     format!("user\0{user_id}")
 }
 
-pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: LoginRequest<'_>) -> AppResult<LoginResult> {
-    let db = tx.db();
+/// The part of a sign-in that runs before its transaction opens (so that concurrent
+/// sign-ins hash in parallel, even on SQLite's single writer): the limits, whom the
+/// name resolves to, and the password check.
+pub enum PasswordChecked {
+    Checked {
+        ws: Option<entity::workspace::Model>,
+        user: Option<entity::user::Model>,
+        matched: bool,
+        account_key: String,
+    },
+    /// A limit refused the attempt; the event goes on the record as its failure entry.
+    Throttled {
+        error: AppError,
+        audit: AuditEvent,
+    },
+}
+
+/// Like `limit`, for work outside the transaction: the refusal's audit event is
+/// returned instead of recorded.
+pub(crate) async fn limit_before(state: &AppState, bucket: Bucket, key: &str, actor: Actor) -> AppResult<Option<(AppError, AuditEvent)>> {
+    match state.limiter.check(bucket, key).await {
+        Err(error @ AppError::RateLimited { .. }) => {
+            let audit = security_event(None, Some(actor), "auth.throttled", None, json!({ "bucket": bucket.name() }), None);
+            Ok(Some((error, audit)))
+        }
+        Err(e) => Err(e),
+        Ok(()) => Ok(None),
+    }
+}
+
+/// The first half of `login`; reads outside any transaction, writes nothing.
+pub async fn check_password(state: &AppState, meta: &RequestMeta, req: &LoginRequest<'_>) -> AppResult<PasswordChecked> {
+    let db = &state.db;
     let login = req.login;
     let slug = req.workspace.trim();
     let login_key = fold_key(login.trim());
     // Limits first: a throttled attempt costs no Argon2 work.
     let ip = meta.ip_string().unwrap_or_else(|| "unknown".into());
-    limit(state, tx, Bucket::SignInIp, &ip, None, anonymous_as(login)).await?;
-
+    if let Some((error, audit)) = limit_before(state, Bucket::SignInIp, &ip, anonymous_as(login)).await? {
+        return Ok(PasswordChecked::Throttled { error, audit });
+    }
     let ws = repo::workspaces::by_slug(db, slug).await?.filter(|w| WorkspaceStatus::parse(&w.status) != WorkspaceStatus::Deleted);
     let user = match &ws {
         Some(ws) => repo::users::find_for_login(db, ws.id, &login_key).await?,
@@ -232,12 +264,34 @@ pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: Login
         Some(u) => account_bucket(u.id),
         None => format!("{}\0{login_key}", fold_key(slug)),
     };
-    limit(state, tx, Bucket::SignInAccount, &account_key, None, anonymous_as(login)).await?;
+    if let Some((error, audit)) = limit_before(state, Bucket::SignInAccount, &account_key, anonymous_as(login)).await? {
+        return Ok(PasswordChecked::Throttled { error, audit });
+    }
     // Over-long input is refused without hashing it; that says nothing about accounts.
     let matched = if req.password.chars().count() > PASSWORD_MAX_CHARS {
         false
     } else {
         state.hasher.verify(req.password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?
+    };
+    Ok(PasswordChecked::Checked { ws, user, matched, account_key })
+}
+
+/// The second half of a sign-in, in its transaction, after `check_password`.
+pub async fn login(
+    state: &AppState,
+    tx: &Tx<'_>,
+    meta: &RequestMeta,
+    req: LoginRequest<'_>,
+    checked: PasswordChecked,
+) -> AppResult<LoginResult> {
+    let db = tx.db();
+    let login = req.login;
+    let (ws, user, matched, account_key) = match checked {
+        PasswordChecked::Checked { ws, user, matched, account_key } => (ws, user, matched, account_key),
+        PasswordChecked::Throttled { error, audit } => {
+            tx.audit_failure(audit);
+            return Err(error);
+        }
     };
     let now = state.clock.now();
     // Network and hours are decided before the password is looked at, so a right and a

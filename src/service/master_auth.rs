@@ -24,7 +24,7 @@ use crate::repo;
 use crate::secret::Secret;
 use crate::service::auth::{
     CHALLENGE_ATTEMPTS, CHALLENGE_TTL, Challenge, ChallengeIssued, FAILURES_TTL, SignedIn, TwoFactorMethod, VerifyRequest, anonymous_as,
-    challenge_key, limit, random_id, register_undo,
+    challenge_key, limit, limit_before, random_id, register_undo,
 };
 use crate::service::security::{Enrollment, TwoFactorStatus};
 use crate::state::AppState;
@@ -65,19 +65,50 @@ async fn failures(state: &AppState, admin_id: Uuid) -> AppResult<i64> {
     Ok(state.store.get(&failures_key(admin_id)).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-/// The password step: answers a challenge (never a session).
-pub async fn login(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, email: &str, password: &str) -> AppResult<ChallengeIssued> {
+/// What the password step learned before its transaction opened.
+pub enum MasterChecked {
+    Checked {
+        admin: Option<master_admin::Model>,
+        matched: bool,
+        typed: String,
+    },
+    /// A limit refused the attempt; the event goes on the record as its failure entry.
+    Throttled {
+        error: AppError,
+        audit: AuditEvent,
+    },
+}
+
+/// The limits and the password check, outside any transaction (so that concurrent
+/// sign-ins hash in parallel, even on SQLite's single writer).
+pub async fn check_password(state: &AppState, meta: &RequestMeta, email: &str, password: &str) -> AppResult<MasterChecked> {
     let ip = meta.ip_string().unwrap_or_else(|| "unknown".into());
     let typed = fold_key(email.trim());
-    limit(state, tx, Bucket::SignInIp, &ip, None, anonymous_as(email)).await?;
-    let admin = repo::master_admins::by_email_key(tx.db(), &typed).await?;
+    if let Some((error, audit)) = limit_before(state, Bucket::SignInIp, &ip, anonymous_as(email)).await? {
+        return Ok(MasterChecked::Throttled { error, audit });
+    }
+    let admin = repo::master_admins::by_email_key(&state.db, &typed).await?;
     let account = match &admin {
         Some(a) => account_bucket(a.id),
         None => format!("master\0{typed}"),
     };
-    limit(state, tx, Bucket::SignInAccount, &account, None, anonymous_as(email)).await?;
+    if let Some((error, audit)) = limit_before(state, Bucket::SignInAccount, &account, anonymous_as(email)).await? {
+        return Ok(MasterChecked::Throttled { error, audit });
+    }
     let matched = password.chars().count() <= PASSWORD_MAX_CHARS
         && state.hasher.verify(password, admin.as_ref().map(|a| a.password_hash.as_str())).await?;
+    Ok(MasterChecked::Checked { admin, matched, typed })
+}
+
+/// The password step, in its transaction: answers a challenge (never a session).
+pub async fn login(state: &AppState, tx: &Tx<'_>, email: &str, checked: MasterChecked) -> AppResult<ChallengeIssued> {
+    let (admin, matched, typed) = match checked {
+        MasterChecked::Checked { admin, matched, typed } => (admin, matched, typed),
+        MasterChecked::Throttled { error, audit } => {
+            tx.audit_failure(audit);
+            return Err(error);
+        }
+    };
     // Unknown addresses are counted too, so the work done does not tell them apart.
     let failure_key = match &admin {
         Some(a) => failures_key(a.id),

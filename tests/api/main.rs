@@ -10,6 +10,7 @@ mod apikeys;
 mod audit;
 mod audit_chain;
 mod audit_reads;
+mod audit_under_load;
 mod auth;
 mod control_chars;
 mod customers;
