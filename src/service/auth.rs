@@ -214,6 +214,8 @@ pub(crate) fn account_bucket(user_id: Uuid) -> String {
 /// The part of a sign-in that runs before its transaction opens (so that concurrent
 /// sign-ins hash in parallel, even on SQLite's single writer): the limits, whom the
 /// name resolves to, and the password check.
+// Built and consumed once per sign-in; boxing the rows would only add allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum PasswordChecked {
     Checked {
         ws: Option<entity::workspace::Model>,
