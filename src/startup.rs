@@ -10,7 +10,6 @@ use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, Store};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,16 +120,16 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
     Ok(state)
 }
 
-/// Binds and serves until `shutdown` resolves. Returns the bound address through
-/// `on_bound` before serving (port 0 picks a free port).
+/// Serves on `listener` until `shutdown` resolves, then waits for the requests in
+/// progress (see `http::server` for the bounds each connection is held to).
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let sweeper = tokio::spawn(sweep_audit_retention(state.clone()));
-    let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let limits = state.config.http.clone();
+    let served = crate::http::server::serve(crate::http::router(state), listener, limits, shutdown).await;
     sweeper.abort();
     served?;
     Ok(())

@@ -27,6 +27,7 @@ mod roles;
 mod schema;
 mod security;
 mod sessions;
+mod slow_clients;
 mod smtp;
 mod store;
 mod subscriptions;
