@@ -18,11 +18,16 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn connect_database(config: &Config) -> Result<DatabaseConnection, BoxError> {
     let url = config.database_url.expose();
     let mut opts = ConnectOptions::new(url.clone());
-    // Without these an unreachable PostgreSQL blocks start-up (and requests) for 30 s.
-    opts.connect_timeout(Duration::from_secs(5)).acquire_timeout(Duration::from_secs(5)).sqlx_logging(false);
+    // Bounds how long a request waits for the database when it is unreachable (sqlx
+    // would wait 30 s); the request is then answered SERVICE_UNAVAILABLE.
+    let wait = config.db_acquire_timeout;
+    opts.connect_timeout(wait).acquire_timeout(wait).sqlx_logging(false);
     if url.starts_with("sqlite:") {
         // One writer at a time; more connections would only wait on each other's locks.
         opts.max_connections(4).min_connections(1);
+        // A lock held by another process (a backup, the sqlite3 shell) is waited for
+        // as long as a connection would be, not sqlx's 5 s.
+        opts.map_sqlx_sqlite_opts(move |o| o.busy_timeout(wait));
     }
     let db = Database::connect(opts).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
     if url.starts_with("sqlite:") {

@@ -44,6 +44,19 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: &str, rid:
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// Every error of a GraphQL response leaves with a documented code; INTERNAL and
+/// SERVICE_UNAVAILABLE ones also carry the request id.
+pub(crate) fn finish_error(err: &mut async_graphql::ServerError, request_id: &str) {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    match ext.get("code") {
+        Some(async_graphql::Value::String(c)) if carries_request_id(c) => ext.set("requestId", request_id),
+        Some(_) => {}
+        // Parse and validation errors from the GraphQL engine: the client sent a
+        // document or variables that do not fit the schema.
+        None => ext.set("code", "BAD_USER_INPUT"),
+    }
+}
+
 pub fn router(app: AppState) -> Router {
     let schema = crate::graphql::build_schema(&app.config, Some(app.clone()));
     let state = HttpState { app: app.clone(), schema };
@@ -89,7 +102,10 @@ async fn observe(State(state): State<HttpState>, req: Request, next: Next) -> Re
         Some("/metrics") => "/metrics",
         _ => "other",
     };
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), route);
+    // ERROR level so that the span (and its request id) exists whatever RUST_LOG lets
+    // through: a span below the filter's level is not recorded, and the error lines
+    // logged inside it would lose the id.
+    let span = tracing::error_span!("request", request_id = %id, method = %req.method(), route);
     let start = Instant::now();
     let mut res = next.run(req).instrument(span.clone()).await;
     if body_late.is_set() {

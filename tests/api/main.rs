@@ -21,6 +21,7 @@ mod mail;
 mod matrix;
 mod multi_instance;
 mod orders;
+mod outages;
 mod products;
 mod reports;
 mod roles;
