@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, Store};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,15 +30,74 @@ pub async fn connect_database(config: &Config) -> Result<DatabaseConnection, Box
         opts.map_sqlx_sqlite_opts(move |o| o.busy_timeout(wait));
     }
     let db = Database::connect(opts).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
-    if url.starts_with("sqlite:") {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // Switching a new file to WAL needs an exclusive lock SQLite does not wait
+        // for, so instances starting together take turns here as for migrations.
+        let _turn = sqlite_turn(&db).await?;
         db.execute_unprepared("PRAGMA journal_mode=WAL;").await?;
     }
     Ok(db)
 }
 
+/// Any fixed number works as long as every instance uses the same one; this one is
+/// "palisade" in ASCII, unlikely to collide with another application's lock.
+const MIGRATION_LOCK_KEY: i64 = 0x7061_6c69_7361_6465;
+
+/// Applies pending migrations. Instances starting together on one database take
+/// turns: the first applies them while the others wait, then find nothing left to do.
+/// (sea-orm's migrator checks what is applied, then applies the rest, so two at once
+/// would both apply the same migration and the second would fail.)
+///
+/// On PostgreSQL the turn is a session advisory lock taken on one dedicated connection,
+/// which is closed afterwards rather than returned to the pool: closing releases the
+/// lock whatever happened, and no open transaction is kept waiting meanwhile (which
+/// an idle-transaction timeout could end, or a concurrent index build wait for). On a
+/// SQLite file the turn is an exclusive lock on a file beside the database
+/// (`<database>.migrate-lock`), released when the file is closed.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), BoxError> {
-    Migrator::up(db, None).await.map_err(|e| format!("migration failed: {e}"))?;
-    Ok(())
+    let failed = |e: sea_orm::DbErr| format!("migration failed: {e}");
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let mut turn = db.get_postgres_connection_pool().acquire().await.map_err(|e| format!("migration failed: {e}"))?;
+            sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK_KEY)
+                .execute(&mut *turn)
+                .await
+                .map_err(|e| format!("migration failed: cannot take the migration lock: {e}"))?;
+            let applied = Migrator::up(db, None).await.map_err(failed);
+            if let Err(e) = turn.close().await {
+                // The lock goes with the connection once the server notices it is gone.
+                tracing::warn!(error = %e, "could not close the migration lock's connection");
+            }
+            Ok(applied?)
+        }
+        DbBackend::Sqlite => {
+            let _turn = sqlite_turn(db).await?;
+            Ok(Migrator::up(db, None).await.map_err(failed)?)
+        }
+        _ => Ok(Migrator::up(db, None).await.map_err(failed)?),
+    }
+}
+
+/// The exclusive lock on `<database>.migrate-lock` beside a SQLite file, held until
+/// the file is dropped; None for an in-memory database, which no other process sees.
+async fn sqlite_turn(db: &DatabaseConnection) -> Result<Option<std::fs::File>, BoxError> {
+    let options = db.get_sqlite_connection_pool().connect_options();
+    let name = options.get_filename().as_os_str();
+    if name.is_empty() || name == ":memory:" {
+        return Ok(None);
+    }
+    let mut path = name.to_owned();
+    path.push(".migrate-lock");
+    let path = std::path::PathBuf::from(path);
+    let taken = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        // Blocks until the instance migrating now is done.
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await?;
+    Ok(Some(taken.map_err(|e| format!("cannot take the migration lock beside the database: {e}"))?))
 }
 
 pub fn build_store(config: &Config, clock: SharedClock) -> Result<Arc<dyn Store>, BoxError> {

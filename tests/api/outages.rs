@@ -1,6 +1,6 @@
 //! The database goes away while the server runs: requests answer 503
 //! SERVICE_UNAVAILABLE with the request id, within a bound, and work again once it is
-//! back, without a restart.
+//! back, without a restart. Also: instances starting together on an empty database.
 //!
 //! How the database "goes away" depends on the backend, and each way is a real outage
 //! of that backend, not a mock:
@@ -17,6 +17,7 @@
 use crate::helpers::{Backend, DEMO_PASSWORD, Reply, TestApp};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ACQUIRE_MS: &str = "300";
@@ -244,5 +245,36 @@ async fn error_lines_carry_the_request_id_even_when_only_errors_are_logged() {
     assert!(!errors.is_empty(), "the outage is logged as an error:\n{log}");
     for line in &errors {
         assert_eq!(line["span"]["request_id"], request_id.as_str(), "every error line names the request: {line}");
+    }
+}
+
+/// The settings every instance in `concurrent_starts_on_an_empty_database_all_succeed`
+/// shares.
+fn instance_config(backend: &Backend) -> palisade::config::Config {
+    let vars = [
+        ("DATABASE_URL", backend.database_url.clone()),
+        ("PALISADE_SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnop".to_owned()),
+        ("PALISADE_MAIL_DIR", backend.mail_dir.display().to_string()),
+        ("PALISADE_REDIS_PREFIX", backend.redis_prefix.clone()),
+    ];
+    palisade::config::Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_starts_on_an_empty_database_all_succeed() {
+    // Before the migration lock, the second of two instances starting together on an
+    // empty PostgreSQL database exited with "column ... already exists".
+    let backend = Arc::new(Backend::new().await);
+    let starts = (0..4).map(|_| {
+        let backend = Arc::clone(&backend);
+        tokio::spawn(async move {
+            palisade::startup::build_state(instance_config(&backend), backend.clock.clone(), Some(backend.store()))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    });
+    for (i, started) in futures_util::future::join_all(starts).await.into_iter().enumerate() {
+        assert_eq!(started.unwrap(), Ok(()), "instance {i}");
     }
 }
