@@ -153,14 +153,19 @@ impl Activity {
 
     fn wrote(&self, pending: bool) {
         let mut t = self.lock();
-        match (pending, t.write_stalled) {
-            (true, None) => {
+        if pending {
+            if t.write_stalled.is_none() {
                 t.write_stalled = Some(Instant::now());
                 drop(t);
                 self.changed.notify_one();
             }
-            (false, Some(_)) => t.write_stalled = None,
-            _ => {}
+            return;
+        }
+        t.write_stalled = None;
+        // hyper has taken the whole answer before it is all written out: a connection
+        // still sending it is not idle yet.
+        if let Phase::Idle { since } = &mut t.phase {
+            *since = Instant::now();
         }
     }
 
@@ -350,5 +355,63 @@ async fn connection(
             }
             () = changed => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> HttpConfig {
+        HttpConfig {
+            header_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(2),
+            keep_alive_timeout: Duration::from_secs(3),
+            ws_handshake_timeout: Duration::from_secs(4),
+            max_connections: 1,
+        }
+    }
+
+    /// The bound of the phase the connection is in: how long from when it began, and why.
+    fn bound(a: &Activity) -> Option<(Duration, &'static str)> {
+        let since = match a.lock().phase {
+            Phase::Head { since } | Phase::Idle { since } | Phase::Upgrading { since } => since,
+            Phase::Busy => return None,
+        };
+        a.deadline(&limits()).map(|(at, why)| (at - since, why))
+    }
+
+    #[test]
+    fn each_phase_has_its_bound() {
+        let a = Arc::new(Activity::new());
+        assert_eq!(bound(&a), Some((Duration::from_secs(1), "request head not received in time")));
+        let request = InFlight::start(Arc::clone(&a));
+        assert_eq!(a.deadline(&limits()), None, "a request in progress is bounded by its handler");
+        drop(request);
+        assert_eq!(bound(&a), Some((Duration::from_secs(3), "idle keep-alive connection")));
+        a.received();
+        assert_eq!(bound(&a), Some((Duration::from_secs(1), "request head not received in time")), "the next head");
+        let mut upgrade = InFlight::start(Arc::clone(&a));
+        upgrade.upgrade = true;
+        drop(upgrade);
+        assert_eq!(bound(&a), Some((Duration::from_secs(4), "WebSocket upgrade not completed in time")));
+    }
+
+    #[test]
+    fn an_answer_the_client_does_not_take_is_bounded() {
+        let a = Arc::new(Activity::new());
+        let request = InFlight::start(Arc::clone(&a));
+        a.wrote(true);
+        let stalled = a.lock().write_stalled;
+        a.wrote(true);
+        assert_eq!(a.lock().write_stalled, stalled, "counted from the first write that stalled");
+        assert_eq!(a.deadline(&limits()).map(|(_, why)| why), Some("client does not read its answer"));
+        a.wrote(false);
+        assert_eq!(a.deadline(&limits()), None, "progress clears the stall");
+        drop(request);
+        let Phase::Idle { since: finished } = a.lock().phase else { panic!("idle after the answer") };
+        a.wrote(false);
+        let Phase::Idle { since: still_writing } = a.lock().phase else { panic!("still idle") };
+        assert!(still_writing >= finished, "writing out the answer keeps the connection from idling out");
     }
 }

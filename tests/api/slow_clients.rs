@@ -140,6 +140,36 @@ async fn a_flood_of_slow_sockets_does_not_stop_others_from_being_served() {
 }
 
 #[tokio::test]
+async fn a_client_that_does_not_read_its_answer_is_disconnected() {
+    let app = TestApp::spawn_with(&[
+        ("PALISADE_KEEP_ALIVE_TIMEOUT_MS", "500"),
+        ("PALISADE_MAX_ALIASES", "100"),
+        ("PALISADE_MAX_COMPLEXITY", "100000"),
+    ])
+    .await;
+    // An answer of several MB: more than the kernel buffers between two loopback sockets
+    // (about 3 MB here), so the server's writes stall once the client stops reading.
+    let one = "__schema { types { name description fields { name description args { name description } } } }";
+    let query = (0..60).map(|i| format!("a{i}: {one}")).collect::<Vec<_>>().join(" ");
+    let body = serde_json::json!({ "query": format!("{{ {query} }}") }).to_string();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut sock = socket.connect(app.addr).await.unwrap();
+    let head =
+        format!("POST /graphql HTTP/1.1\r\nHost: palisade\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(body.as_bytes()).await.unwrap();
+    // Not reading for a while, many times the keep-alive timeout.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = read_until_closed(&mut sock, PATIENCE).await.expect("the server must give up on a client that does not read");
+    let split = got.windows(4).position(|w| w == b"\r\n\r\n").expect("the head was sent") + 4;
+    let head = String::from_utf8_lossy(&got[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let length: usize = head.split("content-length: ").nth(1).and_then(|v| v.split("\r\n").next()).unwrap().parse().unwrap();
+    assert!(got.len() - split < length, "the answer was cut off, not delivered: {} of {length} bytes", got.len() - split);
+}
+
+#[tokio::test]
 async fn connections_beyond_the_cap_wait_instead_of_being_dropped() {
     let app = TestApp::spawn_with(&[("PALISADE_MAX_CONNECTIONS", "2")]).await;
     // Two connections hold both places (the header timeout is 10 s by default).
