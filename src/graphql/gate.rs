@@ -69,16 +69,11 @@ impl Drop for RequestState {
         if !undo.is_empty()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            // Still the request's span (dropped inside it), so what the undo logs
-            // keeps the request id.
-            rt.spawn(tracing::Instrument::instrument(
-                async move {
-                    for f in undo {
-                        f().await;
-                    }
-                },
-                tracing::Span::current(),
-            ));
+            rt.spawn(async move {
+                for f in undo {
+                    f().await;
+                }
+            });
         }
     }
 }
