@@ -40,6 +40,28 @@ pub struct Config {
     /// How long a soft-deleted workspace can be restored before it may be purged.
     pub workspace_retention_days: u32,
     pub ws: WsConfig,
+    pub http: HttpConfig,
+    /// How long a request waits for a database connection (and SQLite for a lock held
+    /// by another process) before it is answered SERVICE_UNAVAILABLE.
+    pub db_acquire_timeout: Duration,
+}
+
+/// Limits of the HTTP server itself, so clients that send slowly (or nothing) cannot
+/// hold connections: each phase of a connection has its own bound.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// A request head must arrive completely within this, counted from the connection's
+    /// start (first request) or from the first byte of the next request.
+    pub header_timeout: Duration,
+    /// A request body must arrive completely within this after its head.
+    pub body_timeout: Duration,
+    /// A connection with no request in progress is closed after this long.
+    pub keep_alive_timeout: Duration,
+    /// After the server answers a WebSocket upgrade (101), the connection must be
+    /// handed over as a WebSocket within this.
+    pub ws_handshake_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 /// Limits of the WebSocket endpoint (`/graphql/ws`).
@@ -185,6 +207,14 @@ impl Config {
                 max_subscriptions_per_principal: parse_num(&get, "PALISADE_WS_MAX_SUBSCRIPTIONS", 20, 1, 100_000)? as usize,
                 recheck: Duration::from_millis(parse_num(&get, "PALISADE_WS_RECHECK_MS", 500, 50, 1000)?),
             },
+            http: HttpConfig {
+                header_timeout: Duration::from_millis(parse_num(&get, "PALISADE_HEADER_TIMEOUT_MS", 10_000, 100, 300_000)?),
+                body_timeout: Duration::from_millis(parse_num(&get, "PALISADE_BODY_TIMEOUT_MS", 30_000, 100, 600_000)?),
+                keep_alive_timeout: Duration::from_millis(parse_num(&get, "PALISADE_KEEP_ALIVE_TIMEOUT_MS", 60_000, 100, 3_600_000)?),
+                ws_handshake_timeout: Duration::from_millis(parse_num(&get, "PALISADE_WS_HANDSHAKE_TIMEOUT_MS", 10_000, 100, 300_000)?),
+                max_connections: parse_num(&get, "PALISADE_MAX_CONNECTIONS", 512, 1, 1_000_000)? as usize,
+            },
+            db_acquire_timeout: Duration::from_millis(parse_num(&get, "PALISADE_DB_ACQUIRE_TIMEOUT_MS", 1_000, 100, 60_000)?),
         })
     }
 }
@@ -247,6 +277,17 @@ mod tests {
             cfg(&[("PALISADE_SESSION_IDLE_SECS", "7200"), ("PALISADE_SESSION_ABSOLUTE_SECS", "3600")]).unwrap_err().variable,
             "PALISADE_SESSION_ABSOLUTE_SECS"
         );
+        for var in [
+            "PALISADE_HEADER_TIMEOUT_MS",
+            "PALISADE_BODY_TIMEOUT_MS",
+            "PALISADE_KEEP_ALIVE_TIMEOUT_MS",
+            "PALISADE_WS_HANDSHAKE_TIMEOUT_MS",
+            "PALISADE_MAX_CONNECTIONS",
+            "PALISADE_DB_ACQUIRE_TIMEOUT_MS",
+        ] {
+            assert_eq!(cfg(&[(var, "0")]).unwrap_err().variable, var);
+            assert_eq!(cfg(&[(var, "soon")]).unwrap_err().variable, var);
+        }
     }
 
     #[test]

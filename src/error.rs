@@ -126,9 +126,53 @@ impl AppError {
 // AppError is deliberately not `Display`: async-graphql converts any `Display` type
 // into an error with that text, which would bypass the mapping below.
 
+/// The one place that tells an unreachable database from a failing statement: the
+/// first is answered SERVICE_UNAVAILABLE (the request may be retried, and succeeds
+/// once the database is back), the second INTERNAL.
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(format!("database: {e}"))
+        if db_unreachable(&e) {
+            tracing::error!(error = %e, "database unavailable");
+            Self::Unavailable
+        } else {
+            Self::Internal(format!("database: {e}"))
+        }
+    }
+}
+
+/// Whether `e` says the database could not be reached or used at all right now (no
+/// connection within the acquire timeout, a connection lost or refused, the server
+/// shutting down, a lock held elsewhere beyond the busy timeout, a disk that fails),
+/// rather than that one statement was wrong.
+pub fn db_unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => sqlx_unreachable(e),
+        _ => false,
+    }
+}
+
+fn sqlx_unreachable(e: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match e {
+        Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed => true,
+        Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>().is_some() {
+                // Class 08: connection exception; 53: insufficient resources (too many
+                // connections, disk full, out of memory); 57P01-57P03: the server is
+                // shutting down, crashed, or not yet accepting connections.
+                code.starts_with("08") || code.starts_with("53") || matches!(&*code, "57P01" | "57P02" | "57P03")
+            } else if db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes carry the primary code in their low byte: BUSY,
+                // LOCKED, READONLY (the file's permissions changed), IOERR, FULL, CANTOPEN.
+                code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+            } else {
+                false
+            }
+        }
+        _ => false,
     }
 }
 
@@ -172,6 +216,20 @@ mod tests {
         assert_eq!(e.message, "internal error");
         let ext = format!("{:?}", e.extensions);
         assert!(ext.contains("INTERNAL") && !ext.contains("SELECT"), "{ext}");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_and_a_bad_statement_internal() {
+        use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sqlx};
+        use std::sync::Arc;
+        let timed_out = DbErr::ConnectionAcquire(ConnAcquireErr::Timeout);
+        assert_eq!(AppError::from(timed_out), AppError::Unavailable);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let lost = DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Io(refused))));
+        assert_eq!(AppError::from(lost), AppError::Unavailable);
+        let wrong = DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::RowNotFound)));
+        assert!(matches!(AppError::from(wrong), AppError::Internal(_)));
+        assert!(matches!(AppError::from(DbErr::RecordNotUpdated), AppError::Internal(_)));
     }
 
     #[test]

@@ -9,8 +9,7 @@ use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, Store};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
-use std::net::SocketAddr;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,22 +18,86 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn connect_database(config: &Config) -> Result<DatabaseConnection, BoxError> {
     let url = config.database_url.expose();
     let mut opts = ConnectOptions::new(url.clone());
-    // Without these an unreachable PostgreSQL blocks start-up (and requests) for 30 s.
-    opts.connect_timeout(Duration::from_secs(5)).acquire_timeout(Duration::from_secs(5)).sqlx_logging(false);
+    // Bounds how long a request waits for the database when it is unreachable (sqlx
+    // would wait 30 s); the request is then answered SERVICE_UNAVAILABLE.
+    let wait = config.db_acquire_timeout;
+    opts.connect_timeout(wait).acquire_timeout(wait).sqlx_logging(false);
     if url.starts_with("sqlite:") {
         // One writer at a time; more connections would only wait on each other's locks.
         opts.max_connections(4).min_connections(1);
+        // A lock held by another process (a backup, the sqlite3 shell) is waited for
+        // as long as a connection would be, not sqlx's 5 s.
+        opts.map_sqlx_sqlite_opts(move |o| o.busy_timeout(wait));
     }
     let db = Database::connect(opts).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
-    if url.starts_with("sqlite:") {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // Switching a new file to WAL needs an exclusive lock SQLite does not wait
+        // for, so instances starting together take turns here as for migrations.
+        let _turn = sqlite_turn(&db).await?;
         db.execute_unprepared("PRAGMA journal_mode=WAL;").await?;
     }
     Ok(db)
 }
 
+/// Any fixed number works as long as every instance uses the same one; this one is
+/// "palisade" in ASCII, unlikely to collide with another application's lock.
+const MIGRATION_LOCK_KEY: i64 = 0x7061_6c69_7361_6465;
+
+/// Applies pending migrations. Instances starting together on one database take
+/// turns: the first applies them while the others wait, then find nothing left to do.
+/// (sea-orm's migrator checks what is applied, then applies the rest, so two at once
+/// would both apply the same migration and the second would fail.)
+///
+/// On PostgreSQL the turn is a session advisory lock taken on one dedicated connection,
+/// which is closed afterwards rather than returned to the pool: closing releases the
+/// lock whatever happened, and no open transaction is kept waiting meanwhile (which
+/// an idle-transaction timeout could end, or a concurrent index build wait for). On a
+/// SQLite file the turn is an exclusive lock on a file beside the database
+/// (`<database>.migrate-lock`), released when the file is closed.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), BoxError> {
-    Migrator::up(db, None).await.map_err(|e| format!("migration failed: {e}"))?;
-    Ok(())
+    let failed = |e: sea_orm::DbErr| format!("migration failed: {e}");
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let mut turn = db.get_postgres_connection_pool().acquire().await.map_err(|e| format!("migration failed: {e}"))?;
+            sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK_KEY)
+                .execute(&mut *turn)
+                .await
+                .map_err(|e| format!("migration failed: cannot take the migration lock: {e}"))?;
+            let applied = Migrator::up(db, None).await.map_err(failed);
+            if let Err(e) = turn.close().await {
+                // The lock goes with the connection once the server notices it is gone.
+                tracing::warn!(error = %e, "could not close the migration lock's connection");
+            }
+            Ok(applied?)
+        }
+        DbBackend::Sqlite => {
+            let _turn = sqlite_turn(db).await?;
+            Ok(Migrator::up(db, None).await.map_err(failed)?)
+        }
+        _ => Ok(Migrator::up(db, None).await.map_err(failed)?),
+    }
+}
+
+/// The exclusive lock on `<database>.migrate-lock` beside a SQLite file, held until
+/// the file is dropped; None for an in-memory database, which no other process sees.
+async fn sqlite_turn(db: &DatabaseConnection) -> Result<Option<std::fs::File>, BoxError> {
+    let options = db.get_sqlite_connection_pool().connect_options();
+    let name = options.get_filename().as_os_str();
+    if name.is_empty() || name == ":memory:" {
+        return Ok(None);
+    }
+    let mut path = name.to_owned();
+    path.push(".migrate-lock");
+    let path = std::path::PathBuf::from(path);
+    let taken = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        // Blocks until the instance migrating now is done.
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await?;
+    Ok(Some(taken.map_err(|e| format!("cannot take the migration lock beside the database: {e}"))?))
 }
 
 pub fn build_store(config: &Config, clock: SharedClock) -> Result<Arc<dyn Store>, BoxError> {
@@ -124,16 +187,16 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
     Ok(state)
 }
 
-/// Binds and serves until `shutdown` resolves. Returns the bound address through
-/// `on_bound` before serving (port 0 picks a free port).
+/// Serves on `listener` until `shutdown` resolves, then waits for the requests in
+/// progress (see `http::server` for the bounds each connection is held to).
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let sweeper = tokio::spawn(sweep_audit_retention(state.clone()));
-    let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let limits = state.config.http.clone();
+    let served = crate::http::server::serve(crate::http::router(state), listener, limits, shutdown).await;
     sweeper.abort();
     served?;
     Ok(())

@@ -135,15 +135,20 @@ impl AuditBus {
             return;
         }
         let store = Arc::clone(&self.store);
-        tokio::spawn(async move {
-            for e in entries {
-                let Ok(json) = serde_json::to_string(&Wire::from(&e)) else { continue };
-                if let Err(err) = store.publish(CHANNEL, &json).await {
-                    tracing::warn!(error = %err, "could not announce an audit entry; subscribers will read it from the database");
-                    return;
+        // In the announcing request's span, so a failure is logged with its request id.
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                for e in entries {
+                    let Ok(json) = serde_json::to_string(&Wire::from(&e)) else { continue };
+                    if let Err(err) = store.publish(CHANNEL, &json).await {
+                        tracing::warn!(error = %err, "could not announce an audit entry; subscribers will read it from the database");
+                        return;
+                    }
                 }
-            }
-        });
+            },
+            span,
+        ));
     }
 
     /// A receiver of every entry announced from now on (on any instance).

@@ -81,7 +81,8 @@ impl Drop for RequestState {
         // below can be written.
         drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
         drop(self.deferred_writer.lock().unwrap_or_else(|e| e.into_inner()).take());
-        tokio::spawn(async move {
+        // In the request's span, so these log lines keep the request id.
+        let task = async move {
             for f in undo {
                 f().await;
             }
@@ -91,7 +92,8 @@ impl Drop for RequestState {
                     failure_record(op.workspace_id, "Mutation", &op.field, Some("the request was stopped before it finished".into()));
                 write_records(&op.state, None, &cx, vec![record], "failed", "SERVICE_UNAVAILABLE", op.field).await;
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, tracing::Span::current()));
     }
 }
 
@@ -319,7 +321,7 @@ const REFUSAL_CODES: &[&str] = &[
 ///
 /// Fails closed: `Err` when entries that had to be written could not be, and the caller
 /// must then not send what was read.
-pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: &Principal, meta: &RequestMeta) -> Result<(), ()> {
+pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: &Principal, meta: &RequestMeta) -> AppResult<()> {
     let withheld: Vec<&str> = std::mem::take(&mut *rs.withheld.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
     let shown = std::mem::take(&mut *rs.sensitive_reads.lock().unwrap_or_else(|e| e.into_inner()));
     let events = std::mem::take(&mut *rs.read_events.lock().unwrap_or_else(|e| e.into_inner()));
@@ -381,7 +383,7 @@ pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: 
         }
         Err(e) => {
             tracing::error!(error = %e, "could not audit this request's reads");
-            Err(())
+            Err(AppError::from(e))
         }
     }
 }
@@ -478,25 +480,28 @@ async fn write_records(
     field: String,
 ) {
     let (state, actor, meta, now, code) = (state.clone(), cx.actor.clone(), cx.meta.cloned(), cx.now, code.to_owned());
-    let task = tokio::spawn(async move {
-        let cx = EntryContext { actor, meta: meta.as_ref(), now };
-        let writer = writer(&state, held).await;
-        let result = async {
-            let txn = state.db.begin().await?;
-            let mut written = Vec::with_capacity(records.len());
-            for r in records {
-                written.push(write_entry(&txn, r, &cx, outcome, Some(&code)).await?);
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let cx = EntryContext { actor, meta: meta.as_ref(), now };
+            let writer = writer(&state, held).await;
+            let result = async {
+                let txn = state.db.begin().await?;
+                let mut written = Vec::with_capacity(records.len());
+                for r in records {
+                    written.push(write_entry(&txn, r, &cx, outcome, Some(&code)).await?);
+                }
+                txn.commit().await?;
+                Ok::<_, sea_orm::DbErr>(written)
             }
-            txn.commit().await?;
-            Ok::<_, sea_orm::DbErr>(written)
-        }
-        .await;
-        drop(writer);
-        match result {
-            Ok(written) => state.audit_bus.announce(written),
-            Err(e) => tracing::error!(error = %e, field, "could not write the refusal audit entry"),
-        }
-    });
+            .await;
+            drop(writer);
+            match result {
+                Ok(written) => state.audit_bus.announce(written),
+                Err(e) => tracing::error!(error = %e, field, "could not write the refusal audit entry"),
+            }
+        },
+        tracing::Span::current(),
+    ));
     let _ = task.await;
 }
 

@@ -18,10 +18,10 @@ pub const PER_RECORD: usize = 50;
 
 impl Loader<(Uuid, Uuid)> for HistoryLoader {
     type Value = Vec<entity::audit_entry::Model>;
-    type Error = String;
+    type Error = AppError;
 
     async fn load(&self, keys: &[(Uuid, Uuid)]) -> Result<HashMap<(Uuid, Uuid), Self::Value>, Self::Error> {
-        let rows = crate::repo::audit::history_of(&self.db, keys, PER_RECORD).await.map_err(|e| e.to_string())?;
+        let rows = crate::repo::audit::history_of(&self.db, keys, PER_RECORD).await.map_err(AppError::from)?;
         let mut out: HashMap<(Uuid, Uuid), Self::Value> = HashMap::new();
         for r in rows {
             if let (Some(ws), Some(Ok(target))) = (r.workspace_id, r.target_id.as_deref().map(Uuid::parse_str)) {
@@ -42,7 +42,7 @@ pub fn loader(db: DatabaseConnection) -> DataLoader<HistoryLoader> {
 pub async fn of(ctx: &Context<'_>, workspace_id: Uuid, id: Uuid) -> Result<Vec<AuditEntry>> {
     let p = super::customers::user(ctx)?;
     let loader = ctx.data::<DataLoader<HistoryLoader>>().map_err(|_| AppError::internal("history loader missing"))?;
-    let rows = loader.load_one((workspace_id, id)).await.map_err(AppError::internal)?.unwrap_or_default();
+    let rows = loader.load_one((workspace_id, id)).await?.unwrap_or_default();
     let visible = crate::service::audit::reader_filter(Default::default(), &p.grants);
     Ok(rows.into_iter().filter(|r| visible.matches(r)).map(|r| AuditEntry::project(crate::service::audit::masked(r, &p.grants))).collect())
 }

@@ -4,7 +4,8 @@
 //! so a cross-site HTML form cannot reach a mutation; GET never runs a mutation;
 //! batches are refused; NUL characters are refused before anything runs; the principal
 //! is authenticated once, before execution, from a session re-read for this request;
-//! INTERNAL errors carry the request id and nothing else.
+//! INTERNAL and SERVICE_UNAVAILABLE errors carry the request id and nothing else, on
+//! every path that answers them.
 
 use super::cookie::{self, TokenSource};
 use super::{HttpState, RequestId};
@@ -13,8 +14,8 @@ use crate::error::AppError;
 use crate::graphql::context::RequestMeta;
 use crate::graphql::gate::RequestState;
 use crate::secret::Secret;
+use async_graphql::Value;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{ServerError, Value};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -23,9 +24,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use std::net::SocketAddr;
 
-fn reject(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+fn reject(rid: &RequestId, status: StatusCode, code: &str, message: &str) -> Response {
+    super::error_response(status, code, message, rid)
 }
 
 fn has_nul(v: &serde_json::Value) -> bool {
@@ -63,9 +63,9 @@ pub(super) async fn post(
         Ok(b) => b,
         Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let msg = format!("the request body is too large (at most {} bytes)", s.app.config.max_body_bytes);
-            return reject(StatusCode::PAYLOAD_TOO_LARGE, "BAD_USER_INPUT", &msg);
+            return reject(&rid, StatusCode::PAYLOAD_TOO_LARGE, "BAD_USER_INPUT", &msg);
         }
-        Err(_) => return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "could not read the request body"),
+        Err(_) => return reject(&rid, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "could not read the request body"),
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -75,14 +75,15 @@ pub(super) async fn post(
     let request = match content_type.as_deref() {
         Some("application/json") => match parse_json(&body) {
             Ok(r) => r,
-            Err(why) => return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &why),
+            Err(why) => return reject(&rid, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &why),
         },
         Some("application/graphql") => match std::str::from_utf8(&body) {
             Ok(q) if !q.contains('\0') => async_graphql::Request::new(q),
-            _ => return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "the query must be UTF-8 text without NUL characters"),
+            _ => return reject(&rid, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "the query must be UTF-8 text without NUL characters"),
         },
         _ => {
             return reject(
+                &rid,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "BAD_USER_INPUT",
                 "Content-Type must be application/json (or application/graphql)",
@@ -110,20 +111,20 @@ pub(super) async fn get(
             res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             return res;
         }
-        return reject(StatusCode::NOT_FOUND, "NOT_FOUND", "GraphiQL is disabled; POST GraphQL requests to /graphql");
+        return reject(&rid, StatusCode::NOT_FOUND, "NOT_FOUND", "GraphiQL is disabled; POST GraphQL requests to /graphql");
     };
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(r) => r,
-        Err(_) => return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "could not parse the query string"),
+        Err(_) => return reject(&rid, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "could not parse the query string"),
     };
     if request.query.contains('\0') {
-        return reject(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "NUL characters are not allowed in a request");
+        return reject(&rid, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "NUL characters are not allowed in a request");
     }
     // GET is for reads only: a link or an <img> must never change anything.
     if let Ok(doc) = async_graphql::parser::parse_query(&request.query)
         && doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query)
     {
-        let mut res = reject(StatusCode::METHOD_NOT_ALLOWED, "BAD_USER_INPUT", "mutations and subscriptions must use POST");
+        let mut res = reject(&rid, StatusCode::METHOD_NOT_ALLOWED, "BAD_USER_INPUT", "mutations and subscriptions must use POST");
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
     }
@@ -154,7 +155,7 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
                 };
                 crate::graphql::gate::audit_restricted_session(app, &meta, &restricted).await;
                 let e = AppError::LoginRestricted;
-                return reject(StatusCode::FORBIDDEN, e.code(), &e.message());
+                return reject(&rid, StatusCode::FORBIDDEN, e.code(), &e.message());
             }
             Err(e) => {
                 if let AppError::Internal(detail) = &e {
@@ -165,7 +166,7 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
                     AppError::LoginRestricted | AppError::WorkspaceSuspended => StatusCode::FORBIDDEN,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
-                return reject(status, e.code(), &e.message());
+                return reject(&rid, status, e.code(), &e.message());
             }
         },
     };
@@ -186,7 +187,7 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
             Err(AppError::Unavailable) if matches!(principal, Principal::Anonymous) => {}
             Err(e) => {
                 let status = if e == AppError::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
-                return reject(status, e.code(), &e.message());
+                return reject(&rid, status, e.code(), &e.message());
             }
         }
     }
@@ -201,29 +202,32 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
     let request = request.data(principal.clone()).data(meta.clone()).data(request_state.clone());
     let mut response = match tokio::time::timeout(app.config.execution_timeout, s.schema.execute(request)).await {
         Ok(r) => r,
-        Err(_) => return reject(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "the request took too long and was stopped"),
+        Err(_) => {
+            tracing::error!(
+                timeout_ms = app.config.execution_timeout.as_millis() as u64,
+                "request stopped: it ran past the execution timeout"
+            );
+            return reject(&rid, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "the request took too long and was stopped");
+        }
     };
     // What was read must be on the record before it leaves: if the read audit cannot
     // be written, the answer is withheld.
-    if crate::graphql::gate::audit_reads(app, &request_state, &principal, &meta).await.is_err() {
-        let body = serde_json::json!({ "errors": [{
-            "message": "internal error",
-            "extensions": { "code": "INTERNAL", "requestId": rid.0 }
-        }] });
-        return (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    if let Err(e) = crate::graphql::gate::audit_reads(app, &request_state, &principal, &meta).await {
+        let status = if e == AppError::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+        return reject(&rid, status, e.code(), &e.message());
     }
     if let Some(notice) = impersonation_notice(&principal) {
         response.extensions.insert("impersonation".into(), notice);
     }
     for err in &mut response.errors {
-        finish_error(err, &rid.0);
+        super::finish_error(err, &rid.0);
         if let Some(Value::String(code)) = err.extensions.as_ref().and_then(|x| x.get("code")) {
             app.metrics.graphql_errors.get_or_create(&crate::metrics::CodeLabels { code: code.clone() }).inc();
         }
     }
     let body = match serde_json::to_vec(&response) {
         Ok(b) => b,
-        Err(_) => return reject(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error"),
+        Err(_) => return reject(&rid, StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error"),
     };
     // When the whole request was refused (no root field produced data) by a rate limit
     // or an unreachable dependency, the HTTP status says so too.
@@ -282,16 +286,4 @@ fn too_many(retry_after_secs: u64) -> Response {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     res
-}
-
-/// Every error leaves with a documented code; INTERNAL ones also carry the request id.
-fn finish_error(err: &mut ServerError, request_id: &str) {
-    let ext = err.extensions.get_or_insert_with(Default::default);
-    match ext.get("code") {
-        Some(Value::String(c)) if c == "INTERNAL" => ext.set("requestId", request_id),
-        Some(_) => {}
-        // Parse and validation errors from the GraphQL engine: the client sent a
-        // document or variables that do not fit the schema.
-        None => ext.set("code", "BAD_USER_INPUT"),
-    }
 }

@@ -1,7 +1,9 @@
 //! HTTP: routes, request ids, security headers, CORS, metrics.
 
 pub mod cookie;
+mod deadline;
 mod graphql;
+pub mod server;
 pub mod ws;
 
 use crate::graphql::AppSchema;
@@ -25,6 +27,35 @@ pub struct HttpState {
 /// Request id for logs and INTERNAL errors; generated here, never taken from the client.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
+
+/// The answers that send support to the logs carry the request id that finds them.
+fn carries_request_id(code: &str) -> bool {
+    matches!(code, "INTERNAL" | "SERVICE_UNAVAILABLE")
+}
+
+/// A whole-request error answer in the GraphQL shape; INTERNAL and SERVICE_UNAVAILABLE
+/// ones carry the request id.
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str, rid: &RequestId) -> Response {
+    let mut extensions = serde_json::json!({ "code": code });
+    if carries_request_id(code) {
+        extensions["requestId"] = rid.0.clone().into();
+    }
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": extensions }] });
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// Every error of a GraphQL response leaves with a documented code; INTERNAL and
+/// SERVICE_UNAVAILABLE ones also carry the request id.
+pub(crate) fn finish_error(err: &mut async_graphql::ServerError, request_id: &str) {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    match ext.get("code") {
+        Some(async_graphql::Value::String(c)) if carries_request_id(c) => ext.set("requestId", request_id),
+        Some(_) => {}
+        // Parse and validation errors from the GraphQL engine: the client sent a
+        // document or variables that do not fit the schema.
+        None => ext.set("code", "BAD_USER_INPUT"),
+    }
+}
 
 pub fn router(app: AppState) -> Router {
     let schema = crate::graphql::build_schema(&app.config, Some(app.clone()));
@@ -53,9 +84,15 @@ pub fn router(app: AppState) -> Router {
     router.layer(middleware::from_fn_with_state(state, observe))
 }
 
-/// Request id, tracing span, metrics and security headers for every response.
-async fn observe(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {
+/// Request id, tracing span, body deadline, metrics and security headers for every
+/// response.
+async fn observe(State(state): State<HttpState>, req: Request, next: Next) -> Response {
     let id = uuid::Uuid::now_v7().to_string();
+    let (mut req, body_late) = {
+        let (parts, body) = req.into_parts();
+        let (body, tripped) = deadline::bounded(body, state.app.config.http.body_timeout);
+        (Request::from_parts(parts, body), tripped)
+    };
     req.extensions_mut().insert(RequestId(id.clone()));
     let route: &'static str = match req.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
         Some("/graphql") => "/graphql",
@@ -65,9 +102,23 @@ async fn observe(State(state): State<HttpState>, mut req: Request, next: Next) -
         Some("/metrics") => "/metrics",
         _ => "other",
     };
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), route);
+    // ERROR level so that the span (and its request id) exists whatever RUST_LOG lets
+    // through: a span below the filter's level is not recorded, and the error lines
+    // logged inside it would lose the id.
+    let span = tracing::error_span!("request", request_id = %id, method = %req.method(), route);
     let start = Instant::now();
     let mut res = next.run(req).instrument(span.clone()).await;
+    if body_late.is_set() {
+        // Whatever the handler made of the failed read: the client was too slow, and
+        // the rest of its body is not waited for.
+        res = error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "BAD_USER_INPUT",
+            "the request body did not arrive in time",
+            &RequestId(id.clone()),
+        );
+        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let elapsed = start.elapsed();
     span.in_scope(|| tracing::info!(status = res.status().as_u16(), ms = elapsed.as_millis() as u64, "request"));
     let m = &state.app.metrics;

@@ -22,8 +22,8 @@
 //!   credential ended (sign-out, revocation, expiry, suspended workspace) is closed
 //!   (4403) within `PALISADE_WS_RECHECK_MS`.
 
-use super::HttpState;
 use super::cookie;
+use super::{HttpState, RequestId};
 use crate::auth::{self, Principal};
 use crate::error::AppError;
 use crate::graphql::context::RequestMeta;
@@ -32,6 +32,7 @@ use crate::graphql::stream::WsCredential;
 use crate::secret::Secret;
 use async_graphql::parser::types::{OperationType, Selection};
 use async_graphql::{Response, ServerError, Value};
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -43,6 +44,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 
@@ -130,6 +132,9 @@ fn origin_allowed(s: &HttpState, headers: &HeaderMap) -> bool {
 }
 
 struct Upgrade {
+    /// The upgrade request's id: the socket's log lines, audit entries and error
+    /// answers carry it, as the `x-request-id` of the 101 answer does.
+    request_id: String,
     ip: IpAddr,
     user_agent: Option<String>,
     /// A token presented with the upgrade request itself (cookie or bearer header).
@@ -140,6 +145,7 @@ struct Upgrade {
 pub(super) async fn upgrade(
     State(s): State<HttpState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Extension(rid): Extension<RequestId>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> HttpResponse {
@@ -153,12 +159,18 @@ pub(super) async fn upgrade(
     }
     let protocol_ok = ws.requested_protocols().any(|p| p.to_str().is_ok_and(|v| v.split(',').any(|x| x.trim() == PROTOCOL)));
     let info = Upgrade {
+        request_id: rid.0,
         ip: crate::auth::policy::client_ip(addr.ip(), &headers, &s.app.config.trusted_proxies),
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect()),
         presented: cookie::token(&s.app.config, &headers).map(|(t, _)| t),
         protocol_ok,
     };
-    ws.protocols([PROTOCOL]).max_message_size(s.app.config.max_body_bytes).on_upgrade(move |socket| connection(s, socket, info))
+    // The socket outlives this request, in a task of its own; it keeps the request's
+    // span so that what it logs still names the request id.
+    let span = tracing::Span::current();
+    ws.protocols([PROTOCOL])
+        .max_message_size(s.app.config.max_body_bytes)
+        .on_upgrade(move |socket| connection(s, socket, info).instrument(span))
 }
 
 /// What a subscription task reports to its connection.
@@ -240,9 +252,12 @@ async fn connection(s: HttpState, mut socket: WebSocket, info: Upgrade) {
 async fn on_output(socket: &mut WebSocket, live: &mut Option<Live>, out: Out) -> Step {
     let Some(l) = live.as_mut() else { return Step::Continue };
     match out {
-        Out::Next { id, response, first } => {
+        Out::Next { id, mut response, first } => {
             if !l.subscriptions.contains_key(&id) {
                 return Step::Continue;
+            }
+            for err in &mut response.errors {
+                super::finish_error(err, &l.meta.request_id);
             }
             let ended = response.errors.iter().any(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
                 Some(Value::String(c)) => CREDENTIAL_ENDED.contains(&c.as_str()),
@@ -367,7 +382,7 @@ async fn init(s: &HttpState, socket: &mut WebSocket, info: &Upgrade, live: &mut 
         return Step::Close(close::INTERNAL, "Internal server error".into());
     }
     let meta = RequestMeta {
-        request_id: uuid::Uuid::now_v7().to_string(),
+        request_id: info.request_id.clone(),
         ip: Some(info.ip),
         user_agent: info.user_agent.clone(),
         token: Some(Secret::new(token.clone())),
@@ -441,7 +456,12 @@ async fn subscribe(
     if request.query.contains('\0') {
         return Step::Close(close::BAD_REQUEST, "Invalid message received".into());
     }
-    let refuse = |e: AppError| error_message(id, app_error(e));
+    let rid = l.meta.request_id.clone();
+    let refuse = |e: AppError| {
+        let mut se = app_error(e);
+        super::finish_error(&mut se, &rid);
+        error_message(id, se)
+    };
     let fields = match subscription_fields(&request) {
         Ok(f) => f,
         Err(e) => return send_or_close(socket, refuse(e)).await,
@@ -464,16 +484,19 @@ async fn subscribe(
     let request = request.data(l.principal.clone()).data(l.meta.clone()).data(Arc::new(RequestState::default())).data(l.credential.clone());
     let mut stream = s.schema.execute_stream(request);
     let (tx, id_owned) = (out_tx.clone(), id.to_owned());
-    let task = tokio::spawn(async move {
-        let mut first = true;
-        while let Some(response) = stream.next().await {
-            if tx.send(Out::Next { id: id_owned.clone(), response: Box::new(response), first }).await.is_err() {
-                return;
+    let task = tokio::spawn(
+        async move {
+            let mut first = true;
+            while let Some(response) = stream.next().await {
+                if tx.send(Out::Next { id: id_owned.clone(), response: Box::new(response), first }).await.is_err() {
+                    return;
+                }
+                first = false;
             }
-            first = false;
+            let _ = tx.send(Out::Done { id: id_owned }).await;
         }
-        let _ = tx.send(Out::Done { id: id_owned }).await;
-    });
+        .instrument(tracing::Span::current()),
+    );
     l.subscriptions.insert(id.to_owned(), (task.abort_handle(), slot));
     Step::Continue
 }
