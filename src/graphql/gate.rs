@@ -293,6 +293,13 @@ fn server_error(e: AppError, path: &str) -> ServerError {
     se
 }
 
+/// An error about the document as a whole: it has no position worth reporting.
+fn document_error(e: AppError) -> ServerError {
+    let mut se = async_graphql::Error::from(e).into_server_error(Pos::default());
+    se.locations.clear();
+    se
+}
+
 fn error_code(e: &ServerError) -> String {
     match e.extensions.as_ref().and_then(|x| x.get("code")) {
         Some(Value::String(s)) => s.clone(),
@@ -541,12 +548,12 @@ impl Extension for GateExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
-        super::text_guard::check(&doc, variables).map_err(|e| async_graphql::Error::from(e).into_server_error(Pos::default()))?;
+        super::text_guard::check(&doc, variables).map_err(document_error)?;
         if let Some(state) = ctx.data_opt::<AppState>() {
             let max = state.config.max_aliases;
             if count_aliases(&doc) > max {
                 let e = AppError::bad_input("query", format!("too many aliases (at most {max})"));
-                return Err(async_graphql::Error::from(e).into_server_error(Pos::default()));
+                return Err(document_error(e));
             }
         }
         Ok(doc)

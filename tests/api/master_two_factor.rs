@@ -143,3 +143,33 @@ async fn destructive_support_actions_need_a_recent_step_up() {
         .await;
     assert_eq!(steps, 1);
 }
+
+/// One recovery code, presented to two open challenges at once: only one signs in
+/// (a compare-and-set on the stored codes; on PostgreSQL the attempts run in parallel).
+#[tokio::test]
+async fn a_recovery_code_used_concurrently_signs_in_once() {
+    let app = TestApp::spawn().await;
+    palisade::service::bootstrap::create_master_admin(&app.state, MASTER_EMAIL, MASTER_PASSWORD).await.unwrap();
+    let r = app.master_challenge(MASTER_EMAIL, MASTER_PASSWORD).await;
+    let seed = base32_decode(r.ok()["masterLogin"]["totpEnrollment"]["secret"].as_str().unwrap());
+    let c = r.ok()["masterLogin"]["challenge"]["id"].as_str().unwrap().to_owned();
+    let r = verify(&app, &c, "TOTP", &code(&seed, &app)).await;
+    let recovery = r.ok()["verifyTwoFactor"]["recoveryCodes"][0].as_str().unwrap().to_owned();
+    let mut challenges = Vec::new();
+    for _ in 0..6 {
+        let r = app.master_challenge(MASTER_EMAIL, MASTER_PASSWORD).await;
+        challenges.push(r.ok()["masterLogin"]["challenge"]["id"].as_str().unwrap().to_owned());
+    }
+    let attempts = challenges.iter().map(|c| verify(&app, c, "RECOVERY", &recovery));
+    let results = futures_util::future::join_all(attempts).await;
+    let signed_in = results.iter().filter(|r| r.body["data"]["verifyTwoFactor"]["token"].is_string()).count();
+    assert_eq!(signed_in, 1, "{:?}", results.iter().map(|r| r.body.to_string()).collect::<Vec<_>>());
+    let r = app
+        .gql(
+            "{ myTwoFactor { recoveryCodesLeft } }",
+            json!({}),
+            Some(results.iter().find_map(|r| r.body["data"]["verifyTwoFactor"]["token"].as_str()).unwrap()),
+        )
+        .await;
+    assert_eq!(r.ok()["myTwoFactor"]["recoveryCodesLeft"], 9);
+}
