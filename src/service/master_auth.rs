@@ -222,17 +222,7 @@ pub(crate) async fn verify(
                 None => false,
             }
         }
-        (TwoFactorMethod::Totp, None) => match &admin.totp_secret {
-            Some(sealed) => {
-                let seed = state.secret_box.open(sealed, admin.id.as_bytes())?;
-                let last = admin.totp_last_step.and_then(|s| u64::try_from(s).ok());
-                match twofactor::verify_totp(&seed, req.code, unix, last) {
-                    Some(step) => repo::master_admins::claim_totp_step(tx.db(), admin.id, step).await?,
-                    None => false,
-                }
-            }
-            None => false,
-        },
+        (TwoFactorMethod::Totp, None) => check_totp(state, tx, &admin, req.code).await?,
         (TwoFactorMethod::Recovery, None) => use_recovery_code(tx, &admin, req.code).await?,
         _ => false,
     };
@@ -279,6 +269,18 @@ pub(crate) async fn verify(
     Ok(SignedIn { token, session, failed_attempts: failed, new_device_cookie: None, recovery_codes })
 }
 
+/// A code of the admin's enrolled authenticator; spends its step.
+async fn check_totp(state: &AppState, tx: &Tx<'_>, admin: &master_admin::Model, code: &str) -> AppResult<bool> {
+    let Some(sealed) = &admin.totp_secret else { return Ok(false) };
+    let seed = state.secret_box.open(sealed, admin.id.as_bytes())?;
+    let unix = u64::try_from(state.clock.now().timestamp()).unwrap_or(0);
+    let last = admin.totp_last_step.and_then(|s| u64::try_from(s).ok());
+    match twofactor::verify_totp(&seed, code, unix, last) {
+        Some(step) => Ok(repo::master_admins::claim_totp_step(tx.db(), admin.id, step).await?),
+        None => Ok(false),
+    }
+}
+
 async fn use_recovery_code(tx: &Tx<'_>, admin: &master_admin::Model, code: &str) -> AppResult<bool> {
     let hash = twofactor::hash_recovery_code(&twofactor::normalize_recovery_code(code));
     let before = repo::master_admins::recovery_hashes(admin);
@@ -318,19 +320,7 @@ pub async fn reauthenticate(
         }
         (None, Some(c)) => {
             limit(state, tx, Bucket::TwoFactorAccount, &code_bucket(admin.id), None, admin_actor(&admin)).await?;
-            let ok = match &admin.totp_secret {
-                Some(sealed) => {
-                    let seed = state.secret_box.open(sealed, admin.id.as_bytes())?;
-                    let unix = u64::try_from(state.clock.now().timestamp()).unwrap_or(0);
-                    let last = admin.totp_last_step.and_then(|s| u64::try_from(s).ok());
-                    match twofactor::verify_totp(&seed, c, unix, last) {
-                        Some(step) => repo::master_admins::claim_totp_step(tx.db(), admin.id, step).await?,
-                        None => false,
-                    }
-                }
-                None => false,
-            };
-            (ok, "totp")
+            (check_totp(state, tx, &admin, c).await?, "totp")
         }
         _ => return Err(AppError::bad_input("password", "give either password or code")),
     };

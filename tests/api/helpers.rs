@@ -230,6 +230,20 @@ impl TestApp {
         Self::reply(req.send().await.unwrap()).await
     }
 
+    /// A GraphQL request as if forwarded by a trusted proxy for `client` (the server
+    /// must trust 127.0.0.1: PALISADE_TRUSTED_PROXIES).
+    pub async fn gql_from(&self, client: &str, query: &str, variables: Value, token: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .header("x-forwarded-for", client)
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.raw(req).await
+    }
+
     pub async fn gql(&self, query: &str, variables: Value, token: Option<&str>) -> Reply {
         self.post(json!({ "query": query, "variables": variables }), token).await
     }

@@ -95,17 +95,8 @@ async fn set_override(app: &TestApp, token: &str, user: &str, input: Value) -> R
     .await
 }
 
-/// A GraphQL request as if forwarded by the trusted proxy for `client`.
 async fn gql_from(app: &TestApp, client: &str, query: &str, vars: Value, token: Option<&str>) -> Reply {
-    let mut req = app
-        .client
-        .post(format!("{}/graphql", app.url))
-        .header("x-forwarded-for", client)
-        .json(&json!({ "query": query, "variables": vars }));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    app.raw(req).await
+    app.gql_from(client, query, vars, token).await
 }
 
 async fn login_from(app: &TestApp, client: &str, login: &str) -> Reply {

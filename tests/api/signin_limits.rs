@@ -7,15 +7,7 @@ use crate::helpers::{DEMO_PASSWORD, Reply, TestApp};
 use serde_json::{Value, json};
 
 async fn gql_from(app: &TestApp, client: &str, query: &str, vars: Value, token: Option<&str>) -> Reply {
-    let mut req = app
-        .client
-        .post(format!("{}/graphql", app.url))
-        .header("x-forwarded-for", client)
-        .json(&json!({ "query": query, "variables": vars }));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    app.raw(req).await
+    app.gql_from(client, query, vars, token).await
 }
 
 async fn login_from(app: &TestApp, client: &str, login: &str, password: &str) -> Reply {
