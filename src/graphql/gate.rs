@@ -395,21 +395,40 @@ pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: 
     }
 }
 
-/// How often a live session refused by the network or hours rules is put on the record.
-const RESTRICTED_AUDIT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often a refusal that repeats in a loop (a restricted session, a flood over a
+/// request limit) is put on the record for the same session, key or address.
+const SAMPLED_AUDIT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// A request of a live session that the network or hours rules refused, on the record
-/// at most once per session per minute (a client retrying in a loop must not flood the
-/// log, but nobody can use a session from a refused place unseen).
-pub(crate) async fn audit_restricted_session(state: &AppState, meta: &RequestMeta, r: &crate::auth::RestrictedSession) {
-    let key = format!("restricted_audit:{}", r.session_hash);
-    match state.store.set_nx(&key, "1", RESTRICTED_AUDIT_EVERY).await {
+/// Writes `record` at most once per `SAMPLED_AUDIT_EVERY` for `sample_key`: a client
+/// retrying in a loop must not flood the log (or SQLite's single writer), but nobody
+/// is refused unseen. An entry that cannot be written is tried again next time.
+async fn audit_sampled(state: &AppState, cx: &EntryContext<'_>, sample_key: String, record: AuditRecord, code: &'static str) {
+    match state.store.set_nx(&sample_key, "1", SAMPLED_AUDIT_EVERY).await {
         Ok(true) => {}
         Ok(false) => return,
+        Err(e) => tracing::error!(error = %e, "could not sample a repeated refusal; auditing it anyway"),
+    }
+    let writer = writer(state, None).await;
+    let result = async {
+        let txn = state.db.begin().await?;
+        let written = write_entry(&txn, record, cx, "denied", Some(code)).await?;
+        txn.commit().await?;
+        Ok::<_, sea_orm::DbErr>(written)
+    }
+    .await;
+    drop(writer);
+    match result {
+        Ok(written) => state.audit_bus.announce(vec![written]),
         Err(e) => {
-            tracing::error!(error = %e, "could not rate the audit of a restricted request; auditing it anyway");
+            let _ = state.store.del(&sample_key).await;
+            tracing::error!(error = %e, "could not audit a repeated refusal");
         }
     }
+}
+
+/// A request of a live session that the network or hours rules refused (see
+/// `audit_sampled`: once per session per minute).
+pub(crate) async fn audit_restricted_session(state: &AppState, meta: &RequestMeta, r: &crate::auth::RestrictedSession) {
     let actor = Actor::new(crate::audit::ActorKind::User, Some(r.user_id), Some(r.username.clone()));
     let record = AuditEvent::Security {
         workspace_id: Some(r.workspace_id),
@@ -422,23 +441,26 @@ pub(crate) async fn audit_restricted_session(state: &AppState, meta: &RequestMet
     }
     .into_record();
     let cx = EntryContext { actor, meta: Some(meta), now: state.clock.now() };
-    let writer = writer(state, None).await;
-    let result = async {
-        let txn = state.db.begin().await?;
-        let written = write_entry(&txn, record, &cx, "denied", Some("LOGIN_RESTRICTED")).await?;
-        txn.commit().await?;
-        Ok::<_, sea_orm::DbErr>(written)
-    }
-    .await;
-    drop(writer);
-    match result {
-        Ok(written) => state.audit_bus.announce(vec![written]),
-        Err(e) => {
-            // Try again on the session's next request rather than lose it.
-            let _ = state.store.del(&key).await;
-            tracing::error!(error = %e, "could not audit a restricted request");
-        }
-    }
+    audit_sampled(state, &cx, format!("restricted_audit:{}", r.session_hash), record, "LOGIN_RESTRICTED").await;
+}
+
+/// A request refused by a flood limit before GraphQL ran (per session, per key, or per
+/// address without a credential): once per limited session, key or address per minute,
+/// in the workspace's log (the platform's for anonymous requests).
+pub(crate) async fn audit_flood_refusal(state: &AppState, meta: &RequestMeta, principal: &Principal, bucket: &'static str, key: &str) {
+    let record = AuditRecord {
+        workspace_id: principal.workspace_id(),
+        actor: None,
+        action: "api.throttled",
+        module: "api",
+        target_type: Some("limit"),
+        target_id: Some(bucket.into()),
+        changes: Some(serde_json::json!({ "bucket": { "before": null, "after": bucket } })),
+        reason: Some(format!("over the {bucket} limit; further refusals in the next minute are not listed one by one")),
+    };
+    let cx = EntryContext { actor: Actor::of(principal), meta: Some(meta), now: state.clock.now() };
+    let sample_key = format!("throttle_audit:{bucket}:{}", crate::auth::session::hash_token(key));
+    audit_sampled(state, &cx, sample_key, record, "RATE_LIMITED").await;
 }
 
 /// A refused root field outside the gate (a subscription refused by the WebSocket

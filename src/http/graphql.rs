@@ -180,7 +180,17 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
     if let Some((bucket, key)) = bucket {
         match app.limiter.check(bucket, &key).await {
             Ok(()) => {}
-            Err(AppError::RateLimited { retry_after_secs }) => return too_many(retry_after_secs),
+            Err(AppError::RateLimited { retry_after_secs }) => {
+                let meta = RequestMeta {
+                    request_id: rid.0.clone(),
+                    ip: Some(client_ip),
+                    user_agent: user_agent.clone(),
+                    token: None,
+                    device: None,
+                };
+                crate::graphql::gate::audit_flood_refusal(app, &meta, &principal, bucket.name(), &key).await;
+                return too_many(retry_after_secs);
+            }
             // The address bucket only guards against floods; with the store down, a
             // sign-in still meets its own buckets, which refuse it and put that on
             // the record.

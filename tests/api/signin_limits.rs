@@ -119,6 +119,33 @@ async fn anonymous_requests_have_a_per_address_limit() {
     let r = app.gql("{ __typename }", json!({}), Some("not-a-session-token")).await;
     assert_eq!(r.status, 429, "an invalid token is anonymous too");
     assert_eq!(app.me(&staff).await.ok()["me"]["user"]["username"], "staff", "signed-in requests spend their own budget");
+    // The flood is on the platform's record once per address and minute, not once per
+    // refused request.
+    let rows = app
+        .sql_values("SELECT outcome, ip, target_id FROM audit_entries WHERE action = 'api.throttled' AND workspace_id IS NULL", vec![])
+        .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].try_get_by_index::<String>(0).unwrap(), "denied");
+    assert_eq!(rows[0].try_get_by_index::<String>(2).unwrap(), "anonymous_ip");
+}
+
+#[tokio::test]
+async fn a_session_over_its_request_limit_is_audited_once_a_minute() {
+    let app = TestApp::spawn_with(&[("PALISADE_RATE_API_SESSION", "3/1h")]).await;
+    let staff = app.login("demo", "staff").await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(app.me(&staff).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429]);
+    let rows = app
+        .sql_values(
+            "SELECT actor_label FROM audit_entries WHERE action = 'api.throttled' AND target_id = 'api_session' AND workspace_id IS NOT NULL",
+            vec![],
+        )
+        .await;
+    assert_eq!(rows.len(), 1, "one entry for the five refusals");
+    assert_eq!(rows[0].try_get_by_index::<String>(0).unwrap(), "staff");
 }
 
 #[tokio::test]
