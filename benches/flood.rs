@@ -147,7 +147,11 @@ async fn scenario(name: &str, extra: &[(&str, &str)], secs: u64) {
 async fn main() {
     let secs: u64 = std::env::var("PHASE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     println!("ordinary query: customers(first: 10) from {READERS} clients; flood: {ATTACKERS} concurrent wrong-password sign-ins");
-    let lifted = [("PALISADE_RATE_SIGNIN_IP", "1000000/1ms"), ("PALISADE_RATE_SIGNIN_ACCOUNT", "10/40s")];
+    let lifted = [
+        ("PALISADE_RATE_SIGNIN_IP", "1000000/1ms"),
+        ("PALISADE_RATE_ANONYMOUS_IP", "1000000/1ms"),
+        ("PALISADE_RATE_SIGNIN_ACCOUNT", "10/40s"),
+    ];
     scenario("distributed (limits lifted)", &lifted, secs).await;
     let mut one = lifted.to_vec();
     one.push(("PALISADE_HASH_CONCURRENCY", "1"));

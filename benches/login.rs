@@ -34,6 +34,7 @@ async fn main() {
         // the manual clock moves an hour between rounds so its buckets refill (a
         // throttled attempt would be a cheap RATE_LIMITED answer, not a sign-in).
         ("PALISADE_RATE_SIGNIN_IP", "1000000/1ms".to_owned()),
+        ("PALISADE_RATE_ANONYMOUS_IP", "1000000/1ms".to_owned()),
     ]);
     let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));

@@ -68,6 +68,7 @@
 //! every entry is gone, so `seq` never restarts.
 
 use crate::repo::audit as repo;
+use crate::repo::audit::chain_name;
 use entity::audit_entry::Model;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::Value;
@@ -86,14 +87,6 @@ pub const PAGE: u64 = 1000;
 /// First key of the two-key advisory lock: "AUDT", so the chain locks cannot collide
 /// with other advisory locks of this application.
 const LOCK_NAMESPACE: i32 = 0x4155_4454;
-
-/// The chain an entry belongs to: its workspace's, or the platform chain.
-pub fn chain_name(workspace_id: Option<Uuid>) -> String {
-    match workspace_id {
-        Some(w) => w.to_string(),
-        None => "platform".to_owned(),
-    }
-}
 
 fn lock_key(workspace_id: Option<Uuid>) -> i32 {
     let d = Sha256::digest(chain_name(workspace_id).as_bytes());

@@ -8,12 +8,16 @@
 
 pub mod bus;
 pub mod chain;
+pub mod tx;
+pub mod writer;
+
+pub use tx::Tx;
 
 use crate::auth::Principal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub const REDACTED: &str = "[redacted]";
+pub use crate::domain::REDACTED;
 
 #[derive(Debug, Clone)]
 pub enum AuditEvent {

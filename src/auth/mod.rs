@@ -7,12 +7,16 @@
 //! (the request is refused), never a silent anonymous or authenticated pass.
 
 pub mod apikey;
+pub mod cookie;
 pub mod password;
 pub mod password_policy;
 pub mod policy;
 pub mod ratelimit;
+pub mod request;
 pub mod session;
 pub mod twofactor;
+
+pub use request::RequestMeta;
 
 use crate::authz::eval::{EvalContext, Grants};
 use crate::domain::WorkspaceStatus;
@@ -26,34 +30,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, async_graphql::Enum)]
-pub enum BuiltinRole {
-    Guest,
-    Staff,
-    Manager,
-    Owner,
-}
-
-impl BuiltinRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Manager => "manager",
-            Self::Staff => "staff",
-            Self::Guest => "guest",
-        }
-    }
-
-    /// Unknown values read as the least privileged role.
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "owner" => Self::Owner,
-            "manager" => Self::Manager,
-            "staff" => Self::Staff,
-            _ => Self::Guest,
-        }
-    }
-}
+pub use crate::authz::builtin::BuiltinRole;
 
 /// How a workspace principal proved who it is.
 #[derive(Debug, Clone)]

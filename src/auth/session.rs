@@ -277,3 +277,12 @@ impl SessionManager {
         Ok(n)
     }
 }
+
+/// How recent a session's last proof (password or second factor) must be for
+/// sensitive operations (`graphql::policy::needs_step_up`).
+pub const STEP_UP_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Whether the principal's session proved itself within `STEP_UP_WINDOW`.
+pub fn stepped_up(p: &super::Principal, now: DateTime<Utc>) -> bool {
+    p.session().and_then(|s| s.record.proved_at).is_some_and(|at| now < at + STEP_UP_WINDOW)
+}

@@ -11,8 +11,37 @@
 
 use super::catalog::{FieldAccess, Module, Permission, Scope, SensitiveField};
 use super::eval::Restrictions;
-use crate::auth::BuiltinRole;
 use std::collections::{BTreeMap, BTreeSet};
+
+// The four roles every workspace starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, async_graphql::Enum)]
+pub enum BuiltinRole {
+    Guest,
+    Staff,
+    Manager,
+    Owner,
+}
+
+impl BuiltinRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Manager => "manager",
+            Self::Staff => "staff",
+            Self::Guest => "guest",
+        }
+    }
+
+    /// Unknown values read as the least privileged role.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "owner" => Self::Owner,
+            "manager" => Self::Manager,
+            "staff" => Self::Staff,
+            _ => Self::Guest,
+        }
+    }
+}
 
 pub struct BuiltinSpec {
     pub builtin: BuiltinRole,

@@ -76,7 +76,7 @@ pub fn mask_changes(g: &Grants, module: &str, changes: serde_json::Value) -> ser
                 if let Value::Object(sides) = v {
                     for side in sides.values_mut() {
                         if let Value::String(text) = side
-                            && text != crate::audit::REDACTED
+                            && text != crate::domain::REDACTED
                         {
                             *side = Value::String(f.mask().apply(text));
                         } else if !side.is_null() && !side.is_string() {

@@ -218,3 +218,7 @@ pub fn parse_reason(field: &str, raw: &str, min: usize) -> Result<String, AppErr
     }
     Ok(text.to_owned())
 }
+
+/// What a secret or sensitive value is replaced by wherever it must not appear (audit
+/// before/after values, logs).
+pub const REDACTED: &str = "[redacted]";

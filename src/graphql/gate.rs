@@ -22,122 +22,27 @@
 //!
 //! Also bounds the number of aliases in a document (async-graphql has no such limit).
 
-use super::context::RequestMeta;
+use crate::audit::tx::Pending;
+pub use crate::audit::tx::{RequestState, Tx};
+use crate::audit::writer::{EntryContext, write_batch, write_entry, writer};
 use crate::audit::{Actor, AuditEvent, AuditRecord};
 use crate::auth::Principal;
+use crate::auth::RequestMeta;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Context, PathSegment, Pos, ServerError, ServerResult, Value, Variables};
-use futures_util::future::BoxFuture;
-use sea_orm::{DatabaseTransaction, TransactionTrait};
-use std::sync::{Arc, Mutex};
+use sea_orm::TransactionTrait;
+use std::sync::Arc;
 use tokio::sync::OwnedMutexGuard;
-
-type Compensation = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
-
-#[derive(Default)]
-struct Pending {
-    on_success: Vec<AuditEvent>,
-    on_failure: Vec<AuditEvent>,
-    compensations: Vec<Compensation>,
-    after_commit: Vec<Compensation>,
-}
-
-/// Per-request slot for the open mutation transaction. The HTTP layer inserts a fresh
-/// one into every request; only the gate fills it.
-#[derive(Default)]
-pub struct RequestState {
-    tx: Mutex<Option<Arc<DatabaseTransaction>>>,
-    /// The SQLite write lock taken by `Tx::open` for a mutation whose transaction the
-    /// gate left to the resolver (see `OPENS_ITS_OWN_TRANSACTION`).
-    deferred_writer: Mutex<Option<OwnedMutexGuard<()>>>,
-    /// Set while a mutation runs: if the request is dropped before the gate has written
-    /// its outcome (the execution timeout fired, the client went away), `Drop` puts a
-    /// failure entry on the record in its place.
-    in_flight: Mutex<Option<InFlight>>,
-    pending: Mutex<Pending>,
-    /// Sensitive fields this request was refused (answered null), audited once at the end.
-    withheld: Mutex<std::collections::BTreeSet<&'static str>>,
-    /// Values of read-audited fields this request showed, by field, audited once at the
-    /// end (one entry per request and field set, however many rows).
-    sensitive_reads: Mutex<std::collections::BTreeMap<&'static str, u64>>,
-    /// Other reads a query records (explanations of access), written at the end too.
-    read_events: Mutex<Vec<AuditEvent>>,
-}
-
-/// If a mutation is cancelled mid-flight (the execution timeout fired, the client went
-/// away), its transaction is dropped uncommitted and the gate never reaches its
-/// clean-up; the undo actions it had registered still run, from here.
-impl Drop for RequestState {
-    fn drop(&mut self) {
-        let undo = std::mem::take(&mut self.lock_pending().compensations);
-        let cut_short = self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if (undo.is_empty() && cut_short.is_none()) || tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
-        // The dropped transaction must release SQLite's write lock before the entry
-        // below can be written.
-        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
-        drop(self.deferred_writer.lock().unwrap_or_else(|e| e.into_inner()).take());
-        // In the request's span, so these log lines keep the request id.
-        let task = async move {
-            for f in undo {
-                f().await;
-            }
-            if let Some(op) = cut_short {
-                let cx = EntryContext { actor: op.actor, meta: op.meta.as_ref(), now: op.state.clock.now() };
-                let record =
-                    failure_record(op.workspace_id, "Mutation", &op.field, Some("the request was stopped before it finished".into()));
-                write_records(&op.state, None, &cx, vec![record], "failed", "SERVICE_UNAVAILABLE", op.field).await;
-            }
-        };
-        tokio::spawn(tracing::Instrument::instrument(task, tracing::Span::current()));
-    }
-}
-
-/// What `Drop` needs to audit a mutation that was cut short.
-struct InFlight {
-    state: AppState,
-    actor: Actor,
-    workspace_id: Option<uuid::Uuid>,
-    meta: Option<RequestMeta>,
-    field: String,
-}
 
 /// Mutations whose resolver opens the transaction itself (`Tx::open`), after work that
 /// must not hold SQLite's single write lock: sign-ins check the password (Argon2, tens
 /// of milliseconds) first, so concurrent sign-ins hash in parallel.
 const OPENS_ITS_OWN_TRANSACTION: &[&str] = &["login", "masterLogin"];
 
-impl RequestState {
-    pub fn note_withheld(&self, field: &'static str) {
-        self.withheld.lock().unwrap_or_else(|e| e.into_inner()).insert(field);
-    }
-
-    pub fn note_sensitive_read(&self, field: &'static str) {
-        *self.sensitive_reads.lock().unwrap_or_else(|e| e.into_inner()).entry(field).or_default() += 1;
-    }
-
-    /// Records a read that must be on the record (a query's own audit event), written
-    /// when the request ends.
-    pub fn note_read(&self, event: AuditEvent) {
-        self.read_events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
-    }
-
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The capability a mutation resolver needs to change anything: the gate's open
-/// transaction plus the audit buffer that will be written into it.
-pub struct Tx<'a> {
-    db: Arc<DatabaseTransaction>,
-    state: &'a RequestState,
-}
-
+/// The gate is the only maker of `Tx`: from the transaction it holds for the mutation.
 impl<'a> Tx<'a> {
     /// For the mutations in `OPENS_ITS_OWN_TRANSACTION`: takes the write lock and opens
     /// the mutation's transaction now (or returns the one already open). The gate
@@ -146,7 +51,7 @@ impl<'a> Tx<'a> {
         let rs: &'a RequestState = ctx.data::<Arc<RequestState>>().map_err(|_| AppError::internal("no request state"))?;
         if rs.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
             let state = ctx.data::<AppState>().map_err(|_| AppError::internal("no application state"))?;
-            let held = writer(state, None).await;
+            let held = writer(state.write_lock.as_ref(), None).await;
             let txn = Arc::new(state.db.begin().await?);
             *rs.deferred_writer.lock().unwrap_or_else(|e| e.into_inner()) = held;
             *rs.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(txn);
@@ -162,102 +67,7 @@ impl<'a> Tx<'a> {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or_else(|| AppError::internal("Tx::current outside a gated mutation"))?;
-        Ok(Self { db, state })
-    }
-
-    pub fn db(&self) -> &DatabaseTransaction {
-        &self.db
-    }
-
-    /// Recorded in the log if (and only if) the mutation commits.
-    pub fn audit(&self, event: AuditEvent) {
-        self.state.lock_pending().on_success.push(event);
-    }
-
-    /// Recorded in the log if the mutation fails, instead of the generic refusal entry.
-    pub fn audit_failure(&self, event: AuditEvent) {
-        self.state.lock_pending().on_failure.push(event);
-    }
-
-    /// Runs once the transaction has committed (mail about what just happened), before
-    /// the response leaves; never runs for a mutation that did not commit.
-    pub fn after_commit(&self, f: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static) {
-        self.state.lock_pending().after_commit.push(Box::new(f));
-    }
-
-    /// Undoes an effect outside the database if the transaction does not commit.
-    pub fn on_rollback(&self, f: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static) {
-        self.state.lock_pending().compensations.push(Box::new(f));
-    }
-}
-
-/// Fields of one log entry that come from the request rather than the event.
-pub struct EntryContext<'a> {
-    pub actor: Actor,
-    pub meta: Option<&'a RequestMeta>,
-    pub now: chrono::DateTime<chrono::Utc>,
-}
-
-/// The single writer of audit entries: appends the entry to its workspace's hash chain
-/// (see `audit::chain`) inside `txn`. On SQLite the caller must hold
-/// `AppState::write_lock` (the gate does for mutations; see `write_failure` and
-/// `audit_withheld`), or run before the server serves (bootstrap).
-pub(crate) async fn write_entry(
-    txn: &DatabaseTransaction,
-    record: AuditRecord,
-    cx: &EntryContext<'_>,
-    outcome: &str,
-    error_code: Option<&str>,
-) -> Result<entity::audit_entry::Model, sea_orm::DbErr> {
-    let actor = record.actor.unwrap_or_else(|| cx.actor.clone());
-    let entry = entity::audit_entry::Model {
-        id: uuid::Uuid::now_v7(),
-        workspace_id: record.workspace_id,
-        occurred_at: cx.now,
-        actor_type: actor.kind.as_str().into(),
-        actor_id: actor.id,
-        actor_label: actor.label,
-        impersonator_id: actor.impersonator,
-        ip: cx.meta.and_then(RequestMeta::ip_string),
-        user_agent: cx.meta.and_then(|m| m.user_agent.clone()),
-        request_id: cx.meta.map(|m| m.request_id.clone()),
-        action: record.action.into(),
-        module: record.module.into(),
-        target_type: record.target_type.map(Into::into),
-        target_id: record.target_id,
-        changes: record.changes,
-        outcome: outcome.into(),
-        error_code: error_code.map(Into::into),
-        reason: record.reason,
-        seq: None,
-        prev_hash: None,
-        hash: None,
-    };
-    crate::audit::chain::append(txn, entry).await
-}
-
-/// Writes `events` as the `system` actor inside `txn`: for work outside any request
-/// (command-line bootstrap, the retention sweeper), through the same writer. On SQLite
-/// the caller holds `AppState::write_lock`, or runs before the server serves.
-pub(crate) async fn write_system(
-    state: &AppState,
-    txn: &DatabaseTransaction,
-    events: Vec<AuditEvent>,
-) -> Result<Vec<entity::audit_entry::Model>, sea_orm::DbErr> {
-    let cx = EntryContext { actor: Actor::system(), meta: None, now: state.clock.now() };
-    let mut written = Vec::with_capacity(events.len());
-    for ev in events {
-        written.push(write_entry(txn, ev.into_record(), &cx, "success", None).await?);
-    }
-    Ok(written)
-}
-
-/// SQLite's single writer: waits for `AppState::write_lock` unless `held` already is it.
-pub(crate) async fn writer(state: &AppState, held: Option<OwnedMutexGuard<()>>) -> Option<OwnedMutexGuard<()>> {
-    match (held, &state.write_lock) {
-        (Some(g), _) => Some(g),
-        (None, Some(lock)) => Some(lock.clone().lock_owned().await),
-        (None, None) => None,
+        Ok(Self::bind(db, state))
     }
 }
 
@@ -333,7 +143,7 @@ pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: 
     let shown = std::mem::take(&mut *rs.sensitive_reads.lock().unwrap_or_else(|e| e.into_inner()));
     let events = std::mem::take(&mut *rs.read_events.lock().unwrap_or_else(|e| e.into_inner()));
     let Principal::User(u) = principal else { return Ok(()) };
-    let mut records: Vec<(AuditRecord, &str, Option<&str>)> = Vec::new();
+    let mut records: Vec<crate::audit::writer::Outcome> = Vec::new();
     if !withheld.is_empty() {
         records.push((
             AuditRecord {
@@ -347,7 +157,7 @@ pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: 
                 reason: Some("no read access to these fields".into()),
             },
             "denied",
-            Some("FIELD_FORBIDDEN"),
+            Some("FIELD_FORBIDDEN".into()),
         ));
     }
     if !shown.is_empty() {
@@ -371,19 +181,7 @@ pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: 
         return Ok(());
     }
     let cx = EntryContext { actor: Actor::of(principal), meta: Some(meta), now: state.clock.now() };
-    let writer = writer(state, None).await;
-    let result = async {
-        let txn = state.db.begin().await?;
-        let mut written = Vec::with_capacity(records.len());
-        for (r, outcome, code) in records {
-            written.push(write_entry(&txn, r, &cx, outcome, code).await?);
-        }
-        txn.commit().await?;
-        Ok::<_, sea_orm::DbErr>(written)
-    }
-    .await;
-    drop(writer);
-    match result {
+    match write_batch(&state.db, state.write_lock.as_ref(), None, &cx, records).await {
         Ok(written) => {
             state.audit_bus.announce(written);
             Ok(())
@@ -408,17 +206,8 @@ async fn audit_sampled(state: &AppState, cx: &EntryContext<'_>, sample_key: Stri
         Ok(false) => return,
         Err(e) => tracing::error!(error = %e, "could not sample a repeated refusal; auditing it anyway"),
     }
-    let writer = writer(state, None).await;
-    let result = async {
-        let txn = state.db.begin().await?;
-        let written = write_entry(&txn, record, cx, "denied", Some(code)).await?;
-        txn.commit().await?;
-        Ok::<_, sea_orm::DbErr>(written)
-    }
-    .await;
-    drop(writer);
-    match result {
-        Ok(written) => state.audit_bus.announce(vec![written]),
+    match write_batch(&state.db, state.write_lock.as_ref(), None, cx, vec![(record, "denied", Some(code.into()))]).await {
+        Ok(written) => state.audit_bus.announce(written),
         Err(e) => {
             let _ = state.store.del(&sample_key).await;
             tracing::error!(error = %e, "could not audit a repeated refusal");
@@ -495,6 +284,20 @@ fn failure_record(workspace_id: Option<uuid::Uuid>, root: &str, field: &str, rea
     }
 }
 
+/// The failure entry of a mutation that the request's end cuts short (see
+/// `RequestState`'s `Drop`).
+fn cut_short_entry(state: &AppState, principal: &Principal, meta: Option<&RequestMeta>, field: &str) -> crate::audit::tx::Compensation {
+    let (state, actor, workspace_id, meta, field) =
+        (state.clone(), Actor::of(principal), principal.workspace_id(), meta.cloned(), field.to_owned());
+    Box::new(move || {
+        Box::pin(async move {
+            let cx = EntryContext { actor, meta: meta.as_ref(), now: state.clock.now() };
+            let record = failure_record(workspace_id, "Mutation", &field, Some("the request was stopped before it finished".into()));
+            write_records(&state, None, &cx, vec![record], "failed", "SERVICE_UNAVAILABLE", field).await;
+        })
+    })
+}
+
 /// Writes `records` in a transaction of their own, in a task of its own: a request that
 /// is dropped while waiting for the write lock (a timeout, a client that went away)
 /// does not take its refusal entries with it. `held`: the SQLite write lock, if the
@@ -512,19 +315,8 @@ async fn write_records(
     let task = tokio::spawn(tracing::Instrument::instrument(
         async move {
             let cx = EntryContext { actor, meta: meta.as_ref(), now };
-            let writer = writer(&state, held).await;
-            let result = async {
-                let txn = state.db.begin().await?;
-                let mut written = Vec::with_capacity(records.len());
-                for r in records {
-                    written.push(write_entry(&txn, r, &cx, outcome, Some(&code)).await?);
-                }
-                txn.commit().await?;
-                Ok::<_, sea_orm::DbErr>(written)
-            }
-            .await;
-            drop(writer);
-            match result {
+            let entries = records.into_iter().map(|r| (r, outcome, Some(code.clone()))).collect();
+            match write_batch(&state.db, state.write_lock.as_ref(), held, &cx, entries).await {
                 Ok(written) => state.audit_bus.announce(written),
                 Err(e) => tracing::error!(error = %e, field, "could not write the refusal audit entry"),
             }
@@ -619,21 +411,15 @@ impl Extension for GateExtension {
             return next.run(ctx, info).await;
         }
 
-        *rs.in_flight.lock().unwrap_or_else(|e| e.into_inner()) = Some(InFlight {
-            state: state.clone(),
-            actor: Actor::of(principal),
-            workspace_id: principal.workspace_id(),
-            meta: meta.cloned(),
-            field: field.clone(),
-        });
+        *rs.cut_short.lock().unwrap_or_else(|e| e.into_inner()) = Some(cut_short_entry(state, principal, meta, &field));
         // Held until the mutation has committed or been rolled back and audited.
         let mut held = None;
         if !OPENS_ITS_OWN_TRANSACTION.contains(&info.name) {
-            held = writer(state, None).await;
+            held = writer(state.write_lock.as_ref(), None).await;
             let txn = match state.db.begin().await {
                 Ok(t) => Arc::new(t),
                 Err(e) => {
-                    rs.in_flight.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    rs.cut_short.lock().unwrap_or_else(|e| e.into_inner()).take();
                     let err = server_error(AppError::from(e), &path);
                     self.write_failure(state, held, &cx(), principal, "Mutation", &field, Vec::new(), &error_code(&err), None).await;
                     return Err(err);
@@ -643,7 +429,7 @@ impl Extension for GateExtension {
         }
         let result = next.run(ctx, info).await;
         // From here on the gate itself puts the outcome on the record.
-        rs.in_flight.lock().unwrap_or_else(|e| e.into_inner()).take();
+        rs.cut_short.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(g) = rs.deferred_writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             held = Some(g);
         }

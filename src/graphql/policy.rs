@@ -153,9 +153,7 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
     })
 }
 
-/// How recent a session's last proof (password or second factor) must be for the
-/// operations in `needs_step_up`.
-pub const STEP_UP_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+pub use crate::auth::session::{STEP_UP_WINDOW, stepped_up};
 
 /// Sensitive operations: besides their permission they need a session that proved its
 /// password or second factor within `STEP_UP_WINDOW` (else STEP_UP_REQUIRED).
@@ -274,11 +272,6 @@ pub fn authorize(root: &str, field: &str, p: &Principal, now: chrono::DateTime<c
         return Err(Refusal::new(AppError::StepUpRequired, "requires a recent password or two-factor check (step-up)"));
     }
     Ok(())
-}
-
-/// Whether the principal's session proved itself recently enough for `needs_step_up`.
-pub fn stepped_up(p: &Principal, now: chrono::DateTime<chrono::Utc>) -> bool {
-    p.session().and_then(|s| s.record.proved_at).is_some_and(|at| now < at + STEP_UP_WINDOW)
 }
 
 impl Access {

@@ -7,11 +7,11 @@
 //! INTERNAL and SERVICE_UNAVAILABLE errors carry the request id and nothing else, on
 //! every path that answers them.
 
-use super::cookie::{self, TokenSource};
 use super::{HttpState, RequestId};
+use crate::auth::RequestMeta;
+use crate::auth::cookie::{self, TokenSource};
 use crate::auth::{self, Principal};
 use crate::error::AppError;
-use crate::graphql::context::RequestMeta;
 use crate::graphql::gate::RequestState;
 use crate::secret::Secret;
 use async_graphql::Value;

@@ -1,6 +1,5 @@
 //! HTTP: routes, request ids, security headers, CORS, metrics.
 
-pub mod cookie;
 mod deadline;
 mod graphql;
 pub mod server;

@@ -22,11 +22,11 @@
 //!   credential ended (sign-out, revocation, expiry, suspended workspace) is closed
 //!   (4403) within `PALISADE_WS_RECHECK_MS`.
 
-use super::cookie;
 use super::{HttpState, RequestId};
+use crate::auth::RequestMeta;
+use crate::auth::cookie;
 use crate::auth::{self, Principal};
 use crate::error::AppError;
-use crate::graphql::context::RequestMeta;
 use crate::graphql::gate::RequestState;
 use crate::graphql::stream::WsCredential;
 use crate::secret::Secret;

@@ -6,7 +6,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 /// Written only through `audit::chain::append`, called by the gate's single writer
-/// (see `graphql::gate::write_entry`).
+/// (see `audit::writer::write_entry`).
 pub(crate) async fn insert(db: &DatabaseTransaction, e: audit_entry::Model) -> Result<(), DbErr> {
     use sea_orm::ActiveValue::Set;
     let entry = audit_entry::ActiveModel {
@@ -299,4 +299,12 @@ pub(crate) async fn latest_with_action(
         .order_by_desc(audit_entry::Column::Seq)
         .one(db)
         .await
+}
+
+/// The name of a workspace's audit chain (its id), or `platform` for the platform log.
+pub fn chain_name(workspace_id: Option<Uuid>) -> String {
+    match workspace_id {
+        Some(w) => w.to_string(),
+        None => "platform".to_owned(),
+    }
 }

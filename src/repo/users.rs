@@ -32,7 +32,7 @@ pub struct NewUser<'a> {
     pub email: &'a crate::domain::Email,
     pub display_name: &'a str,
     pub password_hash: Option<String>,
-    pub builtin_role: crate::auth::BuiltinRole,
+    pub builtin_role: crate::authz::builtin::BuiltinRole,
     pub department_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
     pub primary_group_id: Option<Uuid>,

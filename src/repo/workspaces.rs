@@ -148,7 +148,7 @@ pub async fn purge(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<u64,
     }
     let anchor = Query::delete()
         .from_table("audit_anchors")
-        .and_where(Expr::col("chain").eq(crate::audit::chain::chain_name(Some(workspace_id))))
+        .and_where(Expr::col("chain").eq(super::audit::chain_name(Some(workspace_id))))
         .to_owned();
     db.execute(&anchor).await?;
     total += workspace::Entity::delete_by_id(workspace_id).exec(db).await?.rows_affected;

@@ -6,12 +6,12 @@
 //! returned once and only its hash is stored; a revoked or expired key stops working at
 //! its next request, and its open audit streams close (see `graphql::ws`).
 
+use crate::audit::Tx;
 use crate::audit::{AuditEvent, change};
 use crate::auth::UserPrincipal;
 use crate::auth::apikey;
 use crate::authz::check;
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::secret::Secret;
 use crate::state::AppState;

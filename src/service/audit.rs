@@ -9,12 +9,12 @@
 //!   purge in the chain itself, so the rest stays verifiable (`audit::chain`);
 //! - exports and retention changes are audited like every other change.
 
+use crate::audit::Tx;
 use crate::audit::{AuditEvent, chain, change};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{AuditVisibility, Module, audit_visibility};
 use crate::authz::eval::Grants;
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::repo::audit::AuditFilter;
 use crate::service::export::{self, ExportFormat};
@@ -134,11 +134,11 @@ pub async fn sweep(state: &AppState) -> AppResult<u64> {
     let mut total = 0;
     for ws in repo::workspaces::all(&state.db).await? {
         let Some(days) = retention_days(state, &ws) else { continue };
-        let _writer = crate::graphql::gate::writer(state, None).await;
+        let _writer = crate::audit::writer::writer(state.write_lock.as_ref(), None).await;
         let now = state.clock.now();
         let txn = state.db.begin().await?;
         let Some(purged) = chain::purge(&txn, ws.id, now - chrono::Duration::days(i64::from(days)), now).await? else { continue };
-        let written = crate::graphql::gate::write_system(state, &txn, vec![purged_event(ws.id, &purged, days)]).await?;
+        let written = crate::audit::writer::write_system(&txn, vec![purged_event(ws.id, &purged, days)], state.clock.now()).await?;
         txn.commit().await?;
         state.audit_bus.announce(written);
         total += purged.entries;

@@ -15,7 +15,9 @@
 //! - a TOTP step, an email code and a recovery code each work once;
 //! - a password change ends the user's other sessions unless asked to keep them.
 
+use crate::audit::Tx;
 use crate::audit::{Actor, ActorKind, AuditEvent, change};
+use crate::auth::RequestMeta;
 use crate::auth::policy::{EffectivePolicy, SessionLimitAction};
 use crate::auth::ratelimit::Bucket;
 use crate::auth::session::{ActiveSession, Subject};
@@ -23,8 +25,6 @@ use crate::auth::{Principal, UserPrincipal, effective_policy, may_sign_in, twofa
 use crate::authz::eval::EvalContext;
 use crate::domain::{NewPassword, PASSWORD_MAX_CHARS, WorkspaceStatus, fold_key};
 use crate::error::{AppError, AppResult};
-use crate::graphql::context::RequestMeta;
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::secret::Secret;
 use crate::state::AppState;

@@ -13,7 +13,7 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 async fn write_system(state: &AppState, txn: &DatabaseTransaction, events: Vec<AuditEvent>) -> AppResult<()> {
-    crate::graphql::gate::write_system(state, txn, events).await?;
+    crate::audit::writer::write_system(txn, events, state.clock.now()).await?;
     Ok(())
 }
 

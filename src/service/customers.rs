@@ -2,13 +2,13 @@
 //! scoped repo (they change nothing).
 
 use crate::audit::AuditEvent;
+use crate::audit::Tx;
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
 use crate::authz::fields::require_write;
 use crate::authz::scope::Reach;
 use crate::domain::{Email, parse_name};
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::state::AppState;
 use entity::customer;

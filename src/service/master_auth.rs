@@ -12,14 +12,14 @@
 //!   a challenge each work once);
 //! - everything lands in the platform audit log.
 
+use crate::audit::Tx;
 use crate::audit::{Actor, ActorKind, AuditEvent};
+use crate::auth::RequestMeta;
 use crate::auth::ratelimit::Bucket;
 use crate::auth::session::Subject;
 use crate::auth::{MasterPrincipal, twofactor};
 use crate::domain::{PASSWORD_MAX_CHARS, fold_key};
 use crate::error::{AppError, AppResult};
-use crate::graphql::context::RequestMeta;
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::secret::Secret;
 use crate::service::auth::{
@@ -294,7 +294,7 @@ async fn use_recovery_code(tx: &Tx<'_>, admin: &master_admin::Model, code: &str)
 /// A master admin's second factor and step-up state.
 pub async fn status(state: &AppState, m: &MasterPrincipal) -> AppResult<TwoFactorStatus> {
     let admin = repo::master_admins::get(&state.db, m.admin_id).await?.ok_or(AppError::Unauthenticated)?;
-    let until = m.session.record.proved_at.map(|t| t + crate::graphql::policy::STEP_UP_WINDOW).filter(|t| *t > state.clock.now());
+    let until = m.session.record.proved_at.map(|t| t + crate::auth::session::STEP_UP_WINDOW).filter(|t| *t > state.clock.now());
     Ok(TwoFactorStatus {
         totp_enabled_at: admin.totp_enabled_at.filter(|_| admin.totp_secret.is_some()),
         recovery_codes_left: u64::try_from(repo::master_admins::recovery_hashes(&admin).len()).unwrap_or(u64::MAX),

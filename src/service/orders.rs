@@ -2,13 +2,13 @@
 //! the caller can read; moved along draft -> processing -> fulfilled by orders.process,
 //! cancelled by orders.cancel (before fulfilment), refunded by orders.refund (after).
 
+use crate::audit::Tx;
 use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
 use crate::authz::fields::require_write;
 use crate::authz::scope::Reach;
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::service::customers::{Patch, format_money};
 use crate::state::AppState;

@@ -2,6 +2,7 @@
 //! (payments.reconcile) or refunded (payments.refund). Card last 4, IBAN and payer
 //! email are sensitive fields.
 
+use crate::audit::Tx;
 use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
@@ -9,7 +10,6 @@ use crate::authz::fields::require_write;
 use crate::authz::scope::Reach;
 use crate::domain::Email;
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::service::customers::{format_money, parse_money};
 use crate::state::AppState;

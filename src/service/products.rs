@@ -2,6 +2,7 @@
 //! through inventory adjustments (products.inventory). Cost price and supplier are
 //! sensitive fields.
 
+use crate::audit::Tx;
 use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
@@ -9,7 +10,6 @@ use crate::authz::fields::require_write;
 use crate::authz::scope::Reach;
 use crate::domain::parse_name;
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::service::customers::{Patch, format_money, parse_money};
 use crate::state::AppState;

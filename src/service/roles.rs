@@ -48,12 +48,12 @@ pub async fn assign_plain(
 }
 
 use crate::audit::AuditEvent;
+use crate::audit::Tx;
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{FieldAccess, Module, Permission, Scope, SensitiveField};
 use crate::authz::check;
 use crate::authz::eval::{Assignment, EvalContext, Restrictions, RoleDef, Via, lineage};
 use crate::error::AppError;
-use crate::graphql::gate::Tx;
 use crate::repo::roles::StoredRole;
 use crate::state::AppState;
 use std::collections::{BTreeMap, BTreeSet};

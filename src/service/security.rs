@@ -14,6 +14,8 @@
 //!   nobody sets an override on themselves or on someone ranked at or above them.
 
 use crate::audit::AuditEvent;
+use crate::audit::Tx;
+use crate::auth::RequestMeta;
 use crate::auth::policy::{self, EffectivePolicy, LoginHours, SecurityOverride, SecuritySettings, SessionLimitAction, TwoFactorRule};
 use crate::auth::ratelimit::Bucket;
 use crate::auth::{UserPrincipal, effective_policy, twofactor};
@@ -22,8 +24,6 @@ use crate::authz::check;
 use crate::authz::eval::EvalContext;
 use crate::domain::PASSWORD_MAX_CHARS;
 use crate::error::{AppError, AppResult};
-use crate::graphql::context::RequestMeta;
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::secret::Secret;
 use crate::state::AppState;
@@ -66,7 +66,7 @@ pub async fn status(state: &AppState, p: &UserPrincipal) -> AppResult<TwoFactorS
     let user = repo::users::get(&state.db, p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
     let left = repo::security::unused_recovery_codes(&state.db, p.workspace_id, p.user_id).await?;
     let until =
-        p.session().and_then(|s| s.record.proved_at).map(|t| t + crate::graphql::policy::STEP_UP_WINDOW).filter(|t| *t > state.clock.now());
+        p.session().and_then(|s| s.record.proved_at).map(|t| t + crate::auth::session::STEP_UP_WINDOW).filter(|t| *t > state.clock.now());
     Ok(TwoFactorStatus {
         totp_enabled_at: user.totp_enabled_at.filter(|_| user.totp_secret.is_some()),
         recovery_codes_left: left,

@@ -16,14 +16,14 @@
 //! - every action here is written to the workspace's log and to the platform log, in
 //!   the same transaction as the change.
 
+use crate::audit::Tx;
 use crate::audit::{AuditEvent, change};
+use crate::auth::RequestMeta;
 use crate::auth::session::{SessionImpersonation, Subject};
 use crate::auth::{MasterPrincipal, Principal, UserPrincipal, may_sign_in};
 use crate::authz::builtin::OWNER_RANK;
 use crate::domain::{WorkspaceStatus, parse_reason};
 use crate::error::{AppError, AppResult};
-use crate::graphql::context::RequestMeta;
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::secret::Secret;
 use crate::state::AppState;

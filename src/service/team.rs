@@ -5,6 +5,7 @@
 //! department, team or groups bumps the permission epoch (scopes and group grants
 //! follow at once); a deactivated or unlicensed user's sessions end at once.
 
+use crate::audit::Tx;
 use crate::audit::{AuditEvent, REDACTED};
 use crate::auth::session::Subject;
 use crate::auth::{BuiltinRole, UserPrincipal};
@@ -12,7 +13,6 @@ use crate::authz::catalog::{Permission, SensitiveField};
 use crate::authz::{check, fields::require_write};
 use crate::domain::{Email, NewPassword, Username, parse_name};
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::service::customers::Patch;
 use crate::state::AppState;

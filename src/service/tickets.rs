@@ -1,5 +1,6 @@
 //! Support tickets. Internal notes are a sensitive field.
 
+use crate::audit::Tx;
 use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
@@ -7,7 +8,6 @@ use crate::authz::fields::require_write;
 use crate::authz::scope::Reach;
 use crate::domain::parse_name;
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::service::customers::Patch;
 use crate::state::AppState;

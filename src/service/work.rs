@@ -1,6 +1,7 @@
 //! Quotes, jobs and invoices: records that belong to a customer the author can read.
 //! Invoice bank details are a sensitive field; a job's log is its own history.
 
+use crate::audit::Tx;
 use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
@@ -8,7 +9,6 @@ use crate::authz::fields::require_write;
 use crate::authz::scope::{Placement, Reach};
 use crate::domain::parse_name;
 use crate::error::{AppError, AppResult};
-use crate::graphql::gate::Tx;
 use crate::repo;
 use crate::service::customers::{Patch, format_money, parse_money};
 use crate::state::AppState;
