@@ -2,8 +2,8 @@
 //! validated before anything starts. A bad value stops the server with a message that
 //! names the variable; secrets (URLs with credentials, the demo password) are `Secret`.
 
+pub use crate::error::ConfigError;
 use crate::secret::Secret;
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -84,20 +84,6 @@ pub enum LogFormat {
     Json,
     Pretty,
 }
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid {}: {}", self.variable, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://palisade.db?mode=rwc";
 

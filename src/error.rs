@@ -183,6 +183,20 @@ impl From<crate::store::StoreError> for AppError {
     }
 }
 
+impl AppError {
+    /// This error as an entry of a GraphQL response's `errors`, at `pos`.
+    pub fn into_server_error(self, pos: async_graphql::Pos) -> async_graphql::ServerError {
+        async_graphql::Error::from(self).into_server_error(pos)
+    }
+
+    /// This error for a whole request or document, where no position is worth giving.
+    pub fn unplaced(self) -> async_graphql::ServerError {
+        let mut se = self.into_server_error(async_graphql::Pos::default());
+        se.locations.clear();
+        se
+    }
+}
+
 impl From<AppError> for async_graphql::Error {
     fn from(e: AppError) -> Self {
         if let AppError::Internal(detail) = &e {
@@ -205,6 +219,21 @@ impl From<AppError> for async_graphql::Error {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// A setting that cannot be used, named by its variable (the server does not start).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid {}: {}", self.variable, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {

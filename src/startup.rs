@@ -168,8 +168,6 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
         mailer,
         secret_box: Arc::new(crate::auth::twofactor::SecretBox::new(key.expose())),
         audit_bus: Arc::new(crate::audit::bus::AuditBus::new(store.clone())),
-        sockets: Default::default(),
-        stream_decisions: Default::default(),
         server_key: Arc::new(key),
         config: Arc::new(config),
         db,

@@ -18,7 +18,7 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub sessions: SessionManager,
     pub metrics: Arc<Metrics>,
-    pub grants: Arc<crate::authz::principal::GrantCache>,
+    pub grants: Arc<crate::auth::grants::GrantCache>,
     /// SQLite only: one writing transaction at a time in this process. SQLite refuses a
     /// second writer instead of queueing it, and the embedded default is one instance,
     /// so queueing here is both correct and enough. None on PostgreSQL.
@@ -31,8 +31,4 @@ pub struct AppState {
     pub server_key: Arc<crate::secret::Secret<Vec<u8>>>,
     /// Announces committed audit entries to every instance (subscriptions).
     pub audit_bus: Arc<crate::audit::bus::AuditBus>,
-    /// Recent authorization decisions of audit streams (see `graphql::stream`).
-    pub stream_decisions: Arc<crate::graphql::stream::Decisions>,
-    /// Open WebSocket connections and subscriptions per principal on this instance.
-    pub sockets: Arc<crate::http::ws::SocketRegistry>,
 }

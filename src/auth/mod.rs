@@ -8,6 +8,7 @@
 
 pub mod apikey;
 pub mod cookie;
+pub mod grants;
 pub mod password;
 pub mod password_policy;
 pub mod policy;
@@ -16,125 +17,24 @@ pub mod request;
 pub mod session;
 pub mod twofactor;
 
+pub mod principal;
+
+pub use principal::{ApiKeyRef, Credential, MasterPrincipal, Principal, UserPrincipal};
 pub use request::RequestMeta;
 
-use crate::authz::eval::{EvalContext, Grants};
+use crate::authz::eval::EvalContext;
 use crate::domain::WorkspaceStatus;
 use crate::error::AppResult;
 use crate::repo;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use policy::{EffectivePolicy, SecurityOverride, SecuritySettings};
-use session::{ActiveSession, SessionImpersonation, Subject};
+use session::{ActiveSession, Subject};
 use std::net::IpAddr;
 use std::sync::Arc;
 use uuid::Uuid;
 
 pub use crate::authz::builtin::BuiltinRole;
-
-/// How a workspace principal proved who it is.
-#[derive(Debug, Clone)]
-pub enum Credential {
-    /// A person's session (possibly a master admin impersonating them: see
-    /// `UserPrincipal::impersonation`).
-    Session(ActiveSession),
-    /// A partner API key: a service principal acting with one role.
-    ApiKey(ApiKeyRef),
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiKeyRef {
-    pub id: Uuid,
-    pub name: String,
-    pub prefix: String,
-    pub role_id: Uuid,
-    /// The user who created the key: records the key creates are assigned to them.
-    pub created_by: Uuid,
-}
-
-/// A principal inside a workspace: a staff user with a session, or an API key. For a
-/// key, `user_id` is the key's id and `username` its name, and it has no place in the
-/// organisation (no department, team or group), so only ALL scopes reach records.
-#[derive(Debug, Clone)]
-pub struct UserPrincipal {
-    pub user_id: Uuid,
-    pub workspace_id: Uuid,
-    pub username: String,
-    pub credential: Credential,
-    /// What this principal may do in this request (see `authz::eval`).
-    pub grants: Arc<Grants>,
-    /// Where the user sits, for data scopes.
-    pub department_id: Option<Uuid>,
-    pub team_id: Option<Uuid>,
-    pub primary_group_id: Option<Uuid>,
-    pub group_ids: Arc<Vec<Uuid>>,
-    /// Active or archived (no other status lets a principal exist).
-    pub workspace_status: WorkspaceStatus,
-}
-
-impl UserPrincipal {
-    pub fn session(&self) -> Option<&ActiveSession> {
-        match &self.credential {
-            Credential::Session(s) => Some(s),
-            Credential::ApiKey(_) => None,
-        }
-    }
-
-    pub fn api_key(&self) -> Option<&ApiKeyRef> {
-        match &self.credential {
-            Credential::ApiKey(k) => Some(k),
-            Credential::Session(_) => None,
-        }
-    }
-
-    /// Who is really acting, when a master admin impersonates this user.
-    pub fn impersonation(&self) -> Option<&SessionImpersonation> {
-        self.session().and_then(|s| s.record.impersonation.as_ref())
-    }
-
-    /// The session of a person; API keys are refused (operations on one's own account
-    /// and sessions are for people).
-    pub fn own_session(&self) -> crate::error::AppResult<&ActiveSession> {
-        self.session().ok_or(crate::error::AppError::Forbidden)
-    }
-
-    /// Whether this session passed two-factor (never true for a key).
-    pub fn two_factor(&self) -> bool {
-        self.session().is_some_and(|s| s.record.two_factor)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct MasterPrincipal {
-    pub admin_id: Uuid,
-    pub email: String,
-    pub session: ActiveSession,
-}
-
-#[derive(Debug, Clone, Default)]
-pub enum Principal {
-    #[default]
-    Anonymous,
-    User(UserPrincipal),
-    MasterAdmin(MasterPrincipal),
-}
-
-impl Principal {
-    pub fn session(&self) -> Option<&ActiveSession> {
-        match self {
-            Self::Anonymous => None,
-            Self::User(u) => u.session(),
-            Self::MasterAdmin(m) => Some(&m.session),
-        }
-    }
-
-    pub fn workspace_id(&self) -> Option<Uuid> {
-        match self {
-            Self::User(u) => Some(u.workspace_id),
-            _ => None,
-        }
-    }
-}
 
 /// Whether a user may hold a session right now: active, licensed (and the licence not
 /// ended), in a workspace that is active or archived (archived is read-only, not

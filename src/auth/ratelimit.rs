@@ -9,7 +9,7 @@
 //! per-account sign-in budget cannot be configured above 100 attempts per hour.
 
 use crate::clock::SharedClock;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::error::{AppError, AppResult};
 use crate::store::{Quota, Store};
 use sha2::{Digest, Sha256};

@@ -6,5 +6,4 @@ pub mod catalog;
 pub mod check;
 pub mod eval;
 pub mod fields;
-pub mod principal;
 pub mod scope;

@@ -8,10 +8,19 @@
 //! (assigned) records. An out-of-scope record is indistinguishable from a missing one.
 
 use super::catalog::{Module, Permission, Scope};
-use crate::auth::UserPrincipal;
+use super::eval::Grants;
 use crate::error::AppError;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use uuid::Uuid;
+
+/// What authorization needs to know of whoever acts: the workspace, the grants the
+/// evaluator computed for this request, and the place in the organisation. The
+/// principal types implement it; authorization never sees how they signed in.
+pub trait Acting {
+    fn workspace_id(&self) -> Uuid;
+    fn grants(&self) -> &Grants;
+    fn placement(&self) -> Placement;
+}
 
 /// Where the principal stands in the organisation, for scope matching.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,25 +49,13 @@ pub struct Reach {
 impl Reach {
     /// The principal's reach for `permission`: FORBIDDEN without the permission; the
     /// records are those of the module's read scope.
-    pub fn for_permission(p: &UserPrincipal, permission: Permission) -> Result<Self, AppError> {
-        if !p.grants.has(permission) {
+    pub fn for_permission(p: &impl Acting, permission: Permission) -> Result<Self, AppError> {
+        let grants = p.grants();
+        if !grants.has(permission) {
             return Err(AppError::Forbidden);
         }
         let module = permission.module();
-        Ok(Self {
-            workspace_id: p.workspace_id,
-            module,
-            permission,
-            scope: p.grants.scope(module),
-            placement: Placement {
-                user_id: p.user_id,
-                department_id: p.department_id,
-                team_id: p.team_id,
-                primary_group_id: p.primary_group_id,
-                group_ids: p.group_ids.to_vec(),
-                new_record_owner: p.api_key().map_or(p.user_id, |k| k.created_by),
-            },
-        })
+        Ok(Self { workspace_id: p.workspace_id(), module, permission, scope: grants.scope(module), placement: p.placement() })
     }
 
     /// Whole-workspace reach for command-line bootstrap (the demo seed) only; never

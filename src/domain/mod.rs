@@ -1,6 +1,12 @@
 //! Validated values, parsed once at the edge. A `Username`, `Email`, `Password` or
 //! `Slug` that exists has passed its rules; code further in does not re-check.
 
+mod money;
+mod patch;
+
+pub use money::{format_money, parse_money};
+pub use patch::Patch;
+
 use crate::error::AppError;
 use crate::secret::Secret;
 use unicode_normalization::UnicodeNormalization;

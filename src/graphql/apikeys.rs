@@ -2,12 +2,13 @@
 //! `createApiKey`'s answer.
 
 use super::context::state;
-use super::customers::user;
+use super::context::user;
+use super::convert::parse_id;
 use super::gate::Tx;
 use super::roles::RoleRef;
-use super::types::parse_id;
+use crate::error::AppResult;
 use crate::service::apikeys::{self as svc, NewKeyInput};
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
@@ -38,7 +39,7 @@ pub struct ApiKey {
 #[async_graphql::ComplexObject]
 impl ApiKey {
     /// This key's audit entries (created, revoked), newest first.
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<super::audit::AuditEntry>> {
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<super::audit::AuditEntry>> {
         let p = user(ctx)?;
         super::history::of(ctx, p.workspace_id, parse_id("id", &self.id)?).await
     }
@@ -93,7 +94,7 @@ pub struct ApiKeysQuery;
 #[Object]
 impl ApiKeysQuery {
     /// Every API key of the workspace, newest first, revoked and expired ones included.
-    async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKey>> {
+    async fn api_keys(&self, ctx: &Context<'_>) -> AppResult<Vec<ApiKey>> {
         let (state, p) = (state(ctx)?, user(ctx)?);
         let roles = crate::repo::roles::defs(&state.db, p.workspace_id).await.map_err(crate::error::AppError::from)?;
         let now = state.clock.now();
@@ -114,7 +115,7 @@ pub struct ApiKeysMutation;
 #[Object]
 impl ApiKeysMutation {
     /// Creates a key for a partner. Needs a recent step-up.
-    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> Result<CreateApiKeyPayload> {
+    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> AppResult<CreateApiKeyPayload> {
         let (state, p, tx) = (state(ctx)?, user(ctx)?, Tx::current(ctx)?);
         let role_id = parse_id("input.roleId", &input.role_id)?;
         let (row, role, secret) =
@@ -124,7 +125,7 @@ impl ApiKeysMutation {
 
     /// Revokes a key: its next request fails and its open streams close. Needs a recent
     /// step-up.
-    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> AppResult<ApiKey> {
         let (state, p, tx) = (state(ctx)?, user(ctx)?, Tx::current(ctx)?);
         let id = parse_id("id", &id)?;
         let row = svc::revoke(state, &tx, p, id).await?;

@@ -4,17 +4,18 @@
 //! (workspace readers) or as platform entries (master admins, which carry no workspace
 //! data).
 
+use super::context::user;
 use super::context::{principal, state};
-use super::customers::{ExportPayload, user};
+use super::convert::ExportPayload;
+use super::convert::parse_id;
 use super::gate::Tx;
-use super::types::parse_id;
 use crate::auth::Principal;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::repo::audit::AuditFilter;
 use crate::service::audit as svc;
 use crate::service::export::ExportFormat;
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -124,7 +125,7 @@ pub struct AuditLogFilter {
 }
 
 impl AuditLogFilter {
-    pub fn parse(self) -> Result<AuditFilter, AppError> {
+    pub fn parse(self) -> AppResult<AuditFilter> {
         Ok(AuditFilter {
             action: self.action,
             module: self.module,
@@ -190,11 +191,11 @@ async fn page(
     first: Option<i32>,
     after: Option<String>,
     view: impl Fn(entity::audit_entry::Model) -> entity::audit_entry::Model,
-) -> Result<AuditConnection> {
+) -> AppResult<AuditConnection> {
     let state = state(ctx)?;
     let before = after.as_ref().map(|c| parse_id("after", &ID(c.clone()))).transpose()?;
     let limit = u64::try_from(first.unwrap_or(20).clamp(1, MAX_PAGE)).unwrap_or(20);
-    let mut rows = crate::repo::audit::list(&state.db, workspace_id, &filter, before, limit + 1).await.map_err(AppError::from)?;
+    let mut rows = crate::repo::audit::list(&state.db, workspace_id, &filter, before, limit + 1).await?;
     let has_next = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     let mut conn = Connection::new(after.is_some(), has_next);
@@ -202,9 +203,9 @@ async fn page(
     Ok(conn)
 }
 
-async fn retention(ctx: &Context<'_>, workspace_id: Uuid) -> Result<AuditRetention> {
+async fn retention(ctx: &Context<'_>, workspace_id: Uuid) -> AppResult<AuditRetention> {
     let state = state(ctx)?;
-    let ws = crate::repo::workspaces::get(&state.db, workspace_id).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+    let ws = crate::repo::workspaces::get(&state.db, workspace_id).await?.ok_or(AppError::NotFound)?;
     Ok(AuditRetention {
         days: svc::retention_days(state, &ws),
         workspace_days: ws.audit_retention_days,
@@ -227,7 +228,7 @@ impl AuditQuery {
         #[graphql(validator(minimum = 1, maximum = 100))] first: Option<i32>,
         after: Option<String>,
         filter: Option<AuditLogFilter>,
-    ) -> Result<AuditConnection> {
+    ) -> AppResult<AuditConnection> {
         let p = user(ctx)?;
         let filter = svc::reader_filter(filter.unwrap_or_default().parse()?, &p.grants);
         page(ctx, Some(p.workspace_id), filter, first, after, |e| svc::masked(e, &p.grants)).await
@@ -244,13 +245,13 @@ impl AuditQuery {
         ctx: &Context<'_>,
         #[graphql(validator(minimum = 1))] from: Option<i64>,
         #[graphql(validator(minimum = 1))] to: Option<i64>,
-    ) -> Result<AuditChainVerification> {
+    ) -> AppResult<AuditChainVerification> {
         let p = user(ctx)?;
         Ok(svc::verify(&state(ctx)?.db, Some(p.workspace_id), from, to).await?.into())
     }
 
     /// How long this workspace keeps its audit log.
-    async fn audit_retention(&self, ctx: &Context<'_>) -> Result<AuditRetention> {
+    async fn audit_retention(&self, ctx: &Context<'_>) -> AppResult<AuditRetention> {
         retention(ctx, user(ctx)?.workspace_id).await
     }
 
@@ -263,8 +264,8 @@ impl AuditQuery {
         #[graphql(validator(minimum = 1, maximum = 100))] first: Option<i32>,
         after: Option<String>,
         filter: Option<AuditLogFilter>,
-    ) -> Result<AuditConnection> {
-        let Principal::MasterAdmin(_) = principal(ctx) else { return Err(AppError::Forbidden.into()) };
+    ) -> AppResult<AuditConnection> {
+        let Principal::MasterAdmin(_) = principal(ctx) else { return Err(AppError::Forbidden) };
         page(ctx, None, filter.unwrap_or_default().parse()?, first, after, |e| e).await
     }
 
@@ -275,8 +276,8 @@ impl AuditQuery {
         ctx: &Context<'_>,
         #[graphql(validator(minimum = 1))] from: Option<i64>,
         #[graphql(validator(minimum = 1))] to: Option<i64>,
-    ) -> Result<AuditChainVerification> {
-        let Principal::MasterAdmin(_) = principal(ctx) else { return Err(AppError::Forbidden.into()) };
+    ) -> AppResult<AuditChainVerification> {
+        let Principal::MasterAdmin(_) = principal(ctx) else { return Err(AppError::Forbidden) };
         Ok(svc::verify(&state(ctx)?.db, None, from, to).await?.into())
     }
 }
@@ -289,7 +290,7 @@ impl AuditMutation {
     /// Exports the entries you may read that match `filter`, newest first, masked like
     /// `auditLog`. Needs audit.export, the dataExport restriction and a recent step-up;
     /// at most your maxRecordsPerRequest entries (narrow the filter for more). Audited.
-    async fn export_audit_log(&self, ctx: &Context<'_>, format: ExportFormat, filter: Option<AuditLogFilter>) -> Result<ExportPayload> {
+    async fn export_audit_log(&self, ctx: &Context<'_>, format: ExportFormat, filter: Option<AuditLogFilter>) -> AppResult<ExportPayload> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let (content, rows) = svc::export(&tx, p, filter.unwrap_or_default().parse()?, format).await?;
         Ok(ExportPayload { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content })
@@ -297,7 +298,7 @@ impl AuditMutation {
 
     /// Sets how many days the workspace keeps audit entries (30 to 36500), or null for
     /// the server default. Needs settings.write and a recent step-up.
-    async fn update_audit_retention(&self, ctx: &Context<'_>, days: Option<i32>) -> Result<AuditRetention> {
+    async fn update_audit_retention(&self, ctx: &Context<'_>, days: Option<i32>) -> AppResult<AuditRetention> {
         let (state, p, tx) = (state(ctx)?, user(ctx)?, Tx::current(ctx)?);
         let effective = svc::set_retention(state, &tx, p, days).await?;
         Ok(AuditRetention {
@@ -310,7 +311,7 @@ impl AuditMutation {
     /// Deletes the entries older than the retention period now (the server also does
     /// this every hour). The chain stays verifiable from its new anchor, and the purge
     /// is recorded in it. Returns how many entries were deleted.
-    async fn apply_audit_retention(&self, ctx: &Context<'_>) -> Result<i64> {
+    async fn apply_audit_retention(&self, ctx: &Context<'_>) -> AppResult<i64> {
         let (state, p, tx) = (state(ctx)?, user(ctx)?, Tx::current(ctx)?);
         let n = svc::apply_retention(state, &tx, p).await?;
         Ok(i64::try_from(n).unwrap_or(i64::MAX))

@@ -1,14 +1,15 @@
 //! Sign-in and sessions.
 
 use super::context::{meta, principal, state};
+use super::convert::parse_id;
 use super::gate::Tx;
-use super::types::{LoginInput, LoginPayload, MasterLoginInput, Session, Viewer, ViewerKind, parse_id};
+use super::types::{LoginInput, LoginPayload, MasterLoginInput, Session, Viewer, ViewerKind};
 use crate::auth::Principal;
 use crate::auth::cookie;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::service;
-use async_graphql::{Context, ID, Object, Result};
+use async_graphql::{Context, ID, Object};
 
 #[derive(Default)]
 pub struct AuthQuery;
@@ -16,16 +17,12 @@ pub struct AuthQuery;
 #[Object]
 impl AuthQuery {
     /// The signed-in user and their workspace, or the signed-in master admin.
-    async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
+    async fn me(&self, ctx: &Context<'_>) -> AppResult<Viewer> {
         let state = state(ctx)?;
         match principal(ctx) {
             Principal::User(p) if p.api_key().is_some() => {
-                let key = repo::api_keys::get(&state.db, p.workspace_id, p.user_id)
-                    .await
-                    .map_err(AppError::from)?
-                    .ok_or(AppError::Unauthenticated)?;
-                let ws =
-                    repo::workspaces::get(&state.db, p.workspace_id).await.map_err(AppError::from)?.ok_or(AppError::Unauthenticated)?;
+                let key = repo::api_keys::get(&state.db, p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
+                let ws = repo::workspaces::get(&state.db, p.workspace_id).await?.ok_or(AppError::Unauthenticated)?;
                 let role = p.grants.active_roles.first().map(|r| r.1.clone()).unwrap_or_default();
                 Ok(Viewer {
                     kind: ViewerKind::ApiKey,
@@ -37,10 +34,8 @@ impl AuthQuery {
                 })
             }
             Principal::User(p) => {
-                let (user, ws) = repo::users::get_with_workspace(&state.db, p.workspace_id, p.user_id)
-                    .await
-                    .map_err(AppError::from)?
-                    .ok_or(AppError::Unauthenticated)?;
+                let (user, ws) =
+                    repo::users::get_with_workspace(&state.db, p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
                 Ok(Viewer {
                     kind: ViewerKind::User,
                     user: Some(super::types::User::project(user, super::types::Viewing::As(&p.grants, p.user_id))),
@@ -58,12 +53,12 @@ impl AuthQuery {
                 api_key: None,
                 access: None,
             }),
-            Principal::Anonymous => Err(AppError::Unauthenticated.into()),
+            Principal::Anonymous => Err(AppError::Unauthenticated),
         }
     }
 
     /// Every live session of the signed-in account, oldest first.
-    async fn my_sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
+    async fn my_sessions(&self, ctx: &Context<'_>) -> AppResult<Vec<Session>> {
         let p = principal(ctx);
         let current = p.session().map(|s| s.hash.as_str());
         let sessions = service::auth::my_sessions(state(ctx)?, p).await?;
@@ -72,7 +67,7 @@ impl AuthQuery {
 }
 
 /// Hands a new session to the client: as the HttpOnly cookie and, once, in the body.
-pub(crate) fn signed_in(ctx: &Context<'_>, state: &crate::state::AppState, signed: service::auth::SignedIn) -> LoginPayload {
+pub(crate) fn signed_in(ctx: &Context<'_>, state: &crate::state::AppState, signed: service::sign_in::SignedIn) -> LoginPayload {
     ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set(&state.config, signed.token.expose()));
     if let Some(device) = &signed.new_device_cookie {
         ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::set_device(&state.config, device));
@@ -87,13 +82,13 @@ pub(crate) fn signed_in(ctx: &Context<'_>, state: &crate::state::AppState, signe
     }
 }
 
-fn challenged(c: service::auth::ChallengeIssued) -> LoginPayload {
+fn challenged(c: service::sign_in::ChallengeIssued) -> LoginPayload {
     LoginPayload {
         token: None,
         session: None,
-        challenge: Some(super::security::TwoFactorChallenge { id: c.id, methods: c.methods, expires_at: c.expires_at }),
+        challenge: Some(super::types::TwoFactorChallenge { id: c.id, methods: c.methods, expires_at: c.expires_at }),
         failed_attempts_since_last_sign_in: 0,
-        totp_enrollment: c.enrollment.map(|e| super::security::TotpEnrollment {
+        totp_enrollment: c.enrollment.map(|e| super::types::TotpEnrollment {
             otpauth_uri: e.otpauth_uri.expose().clone(),
             secret: e.secret.expose().clone(),
             qr_code_svg: e.qr_svg.expose().clone(),
@@ -110,7 +105,7 @@ impl AuthMutation {
     /// Signs a workspace user in by username or email. Every failure answers the same
     /// UNAUTHENTICATED error. When a second factor is needed (enforced, enrolled, or the
     /// sign-in looks unusual) the answer carries a `challenge` instead of a session.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<LoginPayload> {
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> AppResult<LoginPayload> {
         let (state, meta) = (state(ctx)?, meta(ctx)?);
         let req = service::auth::LoginRequest {
             workspace: &input.workspace,
@@ -122,15 +117,15 @@ impl AuthMutation {
         let checked = service::auth::check_password(state, meta, &req).await?;
         let tx = Tx::open(ctx).await?;
         match service::auth::login(state, &tx, meta, req, checked).await? {
-            service::auth::LoginResult::SignedIn(signed) => Ok(signed_in(ctx, state, *signed)),
-            service::auth::LoginResult::Challenge(c) => Ok(challenged(c)),
+            service::sign_in::LoginResult::SignedIn(signed) => Ok(signed_in(ctx, state, *signed)),
+            service::sign_in::LoginResult::Challenge(c) => Ok(challenged(c)),
         }
     }
 
     /// Signs a master admin (platform support) in. The password alone never opens a
     /// session: the answer is a TOTP challenge (on the first sign-in, with the
     /// authenticator to enrol in `totpEnrollment`), completed with `verifyTwoFactor`.
-    async fn master_login(&self, ctx: &Context<'_>, input: MasterLoginInput) -> Result<LoginPayload> {
+    async fn master_login(&self, ctx: &Context<'_>, input: MasterLoginInput) -> AppResult<LoginPayload> {
         let (state, meta) = (state(ctx)?, meta(ctx)?);
         let checked = service::master_auth::check_password(state, meta, &input.email, &input.password).await?;
         let tx = Tx::open(ctx).await?;
@@ -139,7 +134,7 @@ impl AuthMutation {
     }
 
     /// Ends the current session.
-    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+    async fn logout(&self, ctx: &Context<'_>) -> AppResult<bool> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         service::auth::logout(state, &tx, principal(ctx)).await?;
         ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::clear(&state.config));
@@ -155,7 +150,7 @@ impl AuthMutation {
         #[graphql(secret)] current_password: String,
         #[graphql(secret)] new_password: String,
         keep_other_sessions: Option<bool>,
-    ) -> Result<bool> {
+    ) -> AppResult<bool> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         service::auth::change_password(state, &tx, principal(ctx), &current_password, &new_password, keep_other_sessions.unwrap_or(false))
             .await?;
@@ -163,7 +158,7 @@ impl AuthMutation {
     }
 
     /// Ends one of the signed-in account's sessions (see `mySessions`).
-    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let id = parse_id("id", &id)?;
         service::auth::revoke_session(state, &tx, principal(ctx), id).await?;
@@ -171,7 +166,7 @@ impl AuthMutation {
     }
 
     /// Ends every session of the signed-in account except this one; returns how many.
-    async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> Result<i32> {
+    async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> AppResult<i32> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let n = service::auth::revoke_other_sessions(state, &tx, principal(ctx)).await?;
         Ok(i32::try_from(n).unwrap_or(i32::MAX))

@@ -2,53 +2,22 @@
 //! which applies the principal's field access to every sensitive field.
 
 use super::audit::AuditEntry;
-use super::context::{principal, state};
+use super::context::{state, user};
+use super::convert::{ExportPayload, parse_id, patch, reveal};
 use super::gate::Tx;
-use super::types::parse_id;
-use crate::auth::{Principal, UserPrincipal};
+use super::paging::{ListInfo, OrderDirection, offset_cursor, page, page_size};
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
 use crate::authz::fields::{Protected, protect, require_read};
 use crate::authz::scope::Reach;
-use crate::error::AppError;
+use crate::domain::format_money;
+use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::customers::{self as svc, CustomerPatch, Patch, format_money};
-use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
+use crate::service::customers::{self as svc, CustomerPatch};
+use crate::service::export::ExportFormat;
+use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
-
-pub const MAX_PAGE: i32 = 100;
-
-pub(crate) fn user<'a>(ctx: &Context<'a>) -> Result<&'a UserPrincipal, AppError> {
-    match principal(ctx) {
-        Principal::User(u) => Ok(u),
-        _ => Err(AppError::Forbidden),
-    }
-}
-
-/// A sensitive value on its way out: the value, its mask, or null plus one
-/// FIELD_FORBIDDEN error at this field's path (the rest of the query goes on, and the
-/// answer keeps its shape for every role).
-pub(crate) fn reveal(ctx: &Context<'_>, p: &Protected) -> Option<String> {
-    match p {
-        Protected::Value(v) => v.clone(),
-        Protected::Audited(f, v) => {
-            if let Some(rs) = ctx.data_opt::<std::sync::Arc<super::gate::RequestState>>() {
-                rs.note_sensitive_read(f.key());
-            }
-            Some(v.clone())
-        }
-        Protected::Masked(m) => Some(m.clone()),
-        Protected::Forbidden(f) => {
-            if let Some(rs) = ctx.data_opt::<std::sync::Arc<super::gate::RequestState>>() {
-                rs.note_withheld(f.key());
-            }
-            let err = async_graphql::Error::from(AppError::FieldForbidden(f.key().to_owned())).into_server_error(ctx.item.pos);
-            ctx.add_error(ctx.set_error_path(err));
-            None
-        }
-    }
-}
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
 pub enum CustomerStatus {
@@ -172,7 +141,7 @@ impl Customer {
     }
     /// This record's audit entries, newest first. Sensitive values never appear in
     /// them, only that they changed.
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         super::history::of(ctx, self.workspace_id, self.id).await
     }
 }
@@ -196,58 +165,12 @@ pub enum CustomerOrderField {
     CreditLimit,
 }
 
-#[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
-pub enum OrderDirection {
-    #[default]
-    Asc,
-    Desc,
-}
-
 #[derive(InputObject, Default)]
 pub struct CustomerOrder {
     #[graphql(default)]
     pub field: CustomerOrderField,
     #[graphql(default)]
     pub direction: OrderDirection,
-}
-
-#[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
-pub enum ListOrderField {
-    #[default]
-    CreatedAt,
-    UpdatedAt,
-}
-
-/// Ordering for record lists (customers have their own, richer `CustomerOrder`).
-#[derive(InputObject, Default)]
-pub struct ListOrder {
-    #[graphql(default)]
-    pub field: ListOrderField,
-    #[graphql(default)]
-    pub direction: OrderDirection,
-}
-
-pub(crate) fn sort(o: Option<ListOrder>) -> Option<repo::Sort> {
-    o.map(|o| repo::Sort { by_updated: o.field == ListOrderField::UpdatedAt, desc: o.direction == OrderDirection::Desc })
-}
-
-#[derive(SimpleObject)]
-pub struct ListInfo {
-    /// How many records match, in the caller's scope.
-    pub total_count: u64,
-}
-
-/// A Relay page of `rows` found at `offset` among `total`, with offset cursors.
-pub(crate) fn page<T: async_graphql::OutputType, M>(
-    offset: u64,
-    total: u64,
-    rows: Vec<M>,
-    f: impl Fn(M) -> T,
-) -> Connection<String, T, ListInfo, EmptyFields> {
-    let n = rows.len() as u64;
-    let mut conn = Connection::with_additional_fields(offset > 0, offset + n < total, ListInfo { total_count: total });
-    conn.edges.extend(rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), f(m))));
-    conn
 }
 
 #[derive(InputObject)]
@@ -261,14 +184,6 @@ pub struct CustomerInput {
     pub notes: MaybeUndefined<String>,
     /// A decimal amount such as "2500.00".
     pub credit_limit: MaybeUndefined<String>,
-}
-
-fn patch<T>(m: MaybeUndefined<T>) -> Patch<T> {
-    match m {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(v) => Patch::Set(v),
-    }
 }
 
 impl From<CustomerInput> for CustomerPatch {
@@ -285,39 +200,6 @@ impl From<CustomerInput> for CustomerPatch {
     }
 }
 
-/// The page size a principal may ask for: FORBIDDEN when `first` asks for more than
-/// their role's maximum; without `first`, 20 or that maximum, whichever is smaller.
-pub(crate) fn page_size(g: &Grants, first: Option<i32>) -> Result<u64, AppError> {
-    let max = i64::from(g.restrictions.max_records_per_request).min(i64::from(MAX_PAGE));
-    let want = first.map_or(20.min(max.max(1)), i64::from);
-    if want < 1 {
-        return Err(AppError::bad_input("first", "must be at least 1"));
-    }
-    if want > max {
-        return Err(AppError::Denied(format!("your roles allow at most {max} records per request")));
-    }
-    Ok(want as u64)
-}
-
-pub(crate) fn offset_cursor(after: Option<&str>) -> Result<u64, AppError> {
-    match after {
-        None => Ok(0),
-        Some(c) => {
-            c.strip_prefix("o:").and_then(|n| n.parse().ok()).ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))
-        }
-    }
-}
-
-pub use crate::service::export::ExportFormat;
-
-#[derive(SimpleObject)]
-pub struct ExportPayload {
-    pub format: ExportFormat,
-    pub rows: i32,
-    /// The file's content (CSV with a header row, or a JSON array).
-    pub content: String,
-}
-
 #[derive(Default)]
 pub struct CustomersQuery;
 
@@ -331,7 +213,7 @@ impl CustomersQuery {
         after: Option<String>,
         filter: Option<CustomerFilter>,
         order_by: Option<CustomerOrder>,
-    ) -> Result<Connection<String, Customer, ListInfo, EmptyFields>> {
+    ) -> AppResult<Connection<String, Customer, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::CustomersRead)?;
         let limit = page_size(&p.grants, first)?;
@@ -356,19 +238,16 @@ impl CustomersQuery {
             email: f.email,
         };
         let db = &state(ctx)?.db;
-        let total = repo::customers::count(db, &reach, &filter).await.map_err(AppError::from)?;
-        let rows = repo::customers::list(db, &reach, &filter, by, order.direction == OrderDirection::Desc, offset, limit)
-            .await
-            .map_err(AppError::from)?;
+        let total = repo::customers::count(db, &reach, &filter).await?;
+        let rows = repo::customers::list(db, &reach, &filter, by, order.direction == OrderDirection::Desc, offset, limit).await?;
         Ok(page(offset, total, rows, |m| Customer::project(m, &p.grants)))
     }
 
     /// One customer; NOT_FOUND when missing or out of your scope.
-    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Customer> {
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> AppResult<Customer> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::CustomersRead)?;
-        let m =
-            repo::customers::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        let m = repo::customers::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Customer::project(m, &p.grants))
     }
 }
@@ -379,13 +258,13 @@ pub struct CustomersMutation;
 #[Object]
 impl CustomersMutation {
     /// Creates a customer assigned to you, in your department, team and primary group.
-    async fn create_customer(&self, ctx: &Context<'_>, input: CustomerInput) -> Result<Customer> {
+    async fn create_customer(&self, ctx: &Context<'_>, input: CustomerInput) -> AppResult<Customer> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let m = svc::create(state(ctx)?, &tx, p, input.into()).await?;
         Ok(Customer::project(m, &p.grants))
     }
 
-    async fn update_customer(&self, ctx: &Context<'_>, id: ID, input: CustomerInput) -> Result<Customer> {
+    async fn update_customer(&self, ctx: &Context<'_>, id: ID, input: CustomerInput) -> AppResult<Customer> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into()).await?;
         Ok(Customer::project(m, &p.grants))
@@ -393,7 +272,7 @@ impl CustomersMutation {
 
     /// Gives the customer to another user (the record follows them into their
     /// department, team and group).
-    async fn reassign_customer(&self, ctx: &Context<'_>, id: ID, owner_id: ID) -> Result<Customer> {
+    async fn reassign_customer(&self, ctx: &Context<'_>, id: ID, owner_id: ID) -> AppResult<Customer> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let m = svc::reassign(state(ctx)?, &tx, p, parse_id("id", &id)?, parse_id("ownerId", &owner_id)?).await?;
         Ok(Customer::project(m, &p.grants))
@@ -401,7 +280,7 @@ impl CustomersMutation {
 
     /// Applies one change to several customers, all or nothing. Needs the
     /// bulkOperations restriction; at most maxRecordsPerRequest ids.
-    async fn bulk_update_customers(&self, ctx: &Context<'_>, ids: Vec<ID>, input: CustomerInput) -> Result<Vec<Customer>> {
+    async fn bulk_update_customers(&self, ctx: &Context<'_>, ids: Vec<ID>, input: CustomerInput) -> AppResult<Vec<Customer>> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let ids = ids.iter().map(|i| parse_id("ids", i)).collect::<Result<Vec<_>, _>>()?;
         let rows = svc::bulk_update(state(ctx)?, &tx, p, &ids, input.into()).await?;
@@ -409,7 +288,7 @@ impl CustomersMutation {
     }
 
     /// Deletes several customers, all or nothing; returns how many.
-    async fn bulk_delete_customers(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<i32> {
+    async fn bulk_delete_customers(&self, ctx: &Context<'_>, ids: Vec<ID>) -> AppResult<i32> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let ids = ids.iter().map(|i| parse_id("ids", i)).collect::<Result<Vec<_>, _>>()?;
         let n = svc::bulk_delete(state(ctx)?, &tx, p, &ids).await?;
@@ -418,7 +297,7 @@ impl CustomersMutation {
 
     /// Exports the customers in your scope, sensitive fields as you may see them.
     /// Needs customers.export and the dataExport restriction; audited.
-    async fn export_customers(&self, ctx: &Context<'_>, format: ExportFormat, filter: Option<CustomerFilter>) -> Result<ExportPayload> {
+    async fn export_customers(&self, ctx: &Context<'_>, format: ExportFormat, filter: Option<CustomerFilter>) -> AppResult<ExportPayload> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let f = filter.unwrap_or_default();
         if f.email.is_some() {
@@ -434,7 +313,7 @@ impl CustomersMutation {
         Ok(ExportPayload { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content })
     }
 
-    async fn delete_customer(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_customer(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         svc::delete(state(ctx)?, &tx, p, parse_id("id", &id)?).await?;
         Ok(true)

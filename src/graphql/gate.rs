@@ -32,7 +32,7 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Context, PathSegment, Pos, ServerError, ServerResult, Value, Variables};
+use async_graphql::{Context, PathSegment, ServerError, ServerResult, Value, Variables};
 use sea_orm::TransactionTrait;
 use std::sync::Arc;
 use tokio::sync::OwnedMutexGuard;
@@ -97,17 +97,14 @@ fn count_aliases(doc: &ExecutableDocument) -> usize {
 }
 
 fn server_error(e: AppError, path: &str) -> ServerError {
-    let mut se = async_graphql::Error::from(e).into_server_error(Pos::default());
-    se.locations.clear();
+    let mut se = e.unplaced();
     se.path = vec![PathSegment::Field(path.to_owned())];
     se
 }
 
 /// An error about the document as a whole: it has no position worth reporting.
 fn document_error(e: AppError) -> ServerError {
-    let mut se = async_graphql::Error::from(e).into_server_error(Pos::default());
-    se.locations.clear();
-    se
+    e.unplaced()
 }
 
 fn error_code(e: &ServerError) -> String {

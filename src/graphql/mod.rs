@@ -5,10 +5,12 @@ pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod context;
+pub mod convert;
 pub mod customers;
 pub mod gate;
 pub mod history;
 pub mod orders;
+pub mod paging;
 pub mod payments;
 pub mod platform;
 pub mod policy;
@@ -76,7 +78,7 @@ pub fn build_schema(config: &Config, state: Option<AppState>) -> AppSchema {
         b = b.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
-        b = b.data(history::loader(state.db.clone())).data(state);
+        b = b.data(history::loader(state.db.clone())).data(std::sync::Arc::new(stream::Decisions::default())).data(state);
     }
     b.finish()
 }
@@ -86,5 +88,35 @@ pub fn sdl() -> String {
     match Config::from_lookup(|_| None) {
         Ok(config) => build_schema(&config, None).sdl(),
         Err(e) => format!("# configuration error: {e}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// async-graphql's error converts from anything that implements Display, so a `?` on
+    /// a database error in a function returning it would show the error's text to the
+    /// client. Resolvers return `AppResult`, whose errors carry a documented code and
+    /// keep internal detail in the log; this keeps it that way.
+    #[test]
+    fn the_api_answers_only_with_app_errors() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut offenders = Vec::new();
+        for dir in ["graphql", "http"] {
+            for entry in std::fs::read_dir(root.join(dir)).expect("source directory") {
+                let path = entry.expect("directory entry").path();
+                let text = std::fs::read_to_string(&path).expect("source file");
+                let imports_result = text.lines().any(|l| {
+                    l.trim_start().starts_with("use async_graphql::")
+                        && l.split(['{', '}', ',', ' ', ';', ':']).any(|w| w == "Result" || w == "Error")
+                });
+                let names_it = ["async_graphql::Result", "async_graphql::Error", "async_graphql::FieldResult"]
+                    .iter()
+                    .any(|n| text.replace(&format!("\"{n}\""), "").contains(n));
+                if imports_result || names_it {
+                    offenders.push(path.display().to_string());
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "return AppResult / AppError instead of async-graphql's Result in: {offenders:?}");
     }
 }

@@ -4,20 +4,24 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{Customer, ListInfo, ListOrder, page, page_size, reveal, sort, user};
+use super::context::user;
+use super::convert::parse_id;
+use super::convert::patch;
+use super::convert::reveal;
+use super::customers::Customer;
 use super::gate::Tx;
+use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
 use super::products::Product;
-use super::types::parse_id;
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::fields::{Protected, protect};
 use crate::authz::scope::Reach;
-use crate::error::AppError;
+use crate::domain::format_money;
+use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::customers::{Patch, format_money};
 use crate::service::orders::{self as svc, LineInput, OrderInput as SvcInput, Transition};
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -127,7 +131,7 @@ impl Order {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         super::history::of(ctx, self.workspace_id, self.id).await
     }
 }
@@ -139,22 +143,22 @@ async fn project(
     rows: Vec<entity::order::Model>,
     want_customer: bool,
     want_lines: bool,
-) -> Result<Vec<Order>> {
+) -> AppResult<Vec<Order>> {
     let mut customers: HashMap<Uuid, entity::customer::Model> = HashMap::new();
     if want_customer && let Ok(reach) = Reach::for_permission(p, Permission::CustomersRead) {
         let ids: Vec<Uuid> = rows.iter().map(|o| o.customer_id).collect();
-        customers = repo::customers::get_many(db, &reach, &ids).await.map_err(AppError::from)?.into_iter().map(|c| (c.id, c)).collect();
+        customers = repo::customers::get_many(db, &reach, &ids).await?.into_iter().map(|c| (c.id, c)).collect();
     }
     let mut lines: HashMap<Uuid, Vec<entity::order_line::Model>> = HashMap::new();
     let mut products: HashMap<Uuid, entity::product::Model> = HashMap::new();
     if want_lines {
         let ids: Vec<Uuid> = rows.iter().map(|o| o.id).collect();
-        for l in repo::orders::lines_of(db, p.workspace_id, &ids).await.map_err(AppError::from)? {
+        for l in repo::orders::lines_of(db, p.workspace_id, &ids).await? {
             lines.entry(l.order_id).or_default().push(l);
         }
         if let Ok(reach) = Reach::for_permission(p, Permission::ProductsRead) {
             let pids: Vec<Uuid> = lines.values().flatten().map(|l| l.product_id).collect();
-            products = repo::products::get_many(db, &reach, &pids).await.map_err(AppError::from)?.into_iter().map(|m| (m.id, m)).collect();
+            products = repo::products::get_many(db, &reach, &pids).await?.into_iter().map(|m| (m.id, m)).collect();
         }
     }
     Ok(rows
@@ -187,10 +191,15 @@ async fn project(
 
 /// One order; `db` is the mutation's transaction when there is one (so the answer sees
 /// what the mutation wrote), else the pool.
-async fn project_one(ctx: &Context<'_>, db: &impl sea_orm::ConnectionTrait, p: &UserPrincipal, m: entity::order::Model) -> Result<Order> {
+async fn project_one(
+    ctx: &Context<'_>,
+    db: &impl sea_orm::ConnectionTrait,
+    p: &UserPrincipal,
+    m: entity::order::Model,
+) -> AppResult<Order> {
     let look = ctx.look_ahead();
     let mut v = project(db, p, vec![m], look.field("customer").exists(), look.field("lines").exists()).await?;
-    v.pop().ok_or_else(|| AppError::internal("projection lost the order").into())
+    v.pop().ok_or_else(|| AppError::internal("projection lost the order"))
 }
 
 #[derive(InputObject, Default)]
@@ -216,7 +225,7 @@ pub struct OrderInput {
 }
 
 impl OrderInput {
-    fn into_service(self) -> Result<SvcInput, AppError> {
+    fn into_service(self) -> AppResult<SvcInput> {
         Ok(SvcInput {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
             lines: self
@@ -224,14 +233,10 @@ impl OrderInput {
                 .map(|ls| {
                     ls.iter()
                         .map(|l| Ok(LineInput { product_id: parse_id("lines.productId", &l.product_id)?, quantity: l.quantity }))
-                        .collect::<Result<Vec<_>, AppError>>()
+                        .collect::<AppResult<Vec<_>>>()
                 })
                 .transpose()?,
-            internal_notes: match self.internal_notes {
-                MaybeUndefined::Undefined => Patch::Keep,
-                MaybeUndefined::Null => Patch::Clear,
-                MaybeUndefined::Value(v) => Patch::Set(v),
-            },
+            internal_notes: patch(self.internal_notes),
         })
     }
 }
@@ -249,35 +254,29 @@ impl OrdersQuery {
         after: Option<String>,
         filter: Option<OrderFilter>,
         order_by: Option<ListOrder>,
-    ) -> Result<Connection<String, Order, ListInfo, EmptyFields>> {
+    ) -> AppResult<Connection<String, Order, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::OrdersRead)?;
         let limit = page_size(&p.grants, first)?;
-        let offset = match after.as_deref() {
-            None => 0,
-            Some(c) => c
-                .strip_prefix("o:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?,
-        };
+        let offset = offset_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::orders::Filter {
             status: f.status.map(|s| s.as_str().to_owned()),
             customer_id: f.customer_id.as_ref().map(|c| parse_id("filter.customerId", c)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = repo::orders::count(db, &reach, &filter).await.map_err(AppError::from)?;
-        let rows = repo::orders::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
+        let total = repo::orders::count(db, &reach, &filter).await?;
+        let rows = repo::orders::list(db, &reach, &filter, sort(order_by), offset, limit).await?;
         let node = ctx.look_ahead().field("edges").field("node");
         let projected = project(db, p, rows, node.field("customer").exists(), node.field("lines").exists()).await?;
         Ok(page(offset, total, projected, |o| o))
     }
 
-    async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> AppResult<Order> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::OrdersRead)?;
         let db = &state(ctx)?.db;
-        let m = repo::orders::get(db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        let m = repo::orders::get(db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         project_one(ctx, db, p, m).await
     }
 }
@@ -288,34 +287,34 @@ pub struct OrdersMutation;
 #[Object]
 impl OrdersMutation {
     /// Creates a draft order for a customer you can read, from products you can read.
-    async fn create_order(&self, ctx: &Context<'_>, input: OrderInput) -> Result<Order> {
+    async fn create_order(&self, ctx: &Context<'_>, input: OrderInput) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let m = svc::create(state(ctx)?, &tx, p, input.into_service()?).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 
-    async fn update_order(&self, ctx: &Context<'_>, id: ID, input: OrderInput) -> Result<Order> {
+    async fn update_order(&self, ctx: &Context<'_>, id: ID, input: OrderInput) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 
     /// draft -> processing -> fulfilled (orders.process).
-    async fn process_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+    async fn process_order(&self, ctx: &Context<'_>, id: ID) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, Transition::Process).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 
     /// Cancels a draft or processing order (orders.cancel).
-    async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+    async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, Transition::Cancel).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 
     /// Refunds a fulfilled order (orders.refund).
-    async fn refund_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+    async fn refund_order(&self, ctx: &Context<'_>, id: ID) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, Transition::Refund).await?;
         project_one(ctx, tx.db(), p, m).await

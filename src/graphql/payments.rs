@@ -2,19 +2,21 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, ListOrder, page, page_size, reveal, sort, user};
+use super::context::user;
+use super::convert::parse_id;
+use super::convert::reveal;
 use super::gate::Tx;
-use super::types::parse_id;
+use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
 use crate::authz::fields::{Protected, protect};
 use crate::authz::scope::Reach;
-use crate::error::AppError;
+use crate::domain::format_money;
+use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::customers::format_money;
 use crate::service::payments::{self as svc, NewPayment, Step};
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
@@ -95,7 +97,7 @@ impl Payment {
     async fn created_at(&self) -> DateTime<Utc> {
         self.m.created_at
     }
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         super::history::of(ctx, self.m.workspace_id, self.m.id).await
     }
 }
@@ -133,17 +135,11 @@ impl PaymentsQuery {
         after: Option<String>,
         filter: Option<PaymentFilter>,
         order_by: Option<ListOrder>,
-    ) -> Result<Connection<String, Payment, ListInfo, EmptyFields>> {
+    ) -> AppResult<Connection<String, Payment, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::PaymentsRead)?;
         let limit = page_size(&p.grants, first)?;
-        let offset = match after.as_deref() {
-            None => 0,
-            Some(c) => c
-                .strip_prefix("o:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?,
-        };
+        let offset = offset_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::payments::Filter {
             status: f.status.map(|s| {
@@ -157,16 +153,15 @@ impl PaymentsQuery {
             order_id: f.order_id.as_ref().map(|o| parse_id("filter.orderId", o)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = repo::payments::count(db, &reach, &filter).await.map_err(AppError::from)?;
-        let rows = repo::payments::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
+        let total = repo::payments::count(db, &reach, &filter).await?;
+        let rows = repo::payments::list(db, &reach, &filter, sort(order_by), offset, limit).await?;
         Ok(page(offset, total, rows, |m| Payment::project(m, &p.grants)))
     }
 
-    async fn payment(&self, ctx: &Context<'_>, id: ID) -> Result<Payment> {
+    async fn payment(&self, ctx: &Context<'_>, id: ID) -> AppResult<Payment> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::PaymentsRead)?;
-        let m =
-            repo::payments::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        let m = repo::payments::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Payment::project(m, &p.grants))
     }
 }
@@ -177,7 +172,7 @@ pub struct PaymentsMutation;
 #[Object]
 impl PaymentsMutation {
     /// Records a received payment (payments.process).
-    async fn record_payment(&self, ctx: &Context<'_>, input: RecordPaymentInput) -> Result<Payment> {
+    async fn record_payment(&self, ctx: &Context<'_>, input: RecordPaymentInput) -> AppResult<Payment> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let input = NewPayment {
             order_id: input.order_id.as_ref().map(|o| parse_id("orderId", o)).transpose()?,
@@ -197,13 +192,13 @@ impl PaymentsMutation {
     }
 
     /// Marks a processed payment as matched in the books (payments.reconcile).
-    async fn reconcile_payment(&self, ctx: &Context<'_>, id: ID) -> Result<Payment> {
+    async fn reconcile_payment(&self, ctx: &Context<'_>, id: ID) -> AppResult<Payment> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, Step::Reconcile).await?, &p.grants))
     }
 
     /// Refunds a processed or reconciled payment (payments.refund).
-    async fn refund_payment(&self, ctx: &Context<'_>, id: ID) -> Result<Payment> {
+    async fn refund_payment(&self, ctx: &Context<'_>, id: ID) -> AppResult<Payment> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, Step::Refund).await?, &p.grants))
     }

@@ -1,15 +1,16 @@
 //! Platform operations for master admins (workspaces and their lifecycle,
 //! impersonation), and the workspace's own support-access setting.
 
+use super::context::user;
 use super::context::{meta, principal, state};
-use super::customers::user;
+use super::convert::parse_id;
 use super::gate::Tx;
-use super::types::{CreateWorkspaceInput, CreateWorkspacePayload, WorkspaceStatus, parse_id};
+use super::types::{CreateWorkspaceInput, CreateWorkspacePayload, WorkspaceStatus};
 use crate::auth::Principal;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::service::support::{self as support, ImpersonationStatus as Status, Lifecycle, StartInput};
 use crate::service::workspaces::{self, NewWorkspaceInput};
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 fn id(u: uuid::Uuid) -> ID {
@@ -30,7 +31,7 @@ fn sees_impersonations(ctx: &Context<'_>) -> bool {
     }
 }
 
-fn master<'a>(ctx: &Context<'a>) -> Result<&'a crate::auth::MasterPrincipal, AppError> {
+fn master<'a>(ctx: &Context<'a>) -> AppResult<&'a crate::auth::MasterPrincipal> {
     match principal(ctx) {
         Principal::MasterAdmin(m) => Ok(m),
         _ => Err(AppError::Forbidden),
@@ -69,11 +70,11 @@ pub struct PlatformUser {
 #[async_graphql::ComplexObject]
 impl PlatformWorkspace {
     /// The workspace's users (master admins), by username.
-    async fn users(&self, ctx: &Context<'_>) -> Result<Vec<PlatformUser>> {
+    async fn users(&self, ctx: &Context<'_>) -> AppResult<Vec<PlatformUser>> {
         master(ctx)?;
         let ws = parse_id("id", &self.id)?;
         let db = &state(ctx)?.db;
-        let rows = crate::repo::users::all(db, ws).await.map_err(AppError::from)?;
+        let rows = crate::repo::users::all(db, ws).await?;
         let users: Vec<(uuid::Uuid, Option<uuid::Uuid>)> = rows.iter().map(|u| (u.id, u.primary_group_id)).collect();
         let org = super::types::OrgDirectory::load(db, ws, &users).await?;
         Ok(rows
@@ -188,10 +189,10 @@ pub struct PlatformQuery;
 impl PlatformQuery {
     /// Every workspace (master admins); soft-deleted ones only with `includeDeleted`.
     #[graphql(visible = "sees_support_tools")]
-    async fn workspaces(&self, ctx: &Context<'_>, #[graphql(default = false)] include_deleted: bool) -> Result<Vec<PlatformWorkspace>> {
+    async fn workspaces(&self, ctx: &Context<'_>, #[graphql(default = false)] include_deleted: bool) -> AppResult<Vec<PlatformWorkspace>> {
         master(ctx)?;
         let state = state(ctx)?;
-        let all = crate::repo::workspaces::all(&state.db).await.map_err(AppError::from)?;
+        let all = crate::repo::workspaces::all(&state.db).await?;
         Ok(all
             .into_iter()
             .filter(|w| include_deleted || WorkspaceStatus::parse(&w.status) != WorkspaceStatus::Deleted)
@@ -202,16 +203,16 @@ impl PlatformQuery {
     /// Impersonations, newest first, with their reasons: every workspace's for master
     /// admins (or one, with `workspaceId`), the Owner's own workspace's for an Owner.
     #[graphql(visible = "sees_impersonations")]
-    async fn impersonation_sessions(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> Result<Vec<Impersonation>> {
+    async fn impersonation_sessions(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> AppResult<Vec<Impersonation>> {
         let ws = workspace_id.as_ref().map(|w| parse_id("workspaceId", w)).transpose()?;
         let rows = support::list(state(ctx)?, principal(ctx), ws).await?;
         Ok(rows.into_iter().map(|(m, s)| Impersonation::project(m, s)).collect())
     }
 
     /// Whether platform support may impersonate this workspace's staff and Owners.
-    async fn support_access(&self, ctx: &Context<'_>) -> Result<SupportAccess> {
+    async fn support_access(&self, ctx: &Context<'_>) -> AppResult<SupportAccess> {
         let p = user(ctx)?;
-        let ws = crate::repo::workspaces::get(&state(ctx)?.db, p.workspace_id).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        let ws = crate::repo::workspaces::get(&state(ctx)?.db, p.workspace_id).await?.ok_or(AppError::NotFound)?;
         Ok(SupportAccess { staff: ws.support_access_staff, owners: ws.support_access_owners })
     }
 }
@@ -223,7 +224,7 @@ pub struct PlatformMutation;
 impl PlatformMutation {
     /// Creates a workspace and its Owner (master admins only).
     #[graphql(visible = "sees_support_tools")]
-    async fn create_workspace(&self, ctx: &Context<'_>, input: CreateWorkspaceInput) -> Result<CreateWorkspacePayload> {
+    async fn create_workspace(&self, ctx: &Context<'_>, input: CreateWorkspaceInput) -> AppResult<CreateWorkspacePayload> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let (ws, owner, event) = workspaces::create(
             state,
@@ -260,7 +261,7 @@ impl PlatformMutation {
     /// user is emailed; every response of the session carries an `impersonation`
     /// extension, and every audit entry names you both.
     #[graphql(visible = "sees_support_tools")]
-    async fn start_impersonation(&self, ctx: &Context<'_>, input: StartImpersonationInput) -> Result<StartImpersonationPayload> {
+    async fn start_impersonation(&self, ctx: &Context<'_>, input: StartImpersonationInput) -> AppResult<StartImpersonationPayload> {
         let (state, tx, admin, meta) = (state(ctx)?, Tx::current(ctx)?, master(ctx)?, meta(ctx)?);
         let started = support::start(
             state,
@@ -283,7 +284,7 @@ impl PlatformMutation {
 
     /// Ends an impersonation: from the impersonation session itself (no id), or by a
     /// master admin (with its id). Running out ends it too.
-    async fn stop_impersonation(&self, ctx: &Context<'_>, id: Option<ID>) -> Result<Impersonation> {
+    async fn stop_impersonation(&self, ctx: &Context<'_>, id: Option<ID>) -> AppResult<Impersonation> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let id = id.as_ref().map(|i| parse_id("id", i)).transpose()?;
         let m = support::stop(state, &tx, principal(ctx), id).await?;
@@ -292,7 +293,7 @@ impl PlatformMutation {
 
     /// Whether platform support may impersonate the workspace's staff, and its Owners
     /// (only an Owner may allow the latter). Needs settings.write and a recent step-up.
-    async fn update_support_access(&self, ctx: &Context<'_>, staff: bool, owners: bool) -> Result<SupportAccess> {
+    async fn update_support_access(&self, ctx: &Context<'_>, staff: bool, owners: bool) -> AppResult<SupportAccess> {
         let (state, tx, p) = (state(ctx)?, Tx::current(ctx)?, user(ctx)?);
         let ws = support::set_support_access(state, &tx, p, staff, owners).await?;
         Ok(SupportAccess { staff: ws.support_access_staff, owners: ws.support_access_owners })
@@ -301,35 +302,35 @@ impl PlatformMutation {
     /// Suspends a workspace: every session, API key and stream ends at once and nobody
     /// can sign in (WORKSPACE_SUSPENDED); its data is untouched.
     #[graphql(visible = "sees_support_tools")]
-    async fn suspend_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<PlatformWorkspace> {
+    async fn suspend_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> AppResult<PlatformWorkspace> {
         lifecycle(ctx, id, Lifecycle::Suspend, reason).await
     }
 
     /// Archives a workspace: read-only. Sign-in and reads work; every change is refused
     /// (WORKSPACE_ARCHIVED).
     #[graphql(visible = "sees_support_tools")]
-    async fn archive_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<PlatformWorkspace> {
+    async fn archive_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> AppResult<PlatformWorkspace> {
         lifecycle(ctx, id, Lifecycle::Archive, reason).await
     }
 
     /// Back to active (from suspended, archived, or soft-deleted within its retention
     /// period).
     #[graphql(visible = "sees_support_tools")]
-    async fn restore_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<PlatformWorkspace> {
+    async fn restore_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> AppResult<PlatformWorkspace> {
         lifecycle(ctx, id, Lifecycle::Restore, reason).await
     }
 
     /// Soft-deletes a workspace: hidden and unusable, restorable until
     /// `purgeableAfter` (PALISADE_WORKSPACE_RETENTION_DAYS).
     #[graphql(visible = "sees_support_tools")]
-    async fn soft_delete_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<PlatformWorkspace> {
+    async fn soft_delete_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> AppResult<PlatformWorkspace> {
         lifecycle(ctx, id, Lifecycle::SoftDelete, reason).await
     }
 
     /// Deletes a soft-deleted workspace and all its data for good, once its retention
     /// period is over. The platform log keeps the record.
     #[graphql(visible = "sees_support_tools")]
-    async fn purge_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<PurgedWorkspace> {
+    async fn purge_workspace(&self, ctx: &Context<'_>, id: ID, reason: String) -> AppResult<PurgedWorkspace> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let ws = parse_id("id", &id)?;
         let rows = support::purge(state, &tx, ws, &reason).await?;
@@ -337,7 +338,7 @@ impl PlatformMutation {
     }
 }
 
-async fn lifecycle(ctx: &Context<'_>, id: ID, to: Lifecycle, reason: String) -> Result<PlatformWorkspace> {
+async fn lifecycle(ctx: &Context<'_>, id: ID, to: Lifecycle, reason: String) -> AppResult<PlatformWorkspace> {
     let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
     let ws = support::change_status(state, &tx, parse_id("id", &id)?, to, &reason).await?;
     Ok(PlatformWorkspace::project(state, ws))

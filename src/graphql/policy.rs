@@ -13,7 +13,7 @@
 use crate::auth::Principal;
 use crate::authz::builtin::OWNER_RANK;
 use crate::authz::catalog::Permission as P;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -287,7 +287,7 @@ impl Access {
         }
     }
 
-    pub fn check(self, p: &Principal) -> Result<(), AppError> {
+    pub fn check(self, p: &Principal) -> AppResult<()> {
         match (self, p) {
             (Self::Public, _) => Ok(()),
             (_, Principal::Anonymous) => Err(AppError::Unauthenticated),

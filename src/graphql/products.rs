@@ -2,19 +2,22 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, ListOrder, page, page_size, reveal, sort, user};
+use super::context::user;
+use super::convert::parse_id;
+use super::convert::patch;
+use super::convert::reveal;
 use super::gate::Tx;
-use super::types::parse_id;
+use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
 use crate::authz::fields::{Protected, protect};
 use crate::authz::scope::Reach;
-use crate::error::AppError;
+use crate::domain::format_money;
+use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::customers::{Patch, format_money};
 use crate::service::products::{self as svc, ProductPatch};
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 
 pub struct Product {
@@ -90,7 +93,7 @@ impl Product {
         self.updated_at
     }
     /// This record's audit entries, newest first (sensitive values redacted).
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         super::history::of(ctx, self.workspace_id, self.id).await
     }
 }
@@ -115,14 +118,6 @@ pub struct ProductInput {
     pub supplier: MaybeUndefined<String>,
 }
 
-fn patch(m: MaybeUndefined<String>) -> Patch<String> {
-    match m {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(v) => Patch::Set(v),
-    }
-}
-
 impl From<ProductInput> for ProductPatch {
     fn from(i: ProductInput) -> Self {
         Self { name: i.name, sku: i.sku, active: i.active, price: i.price, cost_price: patch(i.cost_price), supplier: patch(i.supplier) }
@@ -142,30 +137,23 @@ impl ProductsQuery {
         after: Option<String>,
         filter: Option<ProductFilter>,
         order_by: Option<ListOrder>,
-    ) -> Result<Connection<String, Product, ListInfo, EmptyFields>> {
+    ) -> AppResult<Connection<String, Product, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::ProductsRead)?;
         let limit = page_size(&p.grants, first)?;
-        let offset = match after.as_deref() {
-            None => 0,
-            Some(c) => c
-                .strip_prefix("o:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?,
-        };
+        let offset = offset_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::products::Filter { search: f.search, active: f.active };
         let db = &state(ctx)?.db;
-        let total = repo::products::count(db, &reach, &filter).await.map_err(AppError::from)?;
-        let rows = repo::products::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
+        let total = repo::products::count(db, &reach, &filter).await?;
+        let rows = repo::products::list(db, &reach, &filter, sort(order_by), offset, limit).await?;
         Ok(page(offset, total, rows, |m| Product::project(m, &p.grants)))
     }
 
-    async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Product> {
+    async fn product(&self, ctx: &Context<'_>, id: ID) -> AppResult<Product> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::ProductsRead)?;
-        let m =
-            repo::products::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        let m = repo::products::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Product::project(m, &p.grants))
     }
 }
@@ -175,23 +163,23 @@ pub struct ProductsMutation;
 
 #[Object]
 impl ProductsMutation {
-    async fn create_product(&self, ctx: &Context<'_>, input: ProductInput) -> Result<Product> {
+    async fn create_product(&self, ctx: &Context<'_>, input: ProductInput) -> AppResult<Product> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Product::project(svc::create(state(ctx)?, &tx, p, input.into()).await?, &p.grants))
     }
 
-    async fn update_product(&self, ctx: &Context<'_>, id: ID, input: ProductInput) -> Result<Product> {
+    async fn update_product(&self, ctx: &Context<'_>, id: ID, input: ProductInput) -> AppResult<Product> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Product::project(svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into()).await?, &p.grants))
     }
 
     /// Adds to (or, negative, takes from) the stock. Needs products.inventory.
-    async fn adjust_inventory(&self, ctx: &Context<'_>, id: ID, delta: i32) -> Result<Product> {
+    async fn adjust_inventory(&self, ctx: &Context<'_>, id: ID, delta: i32) -> AppResult<Product> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Product::project(svc::adjust_inventory(state(ctx)?, &tx, p, parse_id("id", &id)?, delta).await?, &p.grants))
     }
 
-    async fn delete_product(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_product(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         svc::delete(state(ctx)?, &tx, p, parse_id("id", &id)?).await?;
         Ok(true)

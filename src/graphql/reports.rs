@@ -2,13 +2,13 @@
 //! `Reach` conditions as every list, inside the GROUP BY queries.
 
 use super::context::state;
-use super::customers::user;
+use super::context::user;
 use crate::authz::catalog::Permission;
 use crate::authz::scope::Reach;
-use crate::error::AppError;
+use crate::domain::format_money;
+use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::customers::format_money;
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 #[derive(SimpleObject)]
@@ -52,11 +52,11 @@ impl PipelineAnalytics {
     }
 
     /// Customers per assigned user. Needs analytics.advanced.
-    async fn by_owner(&self, ctx: &Context<'_>) -> Result<Vec<OwnerCount>> {
+    async fn by_owner(&self, ctx: &Context<'_>) -> AppResult<Vec<OwnerCount>> {
         if !self.advanced {
-            return Err(AppError::Denied("the per-owner breakdown needs analytics.advanced".into()).into());
+            return Err(AppError::Denied("the per-owner breakdown needs analytics.advanced".into()));
         }
-        let rows = repo::customers::counts_by_owner(&state(ctx)?.db, &self.reach).await.map_err(AppError::from)?;
+        let rows = repo::customers::counts_by_owner(&state(ctx)?.db, &self.reach).await?;
         Ok(rows.into_iter().map(|(o, n)| OwnerCount { owner_id: ID(o.to_string()), customers: n }).collect())
     }
 }
@@ -67,10 +67,10 @@ pub struct ReportsQuery;
 #[Object]
 impl ReportsQuery {
     /// Orders and revenue in your orders scope, created in `[from, to)`.
-    async fn sales_report(&self, ctx: &Context<'_>, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<SalesReport> {
+    async fn sales_report(&self, ctx: &Context<'_>, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> AppResult<SalesReport> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::OrdersRead)?;
-        let rows = repo::orders::totals_by_status(&state(ctx)?.db, &reach, from, to).await.map_err(AppError::from)?;
+        let rows = repo::orders::totals_by_status(&state(ctx)?.db, &reach, from, to).await?;
         let orders = rows.iter().map(|r| r.1).sum();
         let revenue = rows.iter().filter(|r| r.0 == "fulfilled").map(|r| r.2).sum();
         Ok(SalesReport {
@@ -81,10 +81,10 @@ impl ReportsQuery {
     }
 
     /// The customer pipeline in your customers scope.
-    async fn pipeline_analytics(&self, ctx: &Context<'_>) -> Result<PipelineAnalytics> {
+    async fn pipeline_analytics(&self, ctx: &Context<'_>) -> AppResult<PipelineAnalytics> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::CustomersRead)?;
-        let rows = repo::customers::counts_by_status(&state(ctx)?.db, &reach).await.map_err(AppError::from)?;
+        let rows = repo::customers::counts_by_status(&state(ctx)?.db, &reach).await?;
         Ok(PipelineAnalytics {
             by_status: rows.into_iter().map(|(status, customers)| StatusCount { status, customers }).collect(),
             advanced: p.grants.has(Permission::AnalyticsAdvanced),

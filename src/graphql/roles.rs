@@ -1,20 +1,20 @@
 //! Roles, assignments, effective access and explanations.
 
 use super::context::{meta, principal, state};
+use super::convert::parse_id;
 use super::gate::Tx;
-use super::types::parse_id;
 use crate::auth::{BuiltinRole, Principal, UserPrincipal};
 use crate::authz::catalog::{FieldAccess, Module, Permission, Scope, SensitiveField};
 use crate::authz::eval::{Cause, EvalContext, Grants, Inactive, Restrictions as EvalRestrictions};
 use crate::authz::scope::{Placement, Reach, matches};
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::roles::StoredRole;
 use crate::service::roles::{self as svc, AssignInput, RoleInput as SvcRoleInput};
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-fn user_principal<'a>(ctx: &Context<'a>) -> Result<&'a UserPrincipal, AppError> {
+fn user_principal<'a>(ctx: &Context<'a>) -> AppResult<&'a UserPrincipal> {
     match principal(ctx) {
         Principal::User(u) => Ok(u),
         _ => Err(AppError::Forbidden),
@@ -118,7 +118,7 @@ pub struct Role {
 #[async_graphql::ComplexObject]
 impl Role {
     /// This role's audit entries (created, changed, deleted), newest first.
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<super::audit::AuditEntry>> {
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<super::audit::AuditEntry>> {
         let p = user_principal(ctx)?;
         super::history::of(ctx, p.workspace_id, parse_id("id", &self.id)?).await
     }
@@ -191,7 +191,7 @@ pub struct RoleInput {
 }
 
 impl RoleInput {
-    fn into_service(self) -> Result<SvcRoleInput, AppError> {
+    fn into_service(self) -> AppResult<SvcRoleInput> {
         let r = self.restrictions.unwrap_or(Restrictions {
             data_export: false,
             bulk_operations: false,
@@ -378,15 +378,15 @@ pub struct RolesQuery;
 #[Object]
 impl RolesQuery {
     /// Every role of the workspace, highest rank first.
-    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
+    async fn roles(&self, ctx: &Context<'_>) -> AppResult<Vec<Role>> {
         let u = user_principal(ctx)?;
-        Ok(repo::roles::all(&state(ctx)?.db, u.workspace_id).await.map_err(AppError::from)?.into_iter().map(Role::from).collect())
+        Ok(repo::roles::all(&state(ctx)?.db, u.workspace_id).await?.into_iter().map(Role::from).collect())
     }
 
-    async fn role(&self, ctx: &Context<'_>, id: ID) -> Result<Role> {
+    async fn role(&self, ctx: &Context<'_>, id: ID) -> AppResult<Role> {
         let u = user_principal(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(repo::roles::get(&state(ctx)?.db, u.workspace_id, id).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?.into())
+        Ok(repo::roles::get(&state(ctx)?.db, u.workspace_id, id).await?.ok_or(AppError::NotFound)?.into())
     }
 
     /// Assignments, optionally only those of one user, group or role.
@@ -396,7 +396,7 @@ impl RolesQuery {
         user_id: Option<ID>,
         group_id: Option<ID>,
         role_id: Option<ID>,
-    ) -> Result<Vec<RoleAssignment>> {
+    ) -> AppResult<Vec<RoleAssignment>> {
         use entity::role_assignment::Column as C;
         use sea_orm::ColumnTrait;
         let u = user_principal(ctx)?;
@@ -410,7 +410,7 @@ impl RolesQuery {
         if let Some(id) = role_id {
             cond = cond.add(C::RoleId.eq(parse_id("roleId", &id)?));
         }
-        let rows = repo::roles::assignments_where(&state(ctx)?.db, u.workspace_id, cond).await.map_err(AppError::from)?;
+        let rows = repo::roles::assignments_where(&state(ctx)?.db, u.workspace_id, cond).await?;
         Ok(rows.into_iter().map(|a| a.model.into()).collect())
     }
 
@@ -424,7 +424,7 @@ impl RolesQuery {
         record_id: Option<ID>,
         ip: Option<String>,
         two_factor: Option<bool>,
-    ) -> Result<AccessExplanation> {
+    ) -> AppResult<AccessExplanation> {
         let u = user_principal(ctx)?;
         let target = parse_id("userId", &user_id)?;
         let asked = serde_json::json!({ "permission": permission.as_str(), "recordId": record_id.as_ref().map(|r| r.to_string()) });
@@ -455,13 +455,12 @@ async fn explain_access(
     record_id: Option<ID>,
     ip: Option<String>,
     two_factor: Option<bool>,
-) -> Result<AccessExplanation> {
+) -> AppResult<AccessExplanation> {
     let state = state(ctx)?;
-    let (user, ws) =
-        repo::users::get_with_workspace(&state.db, u.workspace_id, target).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+    let (user, ws) = repo::users::get_with_workspace(&state.db, u.workspace_id, target).await?.ok_or(AppError::NotFound)?;
     let ip = ip.map(|i| i.parse().map_err(|_| AppError::bad_input("ip", "is not an IP address"))).transpose()?;
     let ectx = EvalContext { now: state.clock.now(), ip, two_factor: two_factor.unwrap_or(false) };
-    let loaded = state.grants.grants(&state.db, &user, &ws, &ectx).await.map_err(AppError::from)?;
+    let loaded = state.grants.grants(&state.db, &user, &ws, &ectx).await?;
     let mut e = explain(&loaded.grants, permission);
     if let Some(rid) = record_id {
         let rid = parse_id("recordId", &rid)?;
@@ -481,9 +480,8 @@ async fn explain_access(
             Module::Quotes => repo::quotes::placement(db, &caller, rid).await,
             Module::Jobs => repo::jobs::placement(db, &caller, rid).await,
             Module::Invoices => repo::invoices::placement(db, &caller, rid).await,
-            other => return Err(AppError::bad_input("recordId", format!("{} has no records", other.as_str())).into()),
-        }
-        .map_err(AppError::from)?;
+            other => return Err(AppError::bad_input("recordId", format!("{} has no records", other.as_str()))),
+        }?;
         let record = record.ok_or(AppError::NotFound)?;
         let who = Placement {
             user_id: user.id,
@@ -504,27 +502,27 @@ pub struct RolesMutation;
 #[Object]
 impl RolesMutation {
     /// Creates a custom role. It may hold only what you hold, ranked below your top role.
-    async fn create_role(&self, ctx: &Context<'_>, input: RoleInput) -> Result<Role> {
+    async fn create_role(&self, ctx: &Context<'_>, input: RoleInput) -> AppResult<Role> {
         let (state, tx, u) = (state(ctx)?, Tx::current(ctx)?, user_principal(ctx)?);
         Ok(svc::create_role(state, &tx, u, input.into_service()?).await?.into())
     }
 
     /// Replaces a role's definition (not Owner's).
-    async fn update_role(&self, ctx: &Context<'_>, id: ID, input: RoleInput) -> Result<Role> {
+    async fn update_role(&self, ctx: &Context<'_>, id: ID, input: RoleInput) -> AppResult<Role> {
         let (state, tx, u, meta) = (state(ctx)?, Tx::current(ctx)?, user_principal(ctx)?, meta(ctx)?);
         let id = parse_id("id", &id)?;
         Ok(svc::update_role(state, &tx, u, id, input.into_service()?, meta.ip).await?.into())
     }
 
     /// Deletes a custom role and its assignments.
-    async fn delete_role(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_role(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (state, tx, u, meta) = (state(ctx)?, Tx::current(ctx)?, user_principal(ctx)?, meta(ctx)?);
         svc::delete_role(state, &tx, u, parse_id("id", &id)?, meta.ip).await?;
         Ok(true)
     }
 
     /// Gives a role to a user or a group, possibly temporary or conditional.
-    async fn assign_role(&self, ctx: &Context<'_>, input: AssignRoleInput) -> Result<RoleAssignment> {
+    async fn assign_role(&self, ctx: &Context<'_>, input: AssignRoleInput) -> AppResult<RoleAssignment> {
         let (state, tx, u) = (state(ctx)?, Tx::current(ctx)?, user_principal(ctx)?);
         let input = AssignInput {
             role_id: parse_id("roleId", &input.role_id)?,
@@ -539,7 +537,7 @@ impl RolesMutation {
     }
 
     /// Removes an assignment.
-    async fn unassign_role(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn unassign_role(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (tx, u) = (Tx::current(ctx)?, user_principal(ctx)?);
         svc::unassign_role(&tx, u, parse_id("id", &id)?).await?;
         Ok(true)

@@ -2,18 +2,19 @@
 //! GraphQL. Secrets (TOTP seed, recovery codes) appear only in the one answer that
 //! creates them.
 
+use super::context::user;
 use super::context::{meta, state};
-use super::customers::user;
+use super::convert::parse_id;
 use super::gate::Tx;
-use super::types::{LoginPayload, parse_id};
+use super::types::{LoginPayload, TotpEnrollment, TwoFactorChallenge};
 use crate::auth::policy::{
     self, LoginHours as Hours, SecurityOverride as Override, SecuritySettings as Settings, SessionLimitAction, TwoFactorRule,
 };
 use crate::authz::catalog::Permission;
-use crate::error::AppError;
-use crate::service::auth::TwoFactorMethod;
+use crate::error::{AppError, AppResult};
+use crate::service::sign_in::TwoFactorMethod;
 use crate::service::{self, security as svc};
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
@@ -106,7 +107,7 @@ pub struct LoginHoursInput {
 }
 
 impl LoginHoursInput {
-    fn parse(self, field: &str) -> Result<Hours, AppError> {
+    fn parse(self, field: &str) -> AppResult<Hours> {
         let mut days: Vec<chrono::Weekday> = self.days.into_iter().map(Into::into).collect();
         days.sort_by_key(chrono::Weekday::num_days_from_monday);
         days.dedup();
@@ -142,7 +143,7 @@ fn int(v: Option<u32>) -> Option<i32> {
     v.map(|m| i32::try_from(m).unwrap_or(i32::MAX))
 }
 
-fn uint(field: &str, v: Option<i32>) -> Result<Option<u32>, AppError> {
+fn uint(field: &str, v: Option<i32>) -> AppResult<Option<u32>> {
     v.map(|n| u32::try_from(n).map_err(|_| AppError::bad_input(field, "must not be negative"))).transpose()
 }
 
@@ -188,7 +189,7 @@ pub struct SecuritySettingsInput {
 }
 
 impl SecuritySettingsInput {
-    fn parse(self) -> Result<Settings, AppError> {
+    fn parse(self) -> AppResult<Settings> {
         let two_factor = match self.two_factor {
             TwoFactorMode::Off => TwoFactorRule::Off,
             TwoFactorMode::All => TwoFactorRule::All,
@@ -289,8 +290,8 @@ pub struct TwoFactorStatus {
     pub session_two_factor: bool,
 }
 
-impl From<svc::TwoFactorStatus> for TwoFactorStatus {
-    fn from(s: svc::TwoFactorStatus) -> Self {
+impl From<crate::service::sign_in::TwoFactorStatus> for TwoFactorStatus {
+    fn from(s: crate::service::sign_in::TwoFactorStatus) -> Self {
         Self {
             totp_enabled: s.totp_enabled_at.is_some(),
             totp_enabled_at: s.totp_enabled_at,
@@ -299,16 +300,6 @@ impl From<svc::TwoFactorStatus> for TwoFactorStatus {
             session_two_factor: s.session_two_factor,
         }
     }
-}
-
-#[derive(SimpleObject)]
-pub struct TotpEnrollment {
-    /// For authenticator apps (scan as QR code). Shown only here, once.
-    pub otpauth_uri: String,
-    /// The same seed in base32, for typing in by hand.
-    pub secret: String,
-    /// The otpauth URI as an SVG QR code (data: URI).
-    pub qr_code_svg: String,
 }
 
 #[derive(SimpleObject)]
@@ -331,7 +322,7 @@ pub struct SecurityQuery;
 #[Object]
 impl SecurityQuery {
     /// The signed-in user's second factors and step-up state.
-    async fn my_two_factor(&self, ctx: &Context<'_>) -> Result<TwoFactorStatus> {
+    async fn my_two_factor(&self, ctx: &Context<'_>) -> AppResult<TwoFactorStatus> {
         let state = state(ctx)?;
         match crate::graphql::context::principal(ctx) {
             crate::auth::Principal::MasterAdmin(m) => Ok(service::master_auth::status(state, m).await?.into()),
@@ -340,13 +331,13 @@ impl SecurityQuery {
     }
 
     /// The workspace's security settings.
-    async fn security_settings(&self, ctx: &Context<'_>) -> Result<SecuritySettings> {
+    async fn security_settings(&self, ctx: &Context<'_>) -> AppResult<SecuritySettings> {
         let s = svc::settings(state(ctx)?, user(ctx)?.workspace_id).await?;
         Ok((&s).into())
     }
 
     /// Every per-user override, active or expired, with its reason and age.
-    async fn security_overrides(&self, ctx: &Context<'_>) -> Result<Vec<SecurityOverride>> {
+    async fn security_overrides(&self, ctx: &Context<'_>) -> AppResult<Vec<SecurityOverride>> {
         let state = state(ctx)?;
         let now = state.clock.now();
         let rows = svc::overrides(state, user(ctx)?.workspace_id).await?;
@@ -361,9 +352,9 @@ pub struct SecurityMutation;
 impl SecurityMutation {
     /// Completes a sign-in that answered with a challenge. Wrong codes count against
     /// the challenge (a few attempts) and the account.
-    async fn verify_two_factor(&self, ctx: &Context<'_>, input: VerifyTwoFactorInput) -> Result<LoginPayload> {
+    async fn verify_two_factor(&self, ctx: &Context<'_>, input: VerifyTwoFactorInput) -> AppResult<LoginPayload> {
         let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
-        let req = service::auth::VerifyRequest {
+        let req = service::sign_in::VerifyRequest {
             challenge_id: &input.challenge_id,
             method: input.method,
             code: &input.code,
@@ -377,7 +368,7 @@ impl SecurityMutation {
     /// SERVICE_UNAVAILABLE with a `challengeId` (the code could not be sent), or when a
     /// code did not arrive. The previous code stops working. Limited per challenge and
     /// per account.
-    async fn resend_sign_in_code(&self, ctx: &Context<'_>, challenge_id: String) -> Result<TwoFactorChallenge> {
+    async fn resend_sign_in_code(&self, ctx: &Context<'_>, challenge_id: String) -> AppResult<TwoFactorChallenge> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let c = service::auth::resend_sign_in_code(state, &tx, &challenge_id).await?;
         Ok(TwoFactorChallenge { id: c.id, methods: c.methods, expires_at: c.expires_at })
@@ -390,7 +381,7 @@ impl SecurityMutation {
         ctx: &Context<'_>,
         #[graphql(secret)] password: Option<String>,
         #[graphql(secret)] code: Option<String>,
-    ) -> Result<TwoFactorStatus> {
+    ) -> AppResult<TwoFactorStatus> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         if let crate::auth::Principal::MasterAdmin(m) = crate::graphql::context::principal(ctx) {
             let session = service::master_auth::reauthenticate(state, &tx, m, password.as_deref(), code.as_deref()).await?;
@@ -410,7 +401,7 @@ impl SecurityMutation {
 
     /// Starts TOTP enrolment (needs the current password). Returns the new seed once;
     /// it takes effect only after `confirmTotpEnrollment` with a code from it.
-    async fn start_totp_enrollment(&self, ctx: &Context<'_>, #[graphql(secret)] password: String) -> Result<TotpEnrollment> {
+    async fn start_totp_enrollment(&self, ctx: &Context<'_>, #[graphql(secret)] password: String) -> AppResult<TotpEnrollment> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let e = svc::start_totp(state, &tx, user(ctx)?, &password).await?;
         Ok(TotpEnrollment {
@@ -421,14 +412,14 @@ impl SecurityMutation {
     }
 
     /// Completes TOTP enrolment with a current code; returns new recovery codes (once).
-    async fn confirm_totp_enrollment(&self, ctx: &Context<'_>, #[graphql(secret)] code: String) -> Result<RecoveryCodes> {
+    async fn confirm_totp_enrollment(&self, ctx: &Context<'_>, #[graphql(secret)] code: String) -> AppResult<RecoveryCodes> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let codes = svc::confirm_totp(state, &tx, user(ctx)?, &code).await?;
         Ok(RecoveryCodes { codes: codes.iter().map(|c| c.expose().clone()).collect() })
     }
 
     /// Removes TOTP (and the recovery codes); needs the current password.
-    async fn disable_totp(&self, ctx: &Context<'_>, #[graphql(secret)] password: String) -> Result<bool> {
+    async fn disable_totp(&self, ctx: &Context<'_>, #[graphql(secret)] password: String) -> AppResult<bool> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         svc::disable_totp(state, &tx, user(ctx)?, &password).await?;
         Ok(true)
@@ -436,7 +427,7 @@ impl SecurityMutation {
 
     /// Replaces the recovery codes with a new set (the old ones stop working); needs
     /// the current password.
-    async fn regenerate_recovery_codes(&self, ctx: &Context<'_>, #[graphql(secret)] password: String) -> Result<RecoveryCodes> {
+    async fn regenerate_recovery_codes(&self, ctx: &Context<'_>, #[graphql(secret)] password: String) -> AppResult<RecoveryCodes> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let codes = svc::regenerate_recovery_codes(state, &tx, user(ctx)?, &password).await?;
         Ok(RecoveryCodes { codes: codes.iter().map(|c| c.expose().clone()).collect() })
@@ -444,7 +435,7 @@ impl SecurityMutation {
 
     /// Replaces the workspace's security settings. Refused if the new rules would lock
     /// out the request making the change.
-    async fn update_security_settings(&self, ctx: &Context<'_>, input: SecuritySettingsInput) -> Result<SecuritySettings> {
+    async fn update_security_settings(&self, ctx: &Context<'_>, input: SecuritySettingsInput) -> AppResult<SecuritySettings> {
         let (state, meta, tx) = (state(ctx)?, meta(ctx)?, Tx::current(ctx)?);
         let settings = input.parse()?;
         let saved = svc::update_settings(state, &tx, user(ctx)?, meta, settings).await?;
@@ -452,7 +443,7 @@ impl SecurityMutation {
     }
 
     /// Sets (or replaces) one person's override of the workspace rules.
-    async fn set_security_override(&self, ctx: &Context<'_>, user_id: ID, input: SecurityOverrideInput) -> Result<SecurityOverride> {
+    async fn set_security_override(&self, ctx: &Context<'_>, user_id: ID, input: SecurityOverrideInput) -> AppResult<SecurityOverride> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let uid = parse_id("userId", &user_id)?;
         let parsed = svc::OverrideInput {
@@ -472,19 +463,10 @@ impl SecurityMutation {
     }
 
     /// Removes one person's override (with a reason, for the log).
-    async fn clear_security_override(&self, ctx: &Context<'_>, user_id: ID, reason: String) -> Result<bool> {
+    async fn clear_security_override(&self, ctx: &Context<'_>, user_id: ID, reason: String) -> AppResult<bool> {
         let (state, tx) = (state(ctx)?, Tx::current(ctx)?);
         let uid = parse_id("userId", &user_id)?;
         svc::clear_override(state, &tx, user(ctx)?, uid, &reason).await?;
         Ok(true)
     }
-}
-
-/// Kept next to `LoginPayload` users: a challenge answered instead of a session.
-#[derive(SimpleObject)]
-pub struct TwoFactorChallenge {
-    /// Pass to `verifyTwoFactor`. Valid once, until `expiresAt`.
-    pub id: String,
-    pub methods: Vec<TwoFactorMethod>,
-    pub expires_at: DateTime<Utc>,
 }

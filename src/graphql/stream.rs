@@ -29,10 +29,10 @@
 
 use super::audit::{AuditEntry, AuditLogFilter};
 use super::context::state;
-use super::customers::user;
+use super::context::user;
 use crate::audit::bus::BusMessage;
 use crate::auth::{Principal, UserPrincipal};
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::repo::audit::AuditFilter;
 use crate::secret::Secret;
 use crate::state::AppState;
@@ -54,7 +54,7 @@ const HEAD_CHECK_EVERY: u32 = 8;
 /// How old an authorization decision may be when a batch of entries is delivered.
 pub const DECISION_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(100);
 
-type Decision = (std::time::Instant, Result<UserPrincipal, AppError>);
+type Decision = (std::time::Instant, AppResult<UserPrincipal>);
 
 /// Recent authorization decisions per credential (and client address) on this
 /// instance, shared by all streams.
@@ -73,16 +73,10 @@ fn may_change_access(e: &Model) -> bool {
 impl Decisions {
     /// The decision for `credential`: a recent one (younger than `DECISION_MAX_AGE`)
     /// unless `fresh`, else evaluated now (and remembered for the other streams).
-    async fn decide(
-        &self,
-        state: &AppState,
-        credential: &WsCredential,
-        workspace_id: Uuid,
-        fresh: bool,
-    ) -> Result<UserPrincipal, AppError> {
+    async fn decide(&self, state: &AppState, credential: &WsCredential, workspace_id: Uuid, fresh: bool) -> AppResult<UserPrincipal> {
         let key = (crate::auth::session::hash_token(credential.token.expose()), credential.ip);
         let now = std::time::Instant::now();
-        let in_workspace = |d: Result<UserPrincipal, AppError>| {
+        let in_workspace = |d: AppResult<UserPrincipal>| {
             d.and_then(|p| if p.workspace_id == workspace_id { Ok(p) } else { Err(AppError::Unauthenticated) })
         };
         if !fresh
@@ -102,7 +96,7 @@ impl Decisions {
 }
 
 /// The principal behind the credential right now, if it may still subscribe.
-async fn evaluate(state: &AppState, credential: &WsCredential) -> Result<UserPrincipal, AppError> {
+async fn evaluate(state: &AppState, credential: &WsCredential) -> AppResult<UserPrincipal> {
     let principal = crate::auth::authenticate(state, credential.token.expose(), credential.ip).await?;
     let Some(Principal::User(p)) = principal else { return Err(AppError::Unauthenticated) };
     super::policy::authorize("Subscription", "auditEvents", &Principal::User(p.clone()), state.clock.now()).map_err(|r| r.error)?;
@@ -128,12 +122,13 @@ fn cursor(seq: i64) -> String {
     seq.to_string()
 }
 
-fn parse_cursor(c: &str) -> Result<i64, AppError> {
+fn parse_cursor(c: &str) -> AppResult<i64> {
     c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| AppError::bad_input("after", "is not a cursor from this stream"))
 }
 
 struct Feed {
     state: AppState,
+    decisions: Arc<Decisions>,
     credential: WsCredential,
     workspace_id: Uuid,
     filter: AuditFilter,
@@ -158,14 +153,14 @@ enum Wake {
 
 impl Feed {
     /// The principal behind the credential now, if it may still subscribe.
-    async fn authorize(&self, fresh: bool) -> Result<UserPrincipal, AppError> {
-        self.state.stream_decisions.decide(&self.state, &self.credential, self.workspace_id, fresh).await
+    async fn authorize(&self, fresh: bool) -> AppResult<UserPrincipal> {
+        self.decisions.decide(&self.state, &self.credential, self.workspace_id, fresh).await
     }
 
     /// Takes `entries` (announced, in any order) and, where they do not continue the
     /// chain from `position`, what the database holds; queues what the principal may
     /// see, deciding afresh before any entry that may change access.
-    async fn advance(&mut self, p: UserPrincipal, mut entries: Vec<Arc<Model>>) -> Result<(), AppError> {
+    async fn advance(&mut self, p: UserPrincipal, mut entries: Vec<Arc<Model>>) -> AppResult<()> {
         entries.sort_by_key(|e| e.seq);
         let mut next: Vec<Model> = Vec::new();
         for e in entries {
@@ -250,14 +245,14 @@ impl Feed {
         if resync { Wake::Resync } else { Wake::Entries(entries) }
     }
 
-    async fn next(&mut self) -> Option<async_graphql::Result<AuditStreamEvent>> {
+    async fn next(&mut self) -> Option<AppResult<AuditStreamEvent>> {
         loop {
             if let Some(e) = self.ready.pop_front() {
                 return Some(Ok(e));
             }
             if let Some(e) = self.failed.take() {
                 self.ended = true;
-                return Some(Err(e.into()));
+                return Some(Err(e));
             }
             if self.ended {
                 return None;
@@ -315,10 +310,11 @@ impl Subscription {
         ctx: &Context<'_>,
         filter: Option<AuditLogFilter>,
         after: Option<String>,
-    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<AuditStreamEvent>>> {
+    ) -> Result<impl Stream<Item = AppResult<AuditStreamEvent>>, AppError> {
         let state = state(ctx)?.clone();
         let p = user(ctx)?;
         let credential = ctx.data::<WsCredential>().map_err(|_| AppError::Forbidden)?.clone();
+        let decisions = ctx.data::<Arc<Decisions>>().map_err(|_| AppError::internal("stream decisions missing from the schema"))?.clone();
         let filter = filter.unwrap_or_default().parse()?;
         let after = after.as_deref().map(parse_cursor).transpose()?;
         // Subscribe before reading the database: whatever commits in between arrives
@@ -326,11 +322,7 @@ impl Subscription {
         let rx = state.audit_bus.subscribe();
         let position = match after {
             Some(a) => a,
-            None => crate::repo::audit::chain_head(&state.db, Some(p.workspace_id))
-                .await
-                .map_err(AppError::from)?
-                .and_then(|h| h.seq)
-                .unwrap_or(0),
+            None => crate::repo::audit::chain_head(&state.db, Some(p.workspace_id)).await?.and_then(|h| h.seq).unwrap_or(0),
         };
         let mut recheck = tokio::time::interval(state.config.ws.recheck);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -338,6 +330,7 @@ impl Subscription {
         let feed = Feed {
             workspace_id: p.workspace_id,
             state,
+            decisions,
             credential,
             filter,
             position,

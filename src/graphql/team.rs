@@ -1,15 +1,18 @@
 //! Staff management over GraphQL.
 
 use super::context::state;
-use super::customers::{ListInfo, page, page_size, user};
+use super::context::user;
+use super::convert::parse_id;
+use super::convert::patch;
 use super::gate::Tx;
-use super::types::{OrgDirectory, OrgUnit, User, Viewing, parse_id};
-use crate::error::AppError;
+use super::paging::{ListInfo, offset_cursor, page, page_size};
+use super::types::{OrgDirectory, OrgUnit, User, Viewing};
+use crate::domain::Patch;
+use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::customers::Patch;
 use crate::service::team::{self as svc, NewUserInput, Unit, UserPatch};
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 
 #[derive(InputObject, Default)]
@@ -55,7 +58,7 @@ pub struct CreateUserInput {
     pub group_ids: Vec<ID>,
 }
 
-fn id_patch(field: &str, m: MaybeUndefined<ID>) -> Result<Patch<uuid::Uuid>, AppError> {
+fn id_patch(field: &str, m: MaybeUndefined<ID>) -> AppResult<Patch<uuid::Uuid>> {
     Ok(match m {
         MaybeUndefined::Undefined => Patch::Keep,
         MaybeUndefined::Null => Patch::Clear,
@@ -63,7 +66,7 @@ fn id_patch(field: &str, m: MaybeUndefined<ID>) -> Result<Patch<uuid::Uuid>, App
     })
 }
 
-fn ids(field: &str, v: &[ID]) -> Result<Vec<uuid::Uuid>, AppError> {
+fn ids(field: &str, v: &[ID]) -> AppResult<Vec<uuid::Uuid>> {
     v.iter().map(|i| parse_id(field, i)).collect()
 }
 
@@ -83,16 +86,10 @@ impl TeamQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<UserFilter>,
-    ) -> Result<Connection<String, User, ListInfo, EmptyFields>> {
+    ) -> AppResult<Connection<String, User, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let limit = page_size(&p.grants, first)?;
-        let offset = match after.as_deref() {
-            None => 0,
-            Some(c) => c
-                .strip_prefix("o:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?,
-        };
+        let offset = offset_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::users::UserFilter {
             search: f.search,
@@ -101,8 +98,8 @@ impl TeamQuery {
             team_id: f.team_id.as_ref().map(|i| parse_id("filter.teamId", i)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = repo::users::count(db, p.workspace_id, &filter).await.map_err(AppError::from)?;
-        let rows = repo::users::list(db, p.workspace_id, &filter, offset, limit).await.map_err(AppError::from)?;
+        let total = repo::users::count(db, p.workspace_id, &filter).await?;
+        let rows = repo::users::list(db, p.workspace_id, &filter, offset, limit).await?;
         let node = ctx.look_ahead().field("edges").field("node");
         let org = if ["department", "team", "primaryGroup", "groups", "role"].iter().any(|f| node.field(f).exists()) {
             let ids: Vec<(uuid::Uuid, Option<uuid::Uuid>)> = rows.iter().map(|u| (u.id, u.primary_group_id)).collect();
@@ -117,49 +114,31 @@ impl TeamQuery {
         }))
     }
 
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
         let p = user(ctx)?;
-        let u = repo::users::get(&state(ctx)?.db, p.workspace_id, parse_id("id", &id)?)
-            .await
-            .map_err(AppError::from)?
-            .ok_or(AppError::NotFound)?;
+        let u = repo::users::get(&state(ctx)?.db, p.workspace_id, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(User::project(u, Viewing::As(&p.grants, p.user_id)))
     }
 
-    async fn departments(&self, ctx: &Context<'_>) -> Result<Vec<OrgUnit>> {
+    async fn departments(&self, ctx: &Context<'_>) -> AppResult<Vec<OrgUnit>> {
         let p = user(ctx)?;
-        Ok(repo::org::departments(&state(ctx)?.db, p.workspace_id)
-            .await
-            .map_err(AppError::from)?
-            .into_iter()
-            .map(|d| unit(d.id, d.name))
-            .collect())
+        Ok(repo::org::departments(&state(ctx)?.db, p.workspace_id).await?.into_iter().map(|d| unit(d.id, d.name)).collect())
     }
 
-    async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<OrgUnit>> {
+    async fn teams(&self, ctx: &Context<'_>) -> AppResult<Vec<OrgUnit>> {
         let p = user(ctx)?;
-        Ok(repo::org::teams(&state(ctx)?.db, p.workspace_id)
-            .await
-            .map_err(AppError::from)?
-            .into_iter()
-            .map(|t| unit(t.id, t.name))
-            .collect())
+        Ok(repo::org::teams(&state(ctx)?.db, p.workspace_id).await?.into_iter().map(|t| unit(t.id, t.name)).collect())
     }
 
-    async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<OrgUnit>> {
+    async fn groups(&self, ctx: &Context<'_>) -> AppResult<Vec<OrgUnit>> {
         let p = user(ctx)?;
-        Ok(repo::org::groups(&state(ctx)?.db, p.workspace_id)
-            .await
-            .map_err(AppError::from)?
-            .into_iter()
-            .map(|g| unit(g.id, g.name))
-            .collect())
+        Ok(repo::org::groups(&state(ctx)?.db, p.workspace_id).await?.into_iter().map(|g| unit(g.id, g.name)).collect())
     }
 }
 
 /// A user as this mutation left them: their groups, placement and roles are read in
 /// the mutation's own transaction, not from what was committed before it.
-async fn as_written(tx: &Tx<'_>, p: &crate::auth::UserPrincipal, u: entity::user::Model) -> Result<User> {
+async fn as_written(tx: &Tx<'_>, p: &crate::auth::UserPrincipal, u: entity::user::Model) -> AppResult<User> {
     let org = OrgDirectory::load(tx.db(), p.workspace_id, &[(u.id, u.primary_group_id)]).await?;
     let mut user = User::project(u, Viewing::As(&p.grants, p.user_id));
     user.org = Some(std::sync::Arc::new(org));
@@ -172,7 +151,7 @@ pub struct TeamMutation;
 #[Object]
 impl TeamMutation {
     /// Adds a staff member (needs a free seat). Give them roles with `assignRole`.
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> AppResult<User> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let rest = UserPatch {
             phone: input.phone.map_or(Patch::Keep, Patch::Set),
@@ -198,46 +177,38 @@ impl TeamMutation {
     }
 
     /// Changes a staff member ranked below you.
-    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User> {
+    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> AppResult<User> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let patch = UserPatch {
             display_name: input.display_name,
             email: input.email,
-            phone: match input.phone {
-                MaybeUndefined::Undefined => Patch::Keep,
-                MaybeUndefined::Null => Patch::Clear,
-                MaybeUndefined::Value(v) => Patch::Set(v),
-            },
+            phone: patch(input.phone),
             department_id: id_patch("departmentId", input.department_id)?,
             team_id: id_patch("teamId", input.team_id)?,
             primary_group_id: id_patch("primaryGroupId", input.primary_group_id)?,
             group_ids: input.group_ids.as_deref().map(|g| ids("groupIds", g)).transpose()?,
             active: input.active,
             licensed: input.licensed,
-            licence_ends_at: match input.licence_ends_at {
-                MaybeUndefined::Undefined => Patch::Keep,
-                MaybeUndefined::Null => Patch::Clear,
-                MaybeUndefined::Value(v) => Patch::Set(v),
-            },
+            licence_ends_at: patch(input.licence_ends_at),
         };
         let u = svc::update_user(state(ctx)?, &tx, p, parse_id("id", &id)?, patch).await?;
         as_written(&tx, p, u).await
     }
 
-    async fn create_department(&self, ctx: &Context<'_>, name: String) -> Result<OrgUnit> {
+    async fn create_department(&self, ctx: &Context<'_>, name: String) -> AppResult<OrgUnit> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let (id, name) = svc::create_unit(state(ctx)?, &tx, p, Unit::Department, &name, None).await?;
         Ok(unit(id, name))
     }
 
-    async fn create_team(&self, ctx: &Context<'_>, name: String, department_id: Option<ID>) -> Result<OrgUnit> {
+    async fn create_team(&self, ctx: &Context<'_>, name: String, department_id: Option<ID>) -> AppResult<OrgUnit> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let dept = department_id.as_ref().map(|d| parse_id("departmentId", d)).transpose()?;
         let (id, name) = svc::create_unit(state(ctx)?, &tx, p, Unit::Team, &name, dept).await?;
         Ok(unit(id, name))
     }
 
-    async fn create_group(&self, ctx: &Context<'_>, name: String) -> Result<OrgUnit> {
+    async fn create_group(&self, ctx: &Context<'_>, name: String) -> AppResult<OrgUnit> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let (id, name) = svc::create_unit(state(ctx)?, &tx, p, Unit::Group, &name, None).await?;
         Ok(unit(id, name))

@@ -6,7 +6,7 @@
 //!
 //! Runs once per document, before any resolver, for HTTP and WebSocket alike.
 
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Value as ConstValue, Variables};
 
@@ -17,7 +17,7 @@ fn refused(c: char, multi_line: bool) -> bool {
     c.is_control() && !(multi_line && matches!(c, '\t' | '\n'))
 }
 
-fn check_str(s: &str, field: &str) -> Result<(), AppError> {
+fn check_str(s: &str, field: &str) -> AppResult<()> {
     let multi_line = MULTI_LINE.contains(&field);
     if s.chars().any(|c| refused(c, multi_line)) {
         let allowed = if multi_line { " other than tab and newline" } else { "" };
@@ -26,7 +26,7 @@ fn check_str(s: &str, field: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-fn walk_const(v: &ConstValue, field: &str) -> Result<(), AppError> {
+fn walk_const(v: &ConstValue, field: &str) -> AppResult<()> {
     match v {
         ConstValue::String(s) => check_str(s, field),
         ConstValue::List(items) => items.iter().try_for_each(|i| walk_const(i, field)),
@@ -38,7 +38,7 @@ fn walk_const(v: &ConstValue, field: &str) -> Result<(), AppError> {
     }
 }
 
-fn walk_set(set: &SelectionSet, vars: &Variables) -> Result<(), AppError> {
+fn walk_set(set: &SelectionSet, vars: &Variables) -> AppResult<()> {
     for item in &set.items {
         match &item.node {
             Selection::Field(f) => {
@@ -64,7 +64,7 @@ fn walk_set(set: &SelectionSet, vars: &Variables) -> Result<(), AppError> {
 /// Refuses the document if any string it would pass to a resolver holds a control
 /// character (see the module doc). Variable defaults are checked as well; variables
 /// the document never uses reach nothing and are not.
-pub fn check(doc: &ExecutableDocument, vars: &Variables) -> Result<(), AppError> {
+pub fn check(doc: &ExecutableDocument, vars: &Variables) -> AppResult<()> {
     for (_, op) in doc.operations.iter() {
         for var in &op.node.variable_definitions {
             if let Some(default) = &var.node.default_value {
@@ -83,7 +83,7 @@ pub fn check(doc: &ExecutableDocument, vars: &Variables) -> Result<(), AppError>
 mod tests {
     use super::*;
 
-    fn run(query: &str, vars: serde_json::Value) -> Result<(), AppError> {
+    fn run(query: &str, vars: serde_json::Value) -> AppResult<()> {
         let doc = async_graphql::parser::parse_query(query).unwrap();
         check(&doc, &Variables::from_json(vars))
     }

@@ -2,19 +2,21 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, ListOrder, page, page_size, reveal, sort, user};
+use super::context::user;
+use super::convert::parse_id;
+use super::convert::patch;
+use super::convert::reveal;
 use super::gate::Tx;
-use super::types::parse_id;
+use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
 use crate::authz::fields::{Protected, protect};
 use crate::authz::scope::Reach;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::customers::Patch;
 use crate::service::tickets::{self as svc, TicketPatch};
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
@@ -103,7 +105,7 @@ impl Ticket {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.m.updated_at
     }
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         super::history::of(ctx, self.m.workspace_id, self.m.id).await
     }
 }
@@ -127,16 +129,8 @@ pub struct TicketInput {
     pub internal_notes: MaybeUndefined<String>,
 }
 
-fn patch(m: MaybeUndefined<String>) -> Patch<String> {
-    match m {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(v) => Patch::Set(v),
-    }
-}
-
 impl TicketInput {
-    fn into_service(self) -> Result<TicketPatch, AppError> {
+    fn into_service(self) -> AppResult<TicketPatch> {
         Ok(TicketPatch {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
             subject: self.subject,
@@ -161,17 +155,11 @@ impl TicketsQuery {
         after: Option<String>,
         filter: Option<TicketFilter>,
         order_by: Option<ListOrder>,
-    ) -> Result<Connection<String, Ticket, ListInfo, EmptyFields>> {
+    ) -> AppResult<Connection<String, Ticket, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::TicketsRead)?;
         let limit = page_size(&p.grants, first)?;
-        let offset = match after.as_deref() {
-            None => 0,
-            Some(c) => c
-                .strip_prefix("o:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?,
-        };
+        let offset = offset_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::tickets::Filter {
             status: f.status.map(|s| status_str(s).to_owned()),
@@ -179,16 +167,15 @@ impl TicketsQuery {
             customer_id: f.customer_id.as_ref().map(|c| parse_id("filter.customerId", c)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = repo::tickets::count(db, &reach, &filter).await.map_err(AppError::from)?;
-        let rows = repo::tickets::list(db, &reach, &filter, sort(order_by), offset, limit).await.map_err(AppError::from)?;
+        let total = repo::tickets::count(db, &reach, &filter).await?;
+        let rows = repo::tickets::list(db, &reach, &filter, sort(order_by), offset, limit).await?;
         Ok(page(offset, total, rows, |m| Ticket::project(m, &p.grants)))
     }
 
-    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> Result<Ticket> {
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> AppResult<Ticket> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::TicketsRead)?;
-        let m =
-            repo::tickets::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        let m = repo::tickets::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Ticket::project(m, &p.grants))
     }
 }
@@ -198,19 +185,19 @@ pub struct TicketsMutation;
 
 #[Object]
 impl TicketsMutation {
-    async fn create_ticket(&self, ctx: &Context<'_>, input: TicketInput) -> Result<Ticket> {
+    async fn create_ticket(&self, ctx: &Context<'_>, input: TicketInput) -> AppResult<Ticket> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Ticket::project(svc::create(state(ctx)?, &tx, p, input.into_service()?).await?, &p.grants))
     }
 
     /// Soft-deletes a ticket (tickets.write).
-    async fn delete_ticket(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_ticket(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         crate::service::work::delete(state(ctx)?, &tx, p, Permission::TicketsWrite, "tickets", "ticket", parse_id("id", &id)?).await?;
         Ok(true)
     }
 
-    async fn update_ticket(&self, ctx: &Context<'_>, id: ID, input: TicketInput) -> Result<Ticket> {
+    async fn update_ticket(&self, ctx: &Context<'_>, id: ID, input: TicketInput) -> AppResult<Ticket> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Ticket::project(svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?, &p.grants))
     }

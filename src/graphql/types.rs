@@ -4,17 +4,14 @@ use crate::auth::BuiltinRole;
 use crate::auth::session::ActiveSession;
 use crate::authz::catalog::SensitiveField;
 use crate::authz::fields::{Protected, protect};
-use crate::error::AppError;
+use crate::error::AppResult;
 use crate::graphql::context::state;
-use crate::graphql::customers::reveal;
+use crate::graphql::convert::reveal;
 use crate::repo;
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use crate::service::sign_in::TwoFactorMethod;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-
-pub fn parse_id(field: &str, id: &ID) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "is not a valid id"))
-}
 
 #[derive(SimpleObject, Clone)]
 pub struct Workspace {
@@ -61,7 +58,7 @@ pub struct OrgDirectory {
 
 impl OrgDirectory {
     /// `users`: each user's id and primary group.
-    pub async fn load(db: &impl sea_orm::ConnectionTrait, workspace_id: Uuid, users: &[(Uuid, Option<Uuid>)]) -> Result<Self, AppError> {
+    pub async fn load(db: &impl sea_orm::ConnectionTrait, workspace_id: Uuid, users: &[(Uuid, Option<Uuid>)]) -> AppResult<Self> {
         let user_ids: Vec<Uuid> = users.iter().map(|(id, _)| *id).collect();
         let user_ids = user_ids.as_slice();
         let mut names = std::collections::HashMap::new();
@@ -150,7 +147,7 @@ impl User {
     }
     /// This user's audit entries as a record (created, changed, sessions revoked),
     /// newest first, as your own audit access allows.
-    async fn history(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<Vec<super::audit::AuditEntry>> {
+    async fn history(&self, ctx: &async_graphql::Context<'_>) -> AppResult<Vec<super::audit::AuditEntry>> {
         super::history::of(ctx, self.workspace_id, self.user_id).await
     }
     async fn username(&self) -> &str {
@@ -183,52 +180,50 @@ impl User {
     /// The highest built-in role the user holds, directly or through a group (whether
     /// or not its conditions hold right now); GUEST when they hold none. Every role,
     /// custom ones included, is in `roleAssignments` and, for yourself, `me.access`.
-    async fn role(&self, ctx: &Context<'_>) -> Result<BuiltinRole> {
+    async fn role(&self, ctx: &Context<'_>) -> AppResult<BuiltinRole> {
         if let Some(org) = &self.org {
             return Ok(org.top_role(self.user_id));
         }
         let db = &state(ctx)?.db;
-        let mut groups: Vec<Uuid> =
-            repo::org::groups_of(db, self.workspace_id, self.user_id).await.map_err(AppError::from)?.into_iter().map(|g| g.id).collect();
+        let mut groups: Vec<Uuid> = repo::org::groups_of(db, self.workspace_id, self.user_id).await?.into_iter().map(|g| g.id).collect();
         groups.extend(self.primary_group_id);
-        let held = repo::roles::builtin_roles_held(db, self.workspace_id, &std::collections::HashMap::from([(self.user_id, groups)]))
-            .await
-            .map_err(AppError::from)?;
+        let held =
+            repo::roles::builtin_roles_held(db, self.workspace_id, &std::collections::HashMap::from([(self.user_id, groups)])).await?;
         Ok(top_role(held.get(&self.user_id)))
     }
     async fn last_login_at(&self) -> Option<DateTime<Utc>> {
         self.last_login_at
     }
-    async fn department(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
+    async fn department(&self, ctx: &Context<'_>) -> AppResult<Option<OrgUnit>> {
         let Some(id) = self.department_id else { return Ok(None) };
         if let Some(org) = &self.org {
             return Ok(org.unit(id));
         }
-        let d = repo::org::department(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
+        let d = repo::org::department(&state(ctx)?.db, self.workspace_id, id).await?;
         Ok(d.map(|d| OrgUnit { id: ID(d.id.to_string()), name: d.name }))
     }
-    async fn team(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
+    async fn team(&self, ctx: &Context<'_>) -> AppResult<Option<OrgUnit>> {
         let Some(id) = self.team_id else { return Ok(None) };
         if let Some(org) = &self.org {
             return Ok(org.unit(id));
         }
-        let t = repo::org::team(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
+        let t = repo::org::team(&state(ctx)?.db, self.workspace_id, id).await?;
         Ok(t.map(|t| OrgUnit { id: ID(t.id.to_string()), name: t.name }))
     }
-    async fn primary_group(&self, ctx: &Context<'_>) -> Result<Option<OrgUnit>> {
+    async fn primary_group(&self, ctx: &Context<'_>) -> AppResult<Option<OrgUnit>> {
         let Some(id) = self.primary_group_id else { return Ok(None) };
         if let Some(org) = &self.org {
             return Ok(org.unit(id));
         }
-        let g = repo::org::group(&state(ctx)?.db, self.workspace_id, id).await.map_err(AppError::from)?;
+        let g = repo::org::group(&state(ctx)?.db, self.workspace_id, id).await?;
         Ok(g.map(|g| OrgUnit { id: ID(g.id.to_string()), name: g.name }))
     }
     /// Groups other than the primary group.
-    async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<OrgUnit>> {
+    async fn groups(&self, ctx: &Context<'_>) -> AppResult<Vec<OrgUnit>> {
         if let Some(org) = &self.org {
             return Ok(org.memberships.get(&self.user_id).into_iter().flatten().filter_map(|g| org.unit(*g)).collect());
         }
-        let gs = repo::org::groups_of(&state(ctx)?.db, self.workspace_id, self.user_id).await.map_err(AppError::from)?;
+        let gs = repo::org::groups_of(&state(ctx)?.db, self.workspace_id, self.user_id).await?;
         Ok(gs.into_iter().map(|g| OrgUnit { id: ID(g.id.to_string()), name: g.name }).collect())
     }
 }
@@ -300,12 +295,12 @@ pub struct LoginPayload {
     pub session: Option<Session>,
     /// Set instead of a session when the sign-in needs a second factor: answer it with
     /// `verifyTwoFactor`.
-    pub challenge: Option<super::security::TwoFactorChallenge>,
+    pub challenge: Option<TwoFactorChallenge>,
     /// Failed sign-ins on this account since its previous successful one.
     pub failed_attempts_since_last_sign_in: i32,
     /// A master admin's first sign-in: the authenticator to set up. Answer the
     /// challenge with its first code (method TOTP) to enrol it. Shown only here, once.
-    pub totp_enrollment: Option<super::security::TotpEnrollment>,
+    pub totp_enrollment: Option<TotpEnrollment>,
     /// Recovery codes, shown once: only on the sign-in that enrolled a master admin's
     /// authenticator.
     pub recovery_codes: Option<Vec<String>>,
@@ -347,4 +342,23 @@ pub struct CreateWorkspaceInput {
 pub struct CreateWorkspacePayload {
     pub workspace: Workspace,
     pub owner: User,
+}
+
+#[derive(SimpleObject)]
+pub struct TotpEnrollment {
+    /// For authenticator apps (scan as QR code). Shown only here, once.
+    pub otpauth_uri: String,
+    /// The same seed in base32, for typing in by hand.
+    pub secret: String,
+    /// The otpauth URI as an SVG QR code (data: URI).
+    pub qr_code_svg: String,
+}
+
+/// Kept next to `LoginPayload` users: a challenge answered instead of a session.
+#[derive(SimpleObject)]
+pub struct TwoFactorChallenge {
+    /// Pass to `verifyTwoFactor`. Valid once, until `expiresAt`.
+    pub id: String,
+    pub methods: Vec<TwoFactorMethod>,
+    pub expires_at: DateTime<Utc>,
 }

@@ -3,35 +3,30 @@
 
 use super::audit::AuditEntry;
 use super::context::state;
-use super::customers::{ListInfo, ListOrder, offset_cursor, page, page_size, reveal, sort, user};
+use super::context::user;
+use super::convert::parse_id;
+use super::convert::patch;
+use super::convert::reveal;
 use super::gate::Tx;
-use super::types::parse_id;
+use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
 use crate::authz::fields::{Protected, protect};
 use crate::authz::scope::Reach;
-use crate::error::AppError;
+use crate::domain::format_money;
+use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::customers::{Patch, format_money};
 use crate::service::work::{self as svc, InvoicePatch, JobPatch, QuotePatch};
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 
 fn id(u: uuid::Uuid) -> ID {
     ID(u.to_string())
 }
 
-async fn history(ctx: &Context<'_>, workspace_id: uuid::Uuid, _module: &str, target: uuid::Uuid) -> Result<Vec<AuditEntry>> {
+async fn history(ctx: &Context<'_>, workspace_id: uuid::Uuid, _module: &str, target: uuid::Uuid) -> AppResult<Vec<AuditEntry>> {
     super::history::of(ctx, workspace_id, target).await
-}
-
-fn to_patch<T>(m: MaybeUndefined<T>) -> Patch<T> {
-    match m {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(v) => Patch::Set(v),
-    }
 }
 
 // ---- quotes ----
@@ -83,7 +78,7 @@ impl Quote {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         history(ctx, self.0.workspace_id, "quotes", self.0.id).await
     }
 }
@@ -98,7 +93,7 @@ pub struct QuoteInput {
 }
 
 impl QuoteInput {
-    fn into_service(self) -> Result<QuotePatch, AppError> {
+    fn into_service(self) -> AppResult<QuotePatch> {
         Ok(QuotePatch {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
             title: self.title,
@@ -158,7 +153,7 @@ impl Job {
         self.0.created_at
     }
     /// The job log: every change to this job, newest first.
-    async fn log(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+    async fn log(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         history(ctx, self.0.workspace_id, "jobs", self.0.id).await
     }
 }
@@ -174,13 +169,13 @@ pub struct JobInput {
 }
 
 impl JobInput {
-    fn into_service(self) -> Result<JobPatch, AppError> {
+    fn into_service(self) -> AppResult<JobPatch> {
         Ok(JobPatch {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
             title: self.title,
             status: self.status.map(|s| job_status(s).to_owned()),
-            scheduled_for: to_patch(self.scheduled_for),
-            notes: to_patch(self.notes),
+            scheduled_for: patch(self.scheduled_for),
+            notes: patch(self.notes),
         })
     }
 }
@@ -251,7 +246,7 @@ impl Invoice {
     async fn created_at(&self) -> DateTime<Utc> {
         self.m.created_at
     }
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AuditEntry>> {
+    async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         history(ctx, self.m.workspace_id, "invoices", self.m.id).await
     }
 }
@@ -270,14 +265,14 @@ pub struct InvoiceInput {
 }
 
 impl InvoiceInput {
-    fn into_service(self) -> Result<InvoicePatch, AppError> {
+    fn into_service(self) -> AppResult<InvoicePatch> {
         Ok(InvoicePatch {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
             number: self.number,
             amount: self.amount,
             status: self.status.map(|s| invoice_status(s).to_owned()),
-            due_at: to_patch(self.due_at),
-            bank_details: to_patch(self.bank_details),
+            due_at: patch(self.due_at),
+            bank_details: patch(self.bank_details),
         })
     }
 }
@@ -288,7 +283,7 @@ pub struct WorkFilter {
     pub customer_id: Option<ID>,
 }
 
-fn customer_filter(f: Option<WorkFilter>) -> Result<Option<uuid::Uuid>, AppError> {
+fn customer_filter(f: Option<WorkFilter>) -> AppResult<Option<uuid::Uuid>> {
     f.and_then(|f| f.customer_id).as_ref().map(|c| parse_id("filter.customerId", c)).transpose()
 }
 
@@ -305,22 +300,21 @@ impl WorkQuery {
         after: Option<String>,
         filter: Option<WorkFilter>,
         order_by: Option<ListOrder>,
-    ) -> Result<Connection<String, Quote, ListInfo, EmptyFields>> {
+    ) -> AppResult<Connection<String, Quote, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::QuotesRead)?;
         let (limit, offset) = (page_size(&p.grants, first)?, offset_cursor(after.as_deref())?);
         let f = repo::quotes::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
-        let total = repo::quotes::count(db, &reach, &f).await.map_err(AppError::from)?;
-        let rows = repo::quotes::list(db, &reach, &f, sort(order_by), offset, limit).await.map_err(AppError::from)?;
+        let total = repo::quotes::count(db, &reach, &f).await?;
+        let rows = repo::quotes::list(db, &reach, &f, sort(order_by), offset, limit).await?;
         Ok(page(offset, total, rows, Quote))
     }
 
-    async fn quote(&self, ctx: &Context<'_>, id: ID) -> Result<Quote> {
+    async fn quote(&self, ctx: &Context<'_>, id: ID) -> AppResult<Quote> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::QuotesRead)?;
-        let m =
-            repo::quotes::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        let m = repo::quotes::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Quote(m))
     }
 
@@ -332,21 +326,21 @@ impl WorkQuery {
         after: Option<String>,
         filter: Option<WorkFilter>,
         order_by: Option<ListOrder>,
-    ) -> Result<Connection<String, Job, ListInfo, EmptyFields>> {
+    ) -> AppResult<Connection<String, Job, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::JobsRead)?;
         let (limit, offset) = (page_size(&p.grants, first)?, offset_cursor(after.as_deref())?);
         let f = repo::jobs::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
-        let total = repo::jobs::count(db, &reach, &f).await.map_err(AppError::from)?;
-        let rows = repo::jobs::list(db, &reach, &f, sort(order_by), offset, limit).await.map_err(AppError::from)?;
+        let total = repo::jobs::count(db, &reach, &f).await?;
+        let rows = repo::jobs::list(db, &reach, &f, sort(order_by), offset, limit).await?;
         Ok(page(offset, total, rows, Job))
     }
 
-    async fn job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
+    async fn job(&self, ctx: &Context<'_>, id: ID) -> AppResult<Job> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::JobsRead)?;
-        let m = repo::jobs::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        let m = repo::jobs::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Job(m))
     }
 
@@ -358,22 +352,21 @@ impl WorkQuery {
         after: Option<String>,
         filter: Option<WorkFilter>,
         order_by: Option<ListOrder>,
-    ) -> Result<Connection<String, Invoice, ListInfo, EmptyFields>> {
+    ) -> AppResult<Connection<String, Invoice, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::InvoicesRead)?;
         let (limit, offset) = (page_size(&p.grants, first)?, offset_cursor(after.as_deref())?);
         let f = repo::invoices::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
-        let total = repo::invoices::count(db, &reach, &f).await.map_err(AppError::from)?;
-        let rows = repo::invoices::list(db, &reach, &f, sort(order_by), offset, limit).await.map_err(AppError::from)?;
+        let total = repo::invoices::count(db, &reach, &f).await?;
+        let rows = repo::invoices::list(db, &reach, &f, sort(order_by), offset, limit).await?;
         Ok(page(offset, total, rows, |m| Invoice::project(m, &p.grants)))
     }
 
-    async fn invoice(&self, ctx: &Context<'_>, id: ID) -> Result<Invoice> {
+    async fn invoice(&self, ctx: &Context<'_>, id: ID) -> AppResult<Invoice> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::InvoicesRead)?;
-        let m =
-            repo::invoices::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
+        let m = repo::invoices::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Invoice::project(m, &p.grants))
     }
 }
@@ -383,53 +376,53 @@ pub struct WorkMutation;
 
 #[Object]
 impl WorkMutation {
-    async fn create_quote(&self, ctx: &Context<'_>, input: QuoteInput) -> Result<Quote> {
+    async fn create_quote(&self, ctx: &Context<'_>, input: QuoteInput) -> AppResult<Quote> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Quote(svc::create_quote(state(ctx)?, &tx, p, input.into_service()?).await?))
     }
 
-    async fn update_quote(&self, ctx: &Context<'_>, id: ID, input: QuoteInput) -> Result<Quote> {
+    async fn update_quote(&self, ctx: &Context<'_>, id: ID, input: QuoteInput) -> AppResult<Quote> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Quote(svc::update_quote(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?))
     }
 
-    async fn create_job(&self, ctx: &Context<'_>, input: JobInput) -> Result<Job> {
+    async fn create_job(&self, ctx: &Context<'_>, input: JobInput) -> AppResult<Job> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Job(svc::create_job(state(ctx)?, &tx, p, input.into_service()?).await?))
     }
 
-    async fn update_job(&self, ctx: &Context<'_>, id: ID, input: JobInput) -> Result<Job> {
+    async fn update_job(&self, ctx: &Context<'_>, id: ID, input: JobInput) -> AppResult<Job> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Job(svc::update_job(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?))
     }
 
-    async fn create_invoice(&self, ctx: &Context<'_>, input: InvoiceInput) -> Result<Invoice> {
+    async fn create_invoice(&self, ctx: &Context<'_>, input: InvoiceInput) -> AppResult<Invoice> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Invoice::project(svc::create_invoice(state(ctx)?, &tx, p, input.into_service()?).await?, &p.grants))
     }
 
     /// Soft-deletes a quote (quotes.write).
-    async fn delete_quote(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_quote(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         svc::delete(state(ctx)?, &tx, p, Permission::QuotesWrite, "quotes", "quote", parse_id("id", &id)?).await?;
         Ok(true)
     }
 
     /// Soft-deletes a job (jobs.write).
-    async fn delete_job(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_job(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         svc::delete(state(ctx)?, &tx, p, Permission::JobsWrite, "jobs", "job", parse_id("id", &id)?).await?;
         Ok(true)
     }
 
     /// Soft-deletes an invoice (invoices.write).
-    async fn delete_invoice(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_invoice(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         svc::delete(state(ctx)?, &tx, p, Permission::InvoicesWrite, "invoices", "invoice", parse_id("id", &id)?).await?;
         Ok(true)
     }
 
-    async fn update_invoice(&self, ctx: &Context<'_>, id: ID, input: InvoiceInput) -> Result<Invoice> {
+    async fn update_invoice(&self, ctx: &Context<'_>, id: ID, input: InvoiceInput) -> AppResult<Invoice> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Invoice::project(svc::update_invoice(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?, &p.grants))
     }

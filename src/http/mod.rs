@@ -21,6 +21,8 @@ use tracing::Instrument;
 pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
+    /// Open WebSocket connections and subscriptions per principal on this instance.
+    pub sockets: std::sync::Arc<ws::SocketRegistry>,
 }
 
 /// Request id for logs and INTERNAL errors; generated here, never taken from the client.
@@ -58,7 +60,7 @@ pub(crate) fn finish_error(err: &mut async_graphql::ServerError, request_id: &st
 
 pub fn router(app: AppState) -> Router {
     let schema = crate::graphql::build_schema(&app.config, Some(app.clone()));
-    let state = HttpState { app: app.clone(), schema };
+    let state = HttpState { app: app.clone(), schema, sockets: Default::default() };
     let mut router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))

@@ -375,7 +375,7 @@ async fn init(s: &HttpState, socket: &mut WebSocket, info: &Upgrade, live: &mut 
         return Step::Close(close::TOO_MANY, "Too many requests".into());
     }
     let key = principal_key(&principal);
-    let Some(slot) = app.sockets.take(&key, false, app.config.ws.max_sockets_per_principal) else {
+    let Some(slot) = s.sockets.take(&key, false, app.config.ws.max_sockets_per_principal) else {
         return Step::Close(close::TOO_MANY, "Too many connections for this principal".into());
     };
     if socket.send(text(json!({ "type": "connection_ack" }))).await.is_err() {
@@ -404,9 +404,7 @@ fn error_message(id: &str, e: ServerError) -> Message {
 }
 
 fn app_error(e: AppError) -> ServerError {
-    let mut se = async_graphql::Error::from(e).into_server_error(async_graphql::Pos::default());
-    se.locations.clear();
-    se
+    e.unplaced()
 }
 
 /// The root fields of the subscription a request asks for, or why it cannot run here.
@@ -478,7 +476,7 @@ async fn subscribe(
             return send_or_close(socket, refuse(refusal.error)).await;
         }
     }
-    let Some(slot) = app.sockets.take(&l.key, true, app.config.ws.max_subscriptions_per_principal) else {
+    let Some(slot) = s.sockets.take(&l.key, true, app.config.ws.max_subscriptions_per_principal) else {
         return send_or_close(socket, refuse(AppError::Denied("too many subscriptions for this principal".into()))).await;
     };
     let request = request.data(l.principal.clone()).data(l.meta.clone()).data(Arc::new(RequestState::default())).data(l.credential.clone());

@@ -17,7 +17,7 @@
 //!   is an `AppError::internal` the caller sees and logs; it never panics, and an SMTP
 //!   send is bounded in time (a per-command timeout plus an overall deadline).
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::error::{AppError, AppResult};
 use crate::secret::Secret;
 use lettre::message::Mailbox;

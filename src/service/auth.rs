@@ -26,91 +26,19 @@ use crate::authz::eval::EvalContext;
 use crate::domain::{NewPassword, PASSWORD_MAX_CHARS, WorkspaceStatus, fold_key};
 use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::secret::Secret;
+use crate::service::notify::mail_after_commit;
+use crate::service::sign_in::{
+    CHALLENGE_ATTEMPTS, CHALLENGE_TTL, Challenge, ChallengeIssued, FAILURES_TTL, LoginResult, SignedIn, TwoFactorMethod, VerifyRequest,
+    account_bucket, anonymous_as, challenge_key, limit, limit_before, random_id, register_undo, security_event,
+};
 use crate::state::AppState;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How long a sign-in challenge (and the email code sent for it) stays valid.
-pub const CHALLENGE_TTL: Duration = Duration::from_secs(10 * 60);
-/// Wrong codes one challenge tolerates before it is dropped.
-pub const CHALLENGE_ATTEMPTS: i64 = 5;
 /// Failed sign-ins since the last success that make the next success ask for 2FA.
 pub const FAILURE_BURST: i64 = 5;
-/// How long failed attempts are remembered for the burst rule and the report.
-pub(crate) const FAILURES_TTL: Duration = Duration::from_secs(24 * 3600);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
-#[serde(rename_all = "snake_case")]
-pub enum TwoFactorMethod {
-    Totp,
-    Email,
-    Recovery,
-}
-
-impl TwoFactorMethod {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Totp => "totp",
-            Self::Email => "email",
-            Self::Recovery => "recovery",
-        }
-    }
-}
-
-pub struct SignedIn {
-    pub token: Secret<String>,
-    /// New recovery codes, shown once: only when this sign-in enrolled a master admin's
-    /// authenticator.
-    pub recovery_codes: Vec<Secret<String>>,
-    pub session: ActiveSession,
-    /// Failed sign-ins since the previous successful one (reported to the user).
-    pub failed_attempts: i64,
-    /// A new device id to store in the device cookie, when the client had none.
-    pub new_device_cookie: Option<String>,
-}
-
-pub struct ChallengeIssued {
-    pub id: String,
-    pub methods: Vec<TwoFactorMethod>,
-    pub expires_at: DateTime<Utc>,
-    /// A master admin's first sign-in: the authenticator to set up, whose first code
-    /// answers the challenge.
-    pub enrollment: Option<crate::service::security::Enrollment>,
-}
-
-pub enum LoginResult {
-    SignedIn(Box<SignedIn>),
-    Challenge(ChallengeIssued),
-}
-
-/// A sign-in waiting for its second factor; kept in the store under its id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Challenge {
-    pub(crate) user_id: Uuid,
-    pub(crate) workspace_id: Uuid,
-    pub(crate) methods: Vec<TwoFactorMethod>,
-    pub(crate) reasons: Vec<String>,
-    pub(crate) expires_at: DateTime<Utc>,
-    pub(crate) email_code_hash: Option<String>,
-    pub(crate) failures: i64,
-    /// A master admin's sign-in (`user_id` is the admin, `workspace_id` is nil).
-    #[serde(default)]
-    pub(crate) master: bool,
-    /// A master admin's first sign-in: the new seed, sealed; the code that answers the
-    /// challenge also confirms it.
-    #[serde(default)]
-    pub(crate) enrollment: Option<String>,
-}
-
-pub(crate) fn challenge_key(id: &str) -> String {
-    format!("challenge:{}", crate::auth::session::hash_token(id))
-}
-
 fn failures_key(user_id: Uuid) -> String {
     format!("login_failures:{user_id}")
 }
@@ -136,66 +64,8 @@ fn network_of(ip: Option<std::net::IpAddr>) -> String {
     }
 }
 
-pub(crate) fn random_id() -> String {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub(crate) fn register_undo(state: &AppState, tx: &Tx<'_>, session: &ActiveSession) {
-    let sessions = state.sessions.clone();
-    let (hash, subject) = (session.hash.clone(), session.record.subject);
-    tx.on_rollback(move || {
-        Box::pin(async move {
-            if let Err(e) = sessions.revoke(&hash, &subject).await {
-                tracing::error!(error = %e, "could not remove the session of a rolled-back sign-in");
-            }
-        })
-    });
-}
-
-/// Sends a mail once the mutation has committed; a failure is logged, not raised
-/// (the change it reports has already happened).
-pub fn mail_after_commit(state: &AppState, tx: &Tx<'_>, to_name: String, to_email: String, subject: String, body: String) {
-    let mailer = state.mailer.clone();
-    tx.after_commit(move || {
-        Box::pin(async move {
-            if let Err(e) = mailer.send(&to_name, &to_email, &subject, &body).await {
-                tracing::error!(error = %e.detail(), "could not send mail");
-            }
-        })
-    });
-}
-
-pub(crate) fn anonymous_as(login: &str) -> Actor {
-    Actor::new(ActorKind::Anonymous, None, Some(login.chars().take(128).collect()))
-}
-
 fn user_actor(user: &entity::user::Model) -> Actor {
     Actor::new(ActorKind::User, Some(user.id), Some(user.username.clone()))
-}
-
-pub(crate) fn security_event(
-    workspace_id: Option<Uuid>,
-    actor: Option<Actor>,
-    action: &'static str,
-    user_id: Option<Uuid>,
-    changes: serde_json::Value,
-    reason: Option<String>,
-) -> AuditEvent {
-    AuditEvent::Security { workspace_id, actor, action, target_type: "user", target_id: user_id.map(|u| u.to_string()), changes, reason }
-}
-
-/// Checks a rate limit; a refusal is audited (as the mutation's failure entry).
-pub(crate) async fn limit(state: &AppState, tx: &Tx<'_>, bucket: Bucket, key: &str, ws: Option<Uuid>, actor: Actor) -> AppResult<()> {
-    match state.limiter.check(bucket, key).await {
-        Err(e @ AppError::RateLimited { .. }) => {
-            tx.audit_failure(security_event(ws, Some(actor), "auth.throttled", None, json!({ "bucket": bucket.name() }), None));
-            Err(e)
-        }
-        other => other,
-    }
 }
 
 pub struct LoginRequest<'a> {
@@ -203,12 +73,6 @@ pub struct LoginRequest<'a> {
     pub login: &'a str,
     pub password: &'a str,
     pub device: Option<String>,
-}
-
-/// The per-account password budget (sign-in, step-up, password checks): one per
-/// account, whatever identifier reached it.
-pub(crate) fn account_bucket(user_id: Uuid) -> String {
-    format!("user\0{user_id}")
 }
 
 /// The part of a sign-in that runs before its transaction opens (so that concurrent
@@ -228,19 +92,6 @@ pub enum PasswordChecked {
         error: AppError,
         audit: AuditEvent,
     },
-}
-
-/// Like `limit`, for work outside the transaction: the refusal's audit event is
-/// returned instead of recorded.
-pub(crate) async fn limit_before(state: &AppState, bucket: Bucket, key: &str, actor: Actor) -> AppResult<Option<(AppError, AuditEvent)>> {
-    match state.limiter.check(bucket, key).await {
-        Err(error @ AppError::RateLimited { .. }) => {
-            let audit = security_event(None, Some(actor), "auth.throttled", None, json!({ "bucket": bucket.name() }), None);
-            Ok(Some((error, audit)))
-        }
-        Err(e) => Err(e),
-        Ok(()) => Ok(None),
-    }
 }
 
 /// The first half of `login`; reads outside any transaction, writes nothing.
@@ -657,13 +508,6 @@ async fn complete(
     }
     state.metrics.sign_in("success");
     Ok(SignedIn { token, session, failed_attempts: failures, new_device_cookie, recovery_codes: Vec::new() })
-}
-
-pub struct VerifyRequest<'a> {
-    pub challenge_id: &'a str,
-    pub method: TwoFactorMethod,
-    pub code: &'a str,
-    pub device: Option<String>,
 }
 
 pub async fn verify_two_factor(state: &AppState, tx: &Tx<'_>, meta: &RequestMeta, req: VerifyRequest<'_>) -> AppResult<SignedIn> {

@@ -427,7 +427,7 @@ async fn seed_customers(
                     module: "payments",
                     target_type: "payment",
                     id: pay.id,
-                    changes: serde_json::json!({ "amount": { "before": null, "after": crate::service::customers::format_money(pay.amount_cents) } }),
+                    changes: serde_json::json!({ "amount": { "before": null, "after": crate::domain::format_money(pay.amount_cents) } }),
                 });
                 events.push(AuditEvent::Record {
                     workspace_id,

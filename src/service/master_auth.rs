@@ -22,11 +22,11 @@ use crate::domain::{PASSWORD_MAX_CHARS, fold_key};
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::secret::Secret;
-use crate::service::auth::{
+use crate::service::sign_in::{
     CHALLENGE_ATTEMPTS, CHALLENGE_TTL, Challenge, ChallengeIssued, FAILURES_TTL, SignedIn, TwoFactorMethod, VerifyRequest, anonymous_as,
     challenge_key, limit, limit_before, random_id, register_undo,
 };
-use crate::service::security::{Enrollment, TwoFactorStatus};
+use crate::service::sign_in::{Enrollment, TwoFactorStatus};
 use crate::state::AppState;
 use entity::master_admin;
 use serde_json::json;

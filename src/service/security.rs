@@ -26,6 +26,7 @@ use crate::domain::PASSWORD_MAX_CHARS;
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::secret::Secret;
+use crate::service::sign_in::{Enrollment, TwoFactorStatus};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -45,7 +46,7 @@ fn event(p: &UserPrincipal, action: &'static str, target: Uuid, changes: Value, 
 
 /// The caller's current password, checked under the same limit as a sign-in.
 async fn confirm_password(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, password: &str) -> AppResult<entity::user::Model> {
-    state.limiter.check(Bucket::SignInAccount, &crate::service::auth::account_bucket(p.user_id)).await?;
+    state.limiter.check(Bucket::SignInAccount, &crate::service::sign_in::account_bucket(p.user_id)).await?;
     let user = repo::users::get(tx.db(), p.workspace_id, p.user_id).await?.ok_or(AppError::Unauthenticated)?;
     let ok = password.chars().count() <= PASSWORD_MAX_CHARS && state.hasher.verify(password, user.password_hash.as_deref()).await?;
     if !ok {
@@ -53,13 +54,6 @@ async fn confirm_password(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, pass
         return Err(AppError::bad_input("password", "is not correct"));
     }
     Ok(user)
-}
-
-pub struct TwoFactorStatus {
-    pub totp_enabled_at: Option<DateTime<Utc>>,
-    pub recovery_codes_left: u64,
-    pub step_up_valid_until: Option<DateTime<Utc>>,
-    pub session_two_factor: bool,
 }
 
 pub async fn status(state: &AppState, p: &UserPrincipal) -> AppResult<TwoFactorStatus> {
@@ -73,12 +67,6 @@ pub async fn status(state: &AppState, p: &UserPrincipal) -> AppResult<TwoFactorS
         step_up_valid_until: until,
         session_two_factor: p.two_factor(),
     })
-}
-
-pub struct Enrollment {
-    pub otpauth_uri: Secret<String>,
-    pub secret: Secret<String>,
-    pub qr_svg: Secret<String>,
 }
 
 pub async fn start_totp(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, password: &str) -> AppResult<Enrollment> {
@@ -122,7 +110,7 @@ pub async fn confirm_totp(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, code
         None,
     ));
     let user_name = user.display_name.clone();
-    crate::service::auth::mail_after_commit(
+    crate::service::notify::mail_after_commit(
         state,
         tx,
         user_name.clone(),
@@ -157,7 +145,7 @@ pub async fn disable_totp(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, pass
         None,
     ));
     let name = user.display_name.clone();
-    crate::service::auth::mail_after_commit(
+    crate::service::notify::mail_after_commit(
         state,
         tx,
         name.clone(),

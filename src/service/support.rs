@@ -176,7 +176,7 @@ pub async fn start(state: &AppState, tx: &Tx<'_>, admin: &MasterPrincipal, meta:
         reason,
         record.expires_at.format("%Y-%m-%d %H:%M"),
     );
-    crate::service::auth::mail_after_commit(
+    crate::service::notify::mail_after_commit(
         state,
         tx,
         user.display_name.clone(),

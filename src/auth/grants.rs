@@ -1,4 +1,5 @@
-//! Computing a user's grants for one request.
+//! Loading what the evaluator needs for one request (assignments and role
+//! definitions) and evaluating a user's or API key's grants from it.
 //!
 //! Guarantees: the grants are evaluated afresh for every request (conditions depend on
 //! the time, the client's network and the session's two-factor state); only the
@@ -7,7 +8,7 @@
 //! The epoch is read with the workspace row on every request, so a change is seen by
 //! the next request on every instance.
 
-use super::eval::{Assignment, EvalContext, Grants, RoleDef, evaluate};
+use crate::authz::eval::{Assignment, EvalContext, Grants, RoleDef, Via, evaluate};
 use crate::repo;
 use sea_orm::{ConnectionTrait, DbErr};
 use std::collections::HashMap;
@@ -80,7 +81,7 @@ impl GrantCache {
                 let assignment = Assignment {
                     id: key_id,
                     role_id,
-                    via: super::eval::Via::Direct,
+                    via: Via::Direct,
                     valid_from: None,
                     valid_until: None,
                     networks: Vec::new(),

@@ -1,0 +1,54 @@
+//! Conversions at the API edge that every module shares: ids and optional inputs in,
+//! protected values and exported files out.
+
+use crate::authz::fields::Protected;
+use crate::domain::Patch;
+use crate::error::{AppError, AppResult};
+use crate::service::export::ExportFormat;
+use async_graphql::{Context, ID, MaybeUndefined, SimpleObject};
+use uuid::Uuid;
+
+pub fn parse_id(field: &str, id: &ID) -> AppResult<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "is not a valid id"))
+}
+
+/// A sensitive value on its way out: the value, its mask, or null plus one
+/// FIELD_FORBIDDEN error at this field's path (the rest of the query goes on, and the
+/// answer keeps its shape for every role).
+pub(crate) fn reveal(ctx: &Context<'_>, p: &Protected) -> Option<String> {
+    match p {
+        Protected::Value(v) => v.clone(),
+        Protected::Audited(f, v) => {
+            if let Some(rs) = ctx.data_opt::<std::sync::Arc<crate::audit::tx::RequestState>>() {
+                rs.note_sensitive_read(f.key());
+            }
+            Some(v.clone())
+        }
+        Protected::Masked(m) => Some(m.clone()),
+        Protected::Forbidden(f) => {
+            if let Some(rs) = ctx.data_opt::<std::sync::Arc<crate::audit::tx::RequestState>>() {
+                rs.note_withheld(f.key());
+            }
+            let err = AppError::FieldForbidden(f.key().to_owned()).into_server_error(ctx.item.pos);
+            ctx.add_error(ctx.set_error_path(err));
+            None
+        }
+    }
+}
+
+/// An optional input field as a change: absent keeps, null clears, a value sets.
+pub(crate) fn patch<T>(m: MaybeUndefined<T>) -> Patch<T> {
+    match m {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ExportPayload {
+    pub format: ExportFormat,
+    pub rows: i32,
+    /// The file's content (CSV with a header row, or a JSON array).
+    pub content: String,
+}
