@@ -166,7 +166,7 @@ impl Config {
                 None => Vec::new(),
                 Some(v) => {
                     let parts: Vec<String> = v.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
-                    crate::auth::policy::parse_networks("PALISADE_TRUSTED_PROXIES", &parts)
+                    crate::auth::security_settings::parse_networks("PALISADE_TRUSTED_PROXIES", &parts)
                         .map_err(|e| ConfigError { variable: "PALISADE_TRUSTED_PROXIES", message: e.message() })?
                 }
             },

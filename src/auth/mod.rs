@@ -11,9 +11,9 @@ pub mod cookie;
 pub mod grants;
 pub mod password;
 pub mod password_policy;
-pub mod policy;
 pub mod ratelimit;
 pub mod request;
+pub mod security_settings;
 pub mod session;
 pub mod twofactor;
 
@@ -28,7 +28,7 @@ use crate::error::AppResult;
 use crate::repo;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use policy::{EffectivePolicy, SecurityOverride, SecuritySettings};
+use security_settings::{EffectivePolicy, SecurityOverride, SecuritySettings};
 use session::{ActiveSession, Subject};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -61,14 +61,14 @@ pub fn effective_policy(
         }
         None => None,
     };
-    Ok(policy::effective(&settings, ov.as_ref(), now))
+    Ok(security_settings::effective(&settings, ov.as_ref(), now))
 }
 
 /// The workspace's own rules, for a sign-in whose name matches no user.
 pub fn workspace_policy(workspace: &entity::workspace::Model, now: DateTime<Utc>) -> AppResult<EffectivePolicy> {
     let settings: SecuritySettings = serde_json::from_str(&workspace.security_settings)
         .map_err(|e| crate::error::AppError::internal(format!("workspace security settings unreadable: {e}")))?;
-    Ok(policy::effective(&settings, None, now))
+    Ok(security_settings::effective(&settings, None, now))
 }
 
 /// Whether a session has outlived the workspace's own (shorter) timeouts.
@@ -193,7 +193,7 @@ async fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Ap
     }
     let settings: SecuritySettings = serde_json::from_str(&ws.security_settings)
         .map_err(|e| crate::error::AppError::internal(format!("workspace security settings unreadable: {e}")))?;
-    if !policy::effective(&settings, None, now).allows_ip(ip) {
+    if !security_settings::effective(&settings, None, now).allows_ip(ip) {
         return Err(crate::error::AppError::LoginRestricted);
     }
     let ctx = EvalContext { now, ip, two_factor: false };

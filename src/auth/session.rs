@@ -279,7 +279,7 @@ impl SessionManager {
 }
 
 /// How recent a session's last proof (password or second factor) must be for
-/// sensitive operations (`graphql::policy::needs_step_up`).
+/// sensitive operations (`graphql::root_access::needs_step_up`).
 pub const STEP_UP_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
 /// Whether the principal's session proved itself within `STEP_UP_WINDOW`.

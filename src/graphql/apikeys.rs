@@ -4,8 +4,8 @@
 use super::context::state;
 use super::context::user;
 use super::convert::parse_id;
-use super::gate::Tx;
 use super::roles::RoleRef;
+use crate::audit::Tx;
 use crate::error::AppResult;
 use crate::service::apikeys::{self as svc, NewKeyInput};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};

@@ -8,7 +8,7 @@ use super::context::user;
 use super::context::{principal, state};
 use super::convert::ExportPayload;
 use super::convert::parse_id;
-use super::gate::Tx;
+use crate::audit::Tx;
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
 use crate::repo::audit::AuditFilter;

@@ -2,8 +2,8 @@
 
 use super::context::{meta, principal, state};
 use super::convert::parse_id;
-use super::gate::Tx;
 use super::types::{LoginInput, LoginPayload, MasterLoginInput, Session, Viewer, ViewerKind};
+use crate::audit::Tx;
 use crate::auth::Principal;
 use crate::auth::cookie;
 use crate::error::{AppError, AppResult};

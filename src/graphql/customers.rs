@@ -4,8 +4,8 @@
 use super::audit::AuditEntry;
 use super::context::{state, user};
 use super::convert::{ExportPayload, parse_id, patch, reveal};
-use super::gate::Tx;
 use super::paging::{ListInfo, OrderDirection, offset_cursor, page, page_size};
+use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
 use crate::authz::fields::{Protected, protect, require_read};

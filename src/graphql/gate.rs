@@ -257,7 +257,7 @@ pub(crate) async fn audit_refusal(
     meta: &RequestMeta,
     root: &str,
     field: &str,
-    refusal: &super::policy::Refusal,
+    refusal: &super::root_access::Refusal,
 ) {
     let cx = EntryContext { actor: Actor::of(principal), meta: Some(meta), now: state.clock.now() };
     GateExtension.write_failure(state, None, &cx, principal, root, field, Vec::new(), refusal.error.code(), refusal.reason.clone()).await;
@@ -385,7 +385,7 @@ impl Extension for GateExtension {
         let field = info.name.to_owned();
         let cx = || EntryContext { actor: Actor::of(principal), meta, now: state.clock.now() };
 
-        if let Err(refusal) = super::policy::authorize(info.parent_type, info.name, principal, state.clock.now()) {
+        if let Err(refusal) = super::root_access::authorize(info.parent_type, info.name, principal, state.clock.now()) {
             // Every refused mutation, and every query refused to someone signed in, is
             // on the record with the rule that refused it.
             if is_mutation || !matches!(principal, Principal::Anonymous) {

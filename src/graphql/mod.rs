@@ -13,17 +13,17 @@ pub mod orders;
 pub mod paging;
 pub mod payments;
 pub mod platform;
-pub mod policy;
 pub mod products;
+pub mod quote_to_cash;
 pub mod reports;
 pub mod roles;
+pub mod root_access;
 pub mod security;
 pub mod stream;
 pub mod team;
 pub mod text_guard;
 pub mod tickets;
 pub mod types;
-pub mod work;
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -38,7 +38,7 @@ pub struct Query(
     products::ProductsQuery,
     orders::OrdersQuery,
     reports::ReportsQuery,
-    work::WorkQuery,
+    quote_to_cash::QuoteToCashQuery,
     payments::PaymentsQuery,
     tickets::TicketsQuery,
     team::TeamQuery,
@@ -56,7 +56,7 @@ pub struct Mutation(
     customers::CustomersMutation,
     products::ProductsMutation,
     orders::OrdersMutation,
-    work::WorkMutation,
+    quote_to_cash::QuoteToCashMutation,
     payments::PaymentsMutation,
     tickets::TicketsMutation,
     team::TeamMutation,

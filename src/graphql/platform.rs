@@ -4,8 +4,8 @@
 use super::context::user;
 use super::context::{meta, principal, state};
 use super::convert::parse_id;
-use super::gate::Tx;
 use super::types::{CreateWorkspaceInput, CreateWorkspacePayload, WorkspaceStatus};
+use crate::audit::Tx;
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
 use crate::service::support::{self as support, ImpersonationStatus as Status, Lifecycle, StartInput};

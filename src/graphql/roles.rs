@@ -2,7 +2,7 @@
 
 use super::context::{meta, principal, state};
 use super::convert::parse_id;
-use super::gate::Tx;
+use crate::audit::Tx;
 use crate::auth::{BuiltinRole, Principal, UserPrincipal};
 use crate::authz::catalog::{FieldAccess, Module, Permission, Scope, SensitiveField};
 use crate::authz::eval::{Cause, EvalContext, Grants, Inactive, Restrictions as EvalRestrictions};

@@ -5,9 +5,9 @@
 use super::context::user;
 use super::context::{meta, state};
 use super::convert::parse_id;
-use super::gate::Tx;
 use super::types::{LoginPayload, TotpEnrollment, TwoFactorChallenge};
-use crate::auth::policy::{
+use crate::audit::Tx;
+use crate::auth::security_settings::{
     self, LoginHours as Hours, SecurityOverride as Override, SecuritySettings as Settings, SessionLimitAction, TwoFactorRule,
 };
 use crate::authz::catalog::Permission;
@@ -113,9 +113,9 @@ impl LoginHoursInput {
         days.dedup();
         let h = Hours {
             days,
-            start: policy::parse_time(&format!("{field}.start"), &self.start)?,
-            end: policy::parse_time(&format!("{field}.end"), &self.end)?,
-            timezone: policy::parse_timezone(&format!("{field}.timezone"), self.timezone.trim())?.name().to_owned(),
+            start: security_settings::parse_time(&format!("{field}.start"), &self.start)?,
+            end: security_settings::parse_time(&format!("{field}.end"), &self.end)?,
+            timezone: security_settings::parse_timezone(&format!("{field}.timezone"), self.timezone.trim())?.name().to_owned(),
         };
         h.validate(field)?;
         Ok(h)
@@ -197,7 +197,7 @@ impl SecuritySettingsInput {
         };
         Ok(Settings {
             two_factor,
-            ip_allowlist: policy::parse_networks("ipAllowlist", &self.ip_allowlist)?,
+            ip_allowlist: security_settings::parse_networks("ipAllowlist", &self.ip_allowlist)?,
             login_hours: self.login_hours.map(|h| h.parse("loginHours")).transpose()?,
             session_idle_minutes: uint("sessionIdleMinutes", self.session_idle_minutes)?,
             session_absolute_minutes: uint("sessionAbsoluteMinutes", self.session_absolute_minutes)?,
@@ -386,7 +386,7 @@ impl SecurityMutation {
         if let crate::auth::Principal::MasterAdmin(m) = crate::graphql::context::principal(ctx) {
             let session = service::master_auth::reauthenticate(state, &tx, m, password.as_deref(), code.as_deref()).await?;
             let mut status: TwoFactorStatus = service::master_auth::status(state, m).await?.into();
-            status.step_up_valid_until = session.record.proved_at.map(|t| t + super::policy::STEP_UP_WINDOW);
+            status.step_up_valid_until = session.record.proved_at.map(|t| t + super::root_access::STEP_UP_WINDOW);
             status.session_two_factor = session.record.two_factor;
             return Ok(status);
         }
@@ -394,7 +394,7 @@ impl SecurityMutation {
         let session = service::auth::reauthenticate(state, &tx, p, password.as_deref(), code.as_deref()).await?;
         // The principal still carries the session as it was before this proof.
         let mut status: TwoFactorStatus = svc::status(state, p).await?.into();
-        status.step_up_valid_until = session.record.proved_at.map(|t| t + super::policy::STEP_UP_WINDOW);
+        status.step_up_valid_until = session.record.proved_at.map(|t| t + super::root_access::STEP_UP_WINDOW);
         status.session_two_factor = session.record.two_factor;
         Ok(status)
     }

@@ -99,7 +99,7 @@ impl Decisions {
 async fn evaluate(state: &AppState, credential: &WsCredential) -> AppResult<UserPrincipal> {
     let principal = crate::auth::authenticate(state, credential.token.expose(), credential.ip).await?;
     let Some(Principal::User(p)) = principal else { return Err(AppError::Unauthenticated) };
-    super::policy::authorize("Subscription", "auditEvents", &Principal::User(p.clone()), state.clock.now()).map_err(|r| r.error)?;
+    super::root_access::authorize("Subscription", "auditEvents", &Principal::User(p.clone()), state.clock.now()).map_err(|r| r.error)?;
     Ok(p)
 }
 

@@ -6,8 +6,8 @@ use super::context::user;
 use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
-use super::gate::Tx;
 use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
+use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
 use crate::authz::fields::{Protected, protect};
@@ -193,7 +193,8 @@ impl TicketsMutation {
     /// Soft-deletes a ticket (tickets.write).
     async fn delete_ticket(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        crate::service::work::delete(state(ctx)?, &tx, p, Permission::TicketsWrite, "tickets", "ticket", parse_id("id", &id)?).await?;
+        crate::service::quote_to_cash::delete(state(ctx)?, &tx, p, Permission::TicketsWrite, "tickets", "ticket", parse_id("id", &id)?)
+            .await?;
         Ok(true)
     }
 

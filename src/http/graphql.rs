@@ -133,7 +133,7 @@ pub(super) async fn get(
 
 async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: HeaderMap, request: async_graphql::Request) -> Response {
     let app = &s.app;
-    let client_ip = crate::auth::policy::client_ip(addr.ip(), &headers, &app.config.trusted_proxies);
+    let client_ip = crate::auth::security_settings::client_ip(addr.ip(), &headers, &app.config.trusted_proxies);
     let presented = cookie::token(&app.config, &headers);
     let mut clear_cookie = false;
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>());

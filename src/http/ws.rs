@@ -160,7 +160,7 @@ pub(super) async fn upgrade(
     let protocol_ok = ws.requested_protocols().any(|p| p.to_str().is_ok_and(|v| v.split(',').any(|x| x.trim() == PROTOCOL)));
     let info = Upgrade {
         request_id: rid.0,
-        ip: crate::auth::policy::client_ip(addr.ip(), &headers, &s.app.config.trusted_proxies),
+        ip: crate::auth::security_settings::client_ip(addr.ip(), &headers, &s.app.config.trusted_proxies),
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect()),
         presented: cookie::token(&s.app.config, &headers).map(|(t, _)| t),
         protocol_ok,
@@ -471,7 +471,7 @@ async fn subscribe(
         _ => return Step::Close(close::FORBIDDEN, "Forbidden".into()),
     }
     for field in &fields {
-        if let Err(refusal) = crate::graphql::policy::authorize("Subscription", field, &l.principal, app.clock.now()) {
+        if let Err(refusal) = crate::graphql::root_access::authorize("Subscription", field, &l.principal, app.clock.now()) {
             crate::graphql::gate::audit_refusal(app, &l.principal, &l.meta, "Subscription", field, &refusal).await;
             return send_or_close(socket, refuse(refusal.error)).await;
         }

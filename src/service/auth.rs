@@ -18,8 +18,8 @@
 use crate::audit::Tx;
 use crate::audit::{Actor, ActorKind, AuditEvent, change};
 use crate::auth::RequestMeta;
-use crate::auth::policy::{EffectivePolicy, SessionLimitAction};
 use crate::auth::ratelimit::Bucket;
+use crate::auth::security_settings::{EffectivePolicy, SessionLimitAction};
 use crate::auth::session::{ActiveSession, Subject};
 use crate::auth::{Principal, UserPrincipal, effective_policy, may_sign_in, twofactor};
 use crate::authz::eval::EvalContext;

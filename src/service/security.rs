@@ -16,8 +16,10 @@
 use crate::audit::AuditEvent;
 use crate::audit::Tx;
 use crate::auth::RequestMeta;
-use crate::auth::policy::{self, EffectivePolicy, LoginHours, SecurityOverride, SecuritySettings, SessionLimitAction, TwoFactorRule};
 use crate::auth::ratelimit::Bucket;
+use crate::auth::security_settings::{
+    self, EffectivePolicy, LoginHours, SecurityOverride, SecuritySettings, SessionLimitAction, TwoFactorRule,
+};
 use crate::auth::{UserPrincipal, effective_policy, twofactor};
 use crate::authz::builtin::OWNER_RANK;
 use crate::authz::check;
@@ -217,10 +219,12 @@ fn validate_settings(s: &SecuritySettings) -> AppResult<()> {
 fn keeps_actor_in(policy: &EffectivePolicy, meta: &RequestMeta, now: DateTime<Utc>) -> AppResult<()> {
     match policy.check(meta.ip, now) {
         Ok(()) => Ok(()),
-        Err(policy::Restriction::Network) => {
+        Err(security_settings::Restriction::Network) => {
             Err(AppError::bad_input("ipAllowlist", "would lock you out: your current address is not in it (add it, or use an override)"))
         }
-        Err(policy::Restriction::Hours) => Err(AppError::bad_input("loginHours", "would lock you out: now is outside these hours")),
+        Err(security_settings::Restriction::Hours) => {
+            Err(AppError::bad_input("loginHours", "would lock you out: now is outside these hours"))
+        }
     }
 }
 
@@ -309,14 +313,14 @@ pub async fn set_override(
         return Err(AppError::bad_input("maxSessions", "must be from 1 to 100"));
     }
     validate_hours("loginHours", input.login_hours.as_ref())?;
-    let extra_networks = policy::parse_networks("extraNetworks", &input.extra_networks)?;
+    let extra_networks = security_settings::parse_networks("extraNetworks", &input.extra_networks)?;
     let target = target_user(tx, p, user_id).await?;
     let ws = repo::workspaces::get(tx.db(), p.workspace_id).await?.ok_or(AppError::Unauthenticated)?;
 
     if input.two_factor_required == Some(false) && p.grants.top_rank < OWNER_RANK {
         // Would the workspace rule (without any override) require it of this person?
         let settings: SecuritySettings = serde_json::from_str(&ws.security_settings).map_err(AppError::internal)?;
-        let plain = policy::effective(&settings, None, now);
+        let plain = security_settings::effective(&settings, None, now);
         let grants = state.grants.grants(tx.db(), &target, &ws, &EvalContext { now, ip: None, two_factor: true }).await?;
         if plain.two_factor_required(|perm| grants.grants.has(perm)) {
             return Err(AppError::Denied("only an Owner may relax two-factor below the workspace rule".into()));

@@ -22,7 +22,7 @@ fn every_root_field_has_an_access_policy() {
         let TypeKind::Object(obj) = &t.node.kind else { continue };
         for f in &obj.fields {
             let field = f.node.name.node.as_str();
-            assert!(palisade::graphql::policy::policy(&name, field).is_some(), "{name}.{field} has no access policy");
+            assert!(palisade::graphql::root_access::policy(&name, field).is_some(), "{name}.{field} has no access policy");
             checked += 1;
         }
     }
@@ -31,6 +31,6 @@ fn every_root_field_has_an_access_policy() {
 
 #[test]
 fn an_unlisted_root_field_is_denied() {
-    assert!(palisade::graphql::policy::policy("Mutation", "dropEverything").is_none());
-    assert!(palisade::graphql::policy::policy("Query", "allSecrets").is_none());
+    assert!(palisade::graphql::root_access::policy("Mutation", "dropEverything").is_none());
+    assert!(palisade::graphql::root_access::policy("Query", "allSecrets").is_none());
 }

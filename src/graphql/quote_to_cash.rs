@@ -1,5 +1,5 @@
-//! Quotes, jobs and invoices over GraphQL; rows become output types only through their
-//! `project` functions.
+//! The quote-to-cash records over GraphQL: quotes, the jobs that carry them out, and
+//! invoices. Rows become output types only through their `project` functions.
 
 use super::audit::AuditEntry;
 use super::context::state;
@@ -7,8 +7,8 @@ use super::context::user;
 use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
-use super::gate::Tx;
 use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
+use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
 use crate::authz::fields::{Protected, protect};
@@ -16,7 +16,7 @@ use crate::authz::scope::Reach;
 use crate::domain::format_money;
 use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::work::{self as svc, InvoicePatch, JobPatch, QuotePatch};
+use crate::service::quote_to_cash::{self as svc, InvoicePatch, JobPatch, QuotePatch};
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
@@ -288,10 +288,10 @@ fn customer_filter(f: Option<WorkFilter>) -> AppResult<Option<uuid::Uuid>> {
 }
 
 #[derive(Default)]
-pub struct WorkQuery;
+pub struct QuoteToCashQuery;
 
 #[Object]
-impl WorkQuery {
+impl QuoteToCashQuery {
     /// Quotes in your scope, newest first.
     async fn quotes(
         &self,
@@ -372,10 +372,10 @@ impl WorkQuery {
 }
 
 #[derive(Default)]
-pub struct WorkMutation;
+pub struct QuoteToCashMutation;
 
 #[Object]
-impl WorkMutation {
+impl QuoteToCashMutation {
     async fn create_quote(&self, ctx: &Context<'_>, input: QuoteInput) -> AppResult<Quote> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Quote(svc::create_quote(state(ctx)?, &tx, p, input.into_service()?).await?))
