@@ -24,6 +24,11 @@ pub enum AppError {
         message: String,
     },
     Conflict(String),
+    /// `expectedVersion` is not the record's version: someone changed it since the
+    /// caller read it. Carries the current version.
+    StaleVersion {
+        current: i64,
+    },
     RateLimited {
         retry_after_secs: u64,
     },
@@ -63,7 +68,7 @@ impl AppError {
             Self::NotFound => "NOT_FOUND",
             Self::FieldForbidden(_) => "FIELD_FORBIDDEN",
             Self::BadInput { .. } => "BAD_USER_INPUT",
-            Self::Conflict(_) => "CONFLICT",
+            Self::Conflict(_) | Self::StaleVersion { .. } => "CONFLICT",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::LoginRestricted => "LOGIN_RESTRICTED",
             Self::StepUpRequired => "STEP_UP_REQUIRED",
@@ -84,6 +89,9 @@ impl AppError {
             Self::FieldForbidden(f) => format!("no access to field {f}"),
             Self::BadInput { field, message } => format!("{field}: {message}"),
             Self::Conflict(m) => m.clone(),
+            Self::StaleVersion { current } => {
+                format!("this record was changed since you read it (it is now at version {current}); read it again")
+            }
             Self::RateLimited { .. } => "too many requests".into(),
             Self::LoginRestricted => "sign-in is not allowed from here or at this time".into(),
             Self::StepUpRequired => "this operation needs a recent password or two-factor check: call reauthenticate".into(),
@@ -131,6 +139,10 @@ impl AppError {
 /// once the database is back), the second INTERNAL.
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
+        if matches!(e, sea_orm::DbErr::RecordNotUpdated) {
+            // A compare-and-set save found the row moved on (or gone) meanwhile.
+            return Self::Conflict("this record changed while it was being saved; read it again".into());
+        }
         if db_unreachable(&e) {
             tracing::error!(error = %e, "database unavailable");
             Self::Unavailable
@@ -207,6 +219,7 @@ impl From<AppError> for async_graphql::Error {
             match &e {
                 AppError::BadInput { field, .. } => ext.set("field", field.as_str()),
                 AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                AppError::StaleVersion { current } => ext.set("currentVersion", *current),
                 AppError::FieldForbidden(f) => ext.set("field", f.as_str()),
                 AppError::SignInCodeUndelivered { challenge_id, methods } => {
                     ext.set("challengeId", challenge_id.as_str());

@@ -14,6 +14,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,
+    /// Bumped by every change; updates and transitions are compare-and-set on it.
+    pub version: i64,
     pub customer_id: Option<Uuid>,
     pub subject: String,
     /// open | pending | closed

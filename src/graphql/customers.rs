@@ -55,6 +55,7 @@ pub struct Customer {
     group_id: Option<uuid::Uuid>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
     email: Protected,
     phone: Protected,
     tax_id: Protected,
@@ -81,6 +82,7 @@ impl Customer {
             group_id: m.group_id,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            version: m.version,
         }
     }
 }
@@ -115,6 +117,12 @@ impl Customer {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.created_at
+    }
+    /// Bumped by every change. Pass it back as `expectedVersion` so that a change made
+    /// meanwhile by someone else is not overwritten: a stale one answers CONFLICT with
+    /// `extensions.currentVersion`, and nothing is written.
+    async fn version(&self) -> i64 {
+        self.version
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.updated_at
@@ -264,17 +272,17 @@ impl CustomersMutation {
         Ok(Customer::project(m, &p.grants))
     }
 
-    async fn update_customer(&self, ctx: &Context<'_>, id: ID, input: CustomerInput) -> AppResult<Customer> {
+    async fn update_customer(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, input: CustomerInput) -> AppResult<Customer> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into()).await?;
+        let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into()).await?;
         Ok(Customer::project(m, &p.grants))
     }
 
     /// Gives the customer to another user (the record follows them into their
     /// department, team and group).
-    async fn reassign_customer(&self, ctx: &Context<'_>, id: ID, owner_id: ID) -> AppResult<Customer> {
+    async fn reassign_customer(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, owner_id: ID) -> AppResult<Customer> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::reassign(state(ctx)?, &tx, p, parse_id("id", &id)?, parse_id("ownerId", &owner_id)?).await?;
+        let m = svc::reassign(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, parse_id("ownerId", &owner_id)?).await?;
         Ok(Customer::project(m, &p.grants))
     }
 
@@ -313,9 +321,9 @@ impl CustomersMutation {
         Ok(ExportPayload { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content })
     }
 
-    async fn delete_customer(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
+    async fn delete_customer(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        svc::delete(state(ctx)?, &tx, p, parse_id("id", &id)?).await?;
+        svc::delete(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version).await?;
         Ok(true)
     }
 }

@@ -92,6 +92,7 @@ pub struct Order {
     total_cents: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
     internal_notes: Protected,
     customer: Option<Customer>,
     lines: Vec<OrderLine>,
@@ -127,6 +128,12 @@ impl Order {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.created_at
+    }
+    /// Bumped by every change. Pass it back as `expectedVersion` so that a change made
+    /// meanwhile by someone else is not overwritten: a stale one answers CONFLICT with
+    /// `extensions.currentVersion`, and nothing is written.
+    async fn version(&self) -> i64 {
+        self.version
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.updated_at
@@ -185,6 +192,7 @@ async fn project(
             total_cents: o.total_cents,
             created_at: o.created_at,
             updated_at: o.updated_at,
+            version: o.version,
         })
         .collect())
 }
@@ -293,30 +301,30 @@ impl OrdersMutation {
         project_one(ctx, tx.db(), p, m).await
     }
 
-    async fn update_order(&self, ctx: &Context<'_>, id: ID, input: OrderInput) -> AppResult<Order> {
+    async fn update_order(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, input: OrderInput) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?;
+        let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into_service()?).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 
     /// draft -> processing -> fulfilled (orders.process).
-    async fn process_order(&self, ctx: &Context<'_>, id: ID) -> AppResult<Order> {
+    async fn process_order(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, Transition::Process).await?;
+        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Transition::Process).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 
     /// Cancels a draft or processing order (orders.cancel).
-    async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> AppResult<Order> {
+    async fn cancel_order(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, Transition::Cancel).await?;
+        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Transition::Cancel).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 
     /// Refunds a fulfilled order (orders.refund).
-    async fn refund_order(&self, ctx: &Context<'_>, id: ID) -> AppResult<Order> {
+    async fn refund_order(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, Transition::Refund).await?;
+        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Transition::Refund).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 }

@@ -97,6 +97,12 @@ impl Payment {
     async fn created_at(&self) -> DateTime<Utc> {
         self.m.created_at
     }
+    /// Bumped by every change. Pass it back as `expectedVersion` so that a change made
+    /// meanwhile by someone else is not overwritten: a stale one answers CONFLICT with
+    /// `extensions.currentVersion`, and nothing is written.
+    async fn version(&self) -> i64 {
+        self.m.version
+    }
     async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         super::history::of(ctx, self.m.workspace_id, self.m.id).await
     }
@@ -192,14 +198,14 @@ impl PaymentsMutation {
     }
 
     /// Marks a processed payment as matched in the books (payments.reconcile).
-    async fn reconcile_payment(&self, ctx: &Context<'_>, id: ID) -> AppResult<Payment> {
+    async fn reconcile_payment(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Payment> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, Step::Reconcile).await?, &p.grants))
+        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Step::Reconcile).await?, &p.grants))
     }
 
     /// Refunds a processed or reconciled payment (payments.refund).
-    async fn refund_payment(&self, ctx: &Context<'_>, id: ID) -> AppResult<Payment> {
+    async fn refund_payment(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Payment> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, Step::Refund).await?, &p.grants))
+        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Step::Refund).await?, &p.grants))
     }
 }

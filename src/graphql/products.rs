@@ -31,6 +31,7 @@ pub struct Product {
     active: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
     cost_price: Protected,
     supplier: Protected,
 }
@@ -50,6 +51,7 @@ impl Product {
             active: m.active,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            version: m.version,
         }
     }
 }
@@ -88,6 +90,12 @@ impl Product {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.created_at
+    }
+    /// Bumped by every change. Pass it back as `expectedVersion` so that a change made
+    /// meanwhile by someone else is not overwritten: a stale one answers CONFLICT with
+    /// `extensions.currentVersion`, and nothing is written.
+    async fn version(&self) -> i64 {
+        self.version
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.updated_at
@@ -168,20 +176,20 @@ impl ProductsMutation {
         Ok(Product::project(svc::create(state(ctx)?, &tx, p, input.into()).await?, &p.grants))
     }
 
-    async fn update_product(&self, ctx: &Context<'_>, id: ID, input: ProductInput) -> AppResult<Product> {
+    async fn update_product(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, input: ProductInput) -> AppResult<Product> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Product::project(svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into()).await?, &p.grants))
+        Ok(Product::project(svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into()).await?, &p.grants))
     }
 
     /// Adds to (or, negative, takes from) the stock. Needs products.inventory.
-    async fn adjust_inventory(&self, ctx: &Context<'_>, id: ID, delta: i32) -> AppResult<Product> {
+    async fn adjust_inventory(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, delta: i32) -> AppResult<Product> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Product::project(svc::adjust_inventory(state(ctx)?, &tx, p, parse_id("id", &id)?, delta).await?, &p.grants))
+        Ok(Product::project(svc::adjust_inventory(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, delta).await?, &p.grants))
     }
 
-    async fn delete_product(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
+    async fn delete_product(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        svc::delete(state(ctx)?, &tx, p, parse_id("id", &id)?).await?;
+        svc::delete(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version).await?;
         Ok(true)
     }
 }

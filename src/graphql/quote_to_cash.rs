@@ -78,6 +78,12 @@ impl Quote {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Bumped by every change. Pass it back as `expectedVersion` so that a change made
+    /// meanwhile by someone else is not overwritten: a stale one answers CONFLICT with
+    /// `extensions.currentVersion`, and nothing is written.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
     async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         history(ctx, self.0.workspace_id, "quotes", self.0.id).await
     }
@@ -151,6 +157,12 @@ impl Job {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+    /// Bumped by every change. Pass it back as `expectedVersion` so that a change made
+    /// meanwhile by someone else is not overwritten: a stale one answers CONFLICT with
+    /// `extensions.currentVersion`, and nothing is written.
+    async fn version(&self) -> i64 {
+        self.0.version
     }
     /// The job log: every change to this job, newest first.
     async fn log(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
@@ -245,6 +257,12 @@ impl Invoice {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.m.created_at
+    }
+    /// Bumped by every change. Pass it back as `expectedVersion` so that a change made
+    /// meanwhile by someone else is not overwritten: a stale one answers CONFLICT with
+    /// `extensions.currentVersion`, and nothing is written.
+    async fn version(&self) -> i64 {
+        self.m.version
     }
     async fn history(&self, ctx: &Context<'_>) -> AppResult<Vec<AuditEntry>> {
         history(ctx, self.m.workspace_id, "invoices", self.m.id).await
@@ -381,9 +399,9 @@ impl QuoteToCashMutation {
         Ok(Quote(svc::create_quote(state(ctx)?, &tx, p, input.into_service()?).await?))
     }
 
-    async fn update_quote(&self, ctx: &Context<'_>, id: ID, input: QuoteInput) -> AppResult<Quote> {
+    async fn update_quote(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, input: QuoteInput) -> AppResult<Quote> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Quote(svc::update_quote(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?))
+        Ok(Quote(svc::update_quote(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into_service()?).await?))
     }
 
     async fn create_job(&self, ctx: &Context<'_>, input: JobInput) -> AppResult<Job> {
@@ -391,9 +409,9 @@ impl QuoteToCashMutation {
         Ok(Job(svc::create_job(state(ctx)?, &tx, p, input.into_service()?).await?))
     }
 
-    async fn update_job(&self, ctx: &Context<'_>, id: ID, input: JobInput) -> AppResult<Job> {
+    async fn update_job(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, input: JobInput) -> AppResult<Job> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Job(svc::update_job(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?))
+        Ok(Job(svc::update_job(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into_service()?).await?))
     }
 
     async fn create_invoice(&self, ctx: &Context<'_>, input: InvoiceInput) -> AppResult<Invoice> {
@@ -402,28 +420,42 @@ impl QuoteToCashMutation {
     }
 
     /// Soft-deletes a quote (quotes.write).
-    async fn delete_quote(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
+    async fn delete_quote(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        svc::delete(state(ctx)?, &tx, p, Permission::QuotesWrite, "quotes", "quote", parse_id("id", &id)?).await?;
+        svc::delete::<entity::quote::Entity>(state(ctx)?, &tx, p, Permission::QuotesWrite, "quote", parse_id("id", &id)?, expected_version)
+            .await?;
         Ok(true)
     }
 
     /// Soft-deletes a job (jobs.write).
-    async fn delete_job(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
+    async fn delete_job(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        svc::delete(state(ctx)?, &tx, p, Permission::JobsWrite, "jobs", "job", parse_id("id", &id)?).await?;
+        svc::delete::<entity::job::Entity>(state(ctx)?, &tx, p, Permission::JobsWrite, "job", parse_id("id", &id)?, expected_version)
+            .await?;
         Ok(true)
     }
 
     /// Soft-deletes an invoice (invoices.write).
-    async fn delete_invoice(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
+    async fn delete_invoice(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        svc::delete(state(ctx)?, &tx, p, Permission::InvoicesWrite, "invoices", "invoice", parse_id("id", &id)?).await?;
+        svc::delete::<entity::invoice::Entity>(
+            state(ctx)?,
+            &tx,
+            p,
+            Permission::InvoicesWrite,
+            "invoice",
+            parse_id("id", &id)?,
+            expected_version,
+        )
+        .await?;
         Ok(true)
     }
 
-    async fn update_invoice(&self, ctx: &Context<'_>, id: ID, input: InvoiceInput) -> AppResult<Invoice> {
+    async fn update_invoice(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, input: InvoiceInput) -> AppResult<Invoice> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Invoice::project(svc::update_invoice(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?, &p.grants))
+        Ok(Invoice::project(
+            svc::update_invoice(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into_service()?).await?,
+            &p.grants,
+        ))
     }
 }

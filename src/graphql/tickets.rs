@@ -102,6 +102,12 @@ impl Ticket {
     async fn created_at(&self) -> DateTime<Utc> {
         self.m.created_at
     }
+    /// Bumped by every change. Pass it back as `expectedVersion` so that a change made
+    /// meanwhile by someone else is not overwritten: a stale one answers CONFLICT with
+    /// `extensions.currentVersion`, and nothing is written.
+    async fn version(&self) -> i64 {
+        self.m.version
+    }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.m.updated_at
     }
@@ -191,15 +197,26 @@ impl TicketsMutation {
     }
 
     /// Soft-deletes a ticket (tickets.write).
-    async fn delete_ticket(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
+    async fn delete_ticket(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        crate::service::quote_to_cash::delete(state(ctx)?, &tx, p, Permission::TicketsWrite, "tickets", "ticket", parse_id("id", &id)?)
-            .await?;
+        crate::service::quote_to_cash::delete::<entity::ticket::Entity>(
+            state(ctx)?,
+            &tx,
+            p,
+            Permission::TicketsWrite,
+            "ticket",
+            parse_id("id", &id)?,
+            expected_version,
+        )
+        .await?;
         Ok(true)
     }
 
-    async fn update_ticket(&self, ctx: &Context<'_>, id: ID, input: TicketInput) -> AppResult<Ticket> {
+    async fn update_ticket(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, input: TicketInput) -> AppResult<Ticket> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Ticket::project(svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, input.into_service()?).await?, &p.grants))
+        Ok(Ticket::project(
+            svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into_service()?).await?,
+            &p.grants,
+        ))
     }
 }

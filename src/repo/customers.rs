@@ -4,7 +4,7 @@
 use crate::authz::scope::Reach;
 use entity::customer;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -82,57 +82,6 @@ pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<O
 /// Several records at once, through the reach (missing or out of scope: absent).
 pub async fn get_many(db: &impl ConnectionTrait, reach: &Reach, ids: &[Uuid]) -> Result<Vec<customer::Model>, DbErr> {
     super::crm::get_many::<customer::Entity>(db, reach, ids).await
-}
-
-/// Inserts a new record of the reach's workspace.
-pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: customer::Model) -> Result<customer::Model, DbErr> {
-    if m.workspace_id != reach.workspace_id() {
-        return Err(DbErr::Custom("customer of another workspace".into()));
-    }
-    customer::ActiveModel {
-        id: Set(m.id),
-        workspace_id: Set(m.workspace_id),
-        owner_id: Set(m.owner_id),
-        department_id: Set(m.department_id),
-        team_id: Set(m.team_id),
-        group_id: Set(m.group_id),
-        created_by: Set(m.created_by),
-        created_at: Set(m.created_at),
-        updated_at: Set(m.updated_at),
-        deleted_at: Set(m.deleted_at),
-        name: Set(m.name),
-        status: Set(m.status),
-        email: Set(m.email),
-        phone: Set(m.phone),
-        tax_id: Set(m.tax_id),
-        notes: Set(m.notes),
-        credit_limit_cents: Set(m.credit_limit_cents),
-    }
-    .insert(db)
-    .await
-}
-
-/// Saves a changed record that was read through `reach` in the same transaction.
-pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: customer::Model) -> Result<(), DbErr> {
-    let res = customer::Entity::update_many()
-        .col_expr(customer::Column::Name, Expr::value(m.name))
-        .col_expr(customer::Column::Status, Expr::value(m.status))
-        .col_expr(customer::Column::Email, Expr::value(m.email))
-        .col_expr(customer::Column::Phone, Expr::value(m.phone))
-        .col_expr(customer::Column::TaxId, Expr::value(m.tax_id))
-        .col_expr(customer::Column::Notes, Expr::value(m.notes))
-        .col_expr(customer::Column::CreditLimitCents, Expr::value(m.credit_limit_cents))
-        .col_expr(customer::Column::OwnerId, Expr::value(m.owner_id))
-        .col_expr(customer::Column::DepartmentId, Expr::value(m.department_id))
-        .col_expr(customer::Column::TeamId, Expr::value(m.team_id))
-        .col_expr(customer::Column::GroupId, Expr::value(m.group_id))
-        .col_expr(customer::Column::UpdatedAt, Expr::value(m.updated_at))
-        .col_expr(customer::Column::DeletedAt, Expr::value(m.deleted_at))
-        .filter(reach.condition("customers"))
-        .filter(customer::Column::Id.eq(m.id))
-        .exec(db)
-        .await?;
-    if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
 /// Where a record sits, if the caller's reach covers it (explanations).

@@ -26,27 +26,6 @@ pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
-/// Soft-deletes one record of any CRM table, through the caller's reach: the same
-/// scope condition as every read, so an out-of-scope id deletes nothing. Returns
-/// whether a row was deleted.
-pub async fn soft_delete(
-    db: &impl sea_orm::ConnectionTrait,
-    reach: &crate::authz::scope::Reach,
-    table: &'static str,
-    id: uuid::Uuid,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<bool, sea_orm::DbErr> {
-    use sea_orm::sea_query::{Expr, ExprTrait, Query};
-    let stmt = Query::update()
-        .table(table)
-        .values([("deleted_at", now.into()), ("updated_at", now.into())])
-        .cond_where(reach.condition(table))
-        .and_where(Expr::col((table, "id")).eq(id))
-        .to_owned();
-    let res = db.execute(&stmt).await?;
-    Ok(res.rows_affected() == 1)
-}
-
 /// How a list is ordered when the caller asks (else each list's own default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sort {

@@ -56,30 +56,6 @@ pub async fn lines_of(db: &impl ConnectionTrait, workspace_id: Uuid, order_ids: 
         .await
 }
 
-pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: order::Model) -> Result<order::Model, DbErr> {
-    if m.workspace_id != reach.workspace_id() {
-        return Err(DbErr::Custom("order of another workspace".into()));
-    }
-    order::ActiveModel {
-        id: Set(m.id),
-        workspace_id: Set(m.workspace_id),
-        owner_id: Set(m.owner_id),
-        department_id: Set(m.department_id),
-        team_id: Set(m.team_id),
-        group_id: Set(m.group_id),
-        created_by: Set(m.created_by),
-        created_at: Set(m.created_at),
-        updated_at: Set(m.updated_at),
-        deleted_at: Set(m.deleted_at),
-        customer_id: Set(m.customer_id),
-        status: Set(m.status),
-        total_cents: Set(m.total_cents),
-        internal_notes: Set(m.internal_notes),
-    }
-    .insert(db)
-    .await
-}
-
 /// Replaces an order's lines (the order was read through a reach in this transaction).
 pub async fn replace_lines(db: &impl ConnectionTrait, workspace_id: Uuid, order_id: Uuid, lines: &[(Uuid, i32, i64)]) -> Result<(), DbErr> {
     order_line::Entity::delete_many()
@@ -100,20 +76,6 @@ pub async fn replace_lines(db: &impl ConnectionTrait, workspace_id: Uuid, order_
         .await?;
     }
     Ok(())
-}
-
-pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: order::Model) -> Result<(), DbErr> {
-    let res = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(m.status))
-        .col_expr(order::Column::TotalCents, Expr::value(m.total_cents))
-        .col_expr(order::Column::InternalNotes, Expr::value(m.internal_notes))
-        .col_expr(order::Column::UpdatedAt, Expr::value(m.updated_at))
-        .col_expr(order::Column::DeletedAt, Expr::value(m.deleted_at))
-        .filter(reach.condition("orders"))
-        .filter(order::Column::Id.eq(m.id))
-        .exec(db)
-        .await?;
-    if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
 /// Where a record sits, if the caller's reach covers it (explanations).

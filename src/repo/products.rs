@@ -3,7 +3,7 @@
 use crate::authz::scope::Reach;
 use entity::product;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryOrder};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -55,51 +55,6 @@ pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Resu
 
 pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<product::Model>, DbErr> {
     super::crm::get::<product::Entity>(db, reach, id).await
-}
-
-pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: product::Model) -> Result<product::Model, DbErr> {
-    if m.workspace_id != reach.workspace_id() {
-        return Err(DbErr::Custom("product of another workspace".into()));
-    }
-    product::ActiveModel {
-        id: Set(m.id),
-        workspace_id: Set(m.workspace_id),
-        owner_id: Set(m.owner_id),
-        department_id: Set(m.department_id),
-        team_id: Set(m.team_id),
-        group_id: Set(m.group_id),
-        created_by: Set(m.created_by),
-        created_at: Set(m.created_at),
-        updated_at: Set(m.updated_at),
-        deleted_at: Set(m.deleted_at),
-        name: Set(m.name),
-        sku: Set(m.sku),
-        price_cents: Set(m.price_cents),
-        cost_price_cents: Set(m.cost_price_cents),
-        supplier: Set(m.supplier),
-        stock: Set(m.stock),
-        active: Set(m.active),
-    }
-    .insert(db)
-    .await
-}
-
-pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: product::Model) -> Result<(), DbErr> {
-    let res = product::Entity::update_many()
-        .col_expr(product::Column::Name, Expr::value(m.name))
-        .col_expr(product::Column::Sku, Expr::value(m.sku))
-        .col_expr(product::Column::PriceCents, Expr::value(m.price_cents))
-        .col_expr(product::Column::CostPriceCents, Expr::value(m.cost_price_cents))
-        .col_expr(product::Column::Supplier, Expr::value(m.supplier))
-        .col_expr(product::Column::Stock, Expr::value(m.stock))
-        .col_expr(product::Column::Active, Expr::value(m.active))
-        .col_expr(product::Column::UpdatedAt, Expr::value(m.updated_at))
-        .col_expr(product::Column::DeletedAt, Expr::value(m.deleted_at))
-        .filter(reach.condition("products"))
-        .filter(product::Column::Id.eq(m.id))
-        .exec(db)
-        .await?;
-    if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
 /// Where a record sits, if the caller's reach covers it (explanations).

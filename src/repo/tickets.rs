@@ -2,8 +2,8 @@
 
 use crate::authz::scope::Reach;
 use entity::ticket;
-use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::Condition;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryOrder};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -44,47 +44,6 @@ pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Resu
 
 pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<ticket::Model>, DbErr> {
     super::crm::get::<ticket::Entity>(db, reach, id).await
-}
-
-pub async fn insert(db: &impl ConnectionTrait, reach: &Reach, m: ticket::Model) -> Result<ticket::Model, DbErr> {
-    if m.workspace_id != reach.workspace_id() {
-        return Err(DbErr::Custom("ticket of another workspace".into()));
-    }
-    ticket::ActiveModel {
-        id: Set(m.id),
-        workspace_id: Set(m.workspace_id),
-        owner_id: Set(m.owner_id),
-        department_id: Set(m.department_id),
-        team_id: Set(m.team_id),
-        group_id: Set(m.group_id),
-        created_by: Set(m.created_by),
-        created_at: Set(m.created_at),
-        updated_at: Set(m.updated_at),
-        deleted_at: Set(m.deleted_at),
-        customer_id: Set(m.customer_id),
-        subject: Set(m.subject),
-        status: Set(m.status),
-        priority: Set(m.priority),
-        description: Set(m.description),
-        internal_notes: Set(m.internal_notes),
-    }
-    .insert(db)
-    .await
-}
-
-pub async fn save(db: &impl ConnectionTrait, reach: &Reach, m: ticket::Model) -> Result<(), DbErr> {
-    let res = ticket::Entity::update_many()
-        .col_expr(ticket::Column::Subject, Expr::value(m.subject))
-        .col_expr(ticket::Column::Status, Expr::value(m.status))
-        .col_expr(ticket::Column::Priority, Expr::value(m.priority))
-        .col_expr(ticket::Column::Description, Expr::value(m.description))
-        .col_expr(ticket::Column::InternalNotes, Expr::value(m.internal_notes))
-        .col_expr(ticket::Column::UpdatedAt, Expr::value(m.updated_at))
-        .filter(reach.condition("tickets"))
-        .filter(ticket::Column::Id.eq(m.id))
-        .exec(db)
-        .await?;
-    if res.rows_affected == 1 { Ok(()) } else { Err(DbErr::RecordNotUpdated) }
 }
 
 /// Where a record sits, if the caller's reach covers it (explanations).

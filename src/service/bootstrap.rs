@@ -287,7 +287,7 @@ async fn seed_customers(
                 notes: Some(format!("Key contact prefers email. Renewal in month {}.", n % 12 + 1)),
                 credit_limit_cents: Some(((n as i64) + 1) * 250_000),
             });
-            let created = repo::customers::insert(db, &reach, m).await?;
+            let created = repo::crm::insert::<entity::customer::Entity>(db, &reach, m).await?;
             if k == 0 {
                 let product = crate::new_record!(entity::product::Model {
                     workspace_id: workspace_id,
@@ -303,7 +303,7 @@ async fn seed_customers(
                     active: true,
                 });
                 let reach = Reach::bootstrap(workspace_id, Module::Products, reach.placement().clone());
-                let p = repo::products::insert(db, &reach, product).await?;
+                let p = repo::crm::insert::<entity::product::Entity>(db, &reach, product).await?;
                 let order = crate::new_record!(entity::order::Model {
                     workspace_id: workspace_id,
                     placed: reach.placement(),
@@ -314,7 +314,7 @@ async fn seed_customers(
                     internal_notes: Some("Deliver to the side entrance.".into()),
                 });
                 let ticket_reach = Reach::bootstrap(workspace_id, Module::Tickets, reach.placement().clone());
-                let t = repo::tickets::insert(
+                let t = repo::crm::insert::<entity::ticket::Entity>(
                     db,
                     &ticket_reach,
                     crate::new_record!(entity::ticket::Model {
@@ -339,11 +339,11 @@ async fn seed_customers(
                     changes: serde_json::json!({ "subject": { "before": null, "after": t.subject } }),
                 });
                 let order_reach = Reach::bootstrap(workspace_id, Module::Orders, reach.placement().clone());
-                let o = repo::orders::insert(db, &order_reach, order).await?;
+                let o = repo::crm::insert::<entity::order::Entity>(db, &order_reach, order).await?;
                 repo::orders::replace_lines(db, workspace_id, o.id, &[(p.id, 2, p.price_cents)]).await?;
                 let pay_reach = Reach::bootstrap(workspace_id, Module::Payments, reach.placement().clone());
                 let slug: String = created.name.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect::<String>().to_lowercase();
-                let pay = repo::payments::insert(
+                let pay = repo::crm::insert::<entity::payment::Entity>(
                     db,
                     &pay_reach,
                     crate::new_record!(entity::payment::Model {
@@ -362,7 +362,7 @@ async fn seed_customers(
                 )
                 .await?;
                 let base = |m: Module| Reach::bootstrap(workspace_id, m, reach.placement().clone());
-                let q = repo::quotes::insert(
+                let q = repo::crm::insert::<entity::quote::Entity>(
                     db,
                     &base(Module::Quotes),
                     crate::new_record!(entity::quote::Model {
@@ -376,7 +376,7 @@ async fn seed_customers(
                     }),
                 )
                 .await?;
-                let j = repo::jobs::insert(
+                let j = repo::crm::insert::<entity::job::Entity>(
                     db,
                     &base(Module::Jobs),
                     crate::new_record!(entity::job::Model {
@@ -391,7 +391,7 @@ async fn seed_customers(
                     }),
                 )
                 .await?;
-                let inv = repo::invoices::insert(
+                let inv = repo::crm::insert::<entity::invoice::Entity>(
                     db,
                     &base(Module::Invoices),
                     crate::new_record!(entity::invoice::Model {

@@ -10,6 +10,7 @@ use crate::authz::scope::Reach;
 use crate::domain::{Email, Patch, format_money, parse_money, parse_name};
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::service::records;
 use crate::state::AppState;
 use entity::customer;
 use serde_json::{Value, json};
@@ -136,27 +137,41 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Cus
         credit_limit_cents: None,
     });
     let m = apply(blank, patch)?;
-    let created = repo::customers::insert(tx.db(), &reach, m).await?;
+    let created = repo::crm::insert::<customer::Entity>(tx.db(), &reach, m).await?;
     tx.audit(event(reach.workspace_id(), "customer.created", created.id, changes(None, Some(&created))));
     Ok(created)
 }
 
-pub async fn update(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, patch: CustomerPatch) -> AppResult<customer::Model> {
+pub async fn update(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    id: Uuid,
+    expected: Option<i64>,
+    patch: CustomerPatch,
+) -> AppResult<customer::Model> {
     let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
     require_write(&p.grants, &sensitive_in(&patch))?;
-    let before = repo::customers::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<customer::Entity>(tx, &reach, id, expected).await?;
     let mut after = apply(before.clone(), patch)?;
     after.updated_at = state.clock.now();
-    repo::customers::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<customer::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), "customer.updated", id, changes(Some(&before), Some(&after))));
     Ok(after)
 }
 
 /// Gives the customer to another user; the record moves to that user's department,
 /// team and primary group, so scopes follow the new owner.
-pub async fn reassign(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, owner_id: Uuid) -> AppResult<customer::Model> {
+pub async fn reassign(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    id: Uuid,
+    expected: Option<i64>,
+    owner_id: Uuid,
+) -> AppResult<customer::Model> {
     let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
-    let before = repo::customers::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<customer::Entity>(tx, &reach, id, expected).await?;
     let owner = repo::users::get(tx.db(), reach.workspace_id(), owner_id)
         .await?
         .filter(|u| u.active)
@@ -167,18 +182,18 @@ pub async fn reassign(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid
     after.team_id = owner.team_id;
     after.group_id = owner.primary_group_id;
     after.updated_at = state.clock.now();
-    repo::customers::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<customer::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), "customer.reassigned", id, changes(Some(&before), Some(&after))));
     Ok(after)
 }
 
-pub async fn delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid) -> AppResult<()> {
+pub async fn delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, expected: Option<i64>) -> AppResult<()> {
     let reach = Reach::for_permission(p, Permission::CustomersDelete)?;
-    let before = repo::customers::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<customer::Entity>(tx, &reach, id, expected).await?;
     let mut after = before.clone();
     after.deleted_at = Some(state.clock.now());
     after.updated_at = state.clock.now();
-    repo::customers::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<customer::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), "customer.deleted", id, changes(Some(&before), Some(&after))));
     Ok(())
 }
@@ -199,6 +214,14 @@ fn bulk_ids(p: &UserPrincipal, ids: &[Uuid]) -> AppResult<()> {
     Ok(())
 }
 
+/// Takes the rows of a bulk change in one ordered statement first, so that two bulk
+/// changes over the same records queue instead of deadlocking.
+async fn hold_all(tx: &Tx<'_>, p: &UserPrincipal, permission: Permission, ids: &[Uuid]) -> AppResult<()> {
+    let reach = Reach::for_permission(p, permission)?;
+    repo::crm::locked_many::<customer::Entity>(tx.db(), &reach, ids).await?;
+    Ok(())
+}
+
 /// Applies one change to many records, all or nothing: an id that is missing or out
 /// of scope fails the whole operation (NOT_FOUND) and nothing is written.
 pub async fn bulk_update(
@@ -209,17 +232,19 @@ pub async fn bulk_update(
     patch: CustomerPatch,
 ) -> AppResult<Vec<customer::Model>> {
     bulk_ids(p, ids)?;
+    hold_all(tx, p, Permission::CustomersWrite, ids).await?;
     let mut out = Vec::new();
     for id in ids {
-        out.push(update(state, tx, p, *id, patch.clone()).await?);
+        out.push(update(state, tx, p, *id, None, patch.clone()).await?);
     }
     Ok(out)
 }
 
 pub async fn bulk_delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, ids: &[Uuid]) -> AppResult<usize> {
     bulk_ids(p, ids)?;
+    hold_all(tx, p, Permission::CustomersDelete, ids).await?;
     for id in ids {
-        delete(state, tx, p, *id).await?;
+        delete(state, tx, p, *id, None).await?;
     }
     Ok(ids.len())
 }

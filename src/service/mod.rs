@@ -14,6 +14,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod quote_to_cash;
+pub mod records;
 pub mod roles;
 pub mod security;
 pub mod sign_in;

@@ -11,6 +11,7 @@ use crate::authz::scope::Reach;
 use crate::domain::{Patch, format_money};
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::service::records;
 use crate::state::AppState;
 use entity::order;
 use serde_json::{Value, json};
@@ -106,13 +107,20 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: Ord
         total_cents: total,
         internal_notes: notes(&input.internal_notes, None)?,
     });
-    let created = repo::orders::insert(tx.db(), &reach, m).await?;
+    let created = repo::crm::insert::<entity::order::Entity>(tx.db(), &reach, m).await?;
     repo::orders::replace_lines(tx.db(), reach.workspace_id(), created.id, &lines).await?;
     tx.audit(event(reach.workspace_id(), "order.created", created.id, changes(None, &created, Some(lines.len()))));
     Ok(created)
 }
 
-pub async fn update(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, input: OrderInput) -> AppResult<order::Model> {
+pub async fn update(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    id: Uuid,
+    expected: Option<i64>,
+    input: OrderInput,
+) -> AppResult<order::Model> {
     let reach = Reach::for_permission(p, Permission::OrdersWrite)?;
     if !matches!(input.internal_notes, Patch::Keep) {
         require_write(&p.grants, &[SensitiveField::OrderInternalNotes])?;
@@ -120,7 +128,7 @@ pub async fn update(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, 
     if input.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "an order's customer cannot change"));
     }
-    let before = repo::orders::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::order::Entity>(tx, &reach, id, expected).await?;
     let mut after = before.clone();
     after.internal_notes = notes(&input.internal_notes, before.internal_notes.clone())?;
     let mut line_count = None;
@@ -134,7 +142,7 @@ pub async fn update(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, 
         line_count = Some(priced.len());
     }
     after.updated_at = state.clock.now();
-    repo::orders::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<entity::order::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), "order.updated", id, changes(Some(&before), &after, line_count)));
     Ok(after)
 }
@@ -146,14 +154,21 @@ pub enum Transition {
     Refund,
 }
 
-pub async fn transition(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, t: Transition) -> AppResult<order::Model> {
+pub async fn transition(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    id: Uuid,
+    expected: Option<i64>,
+    t: Transition,
+) -> AppResult<order::Model> {
     let (permission, action) = match t {
         Transition::Process => (Permission::OrdersProcess, "order.processed"),
         Transition::Cancel => (Permission::OrdersCancel, "order.cancelled"),
         Transition::Refund => (Permission::OrdersRefund, "order.refunded"),
     };
     let reach = Reach::for_permission(p, permission)?;
-    let before = repo::orders::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::order::Entity>(tx, &reach, id, expected).await?;
     let next = match (t, before.status.as_str()) {
         (Transition::Process, "draft") => "processing",
         (Transition::Process, "processing") => "fulfilled",
@@ -164,7 +179,7 @@ pub async fn transition(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uu
     let mut after = before.clone();
     after.status = next.into();
     after.updated_at = state.clock.now();
-    repo::orders::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<entity::order::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), action, id, changes(Some(&before), &after, None)));
     Ok(after)
 }

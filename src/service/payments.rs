@@ -12,6 +12,7 @@ use crate::domain::Email;
 use crate::domain::{format_money, parse_money};
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::service::records;
 use crate::state::AppState;
 use entity::payment;
 use serde_json::{Value, json};
@@ -107,7 +108,7 @@ pub async fn record(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: New
         iban,
         payer_email,
     });
-    let created = repo::payments::insert(tx.db(), &reach, m).await?;
+    let created = repo::crm::insert::<entity::payment::Entity>(tx.db(), &reach, m).await?;
     tx.audit(event(reach.workspace_id(), "payment.processed", created.id, changes(None, &created)));
     Ok(created)
 }
@@ -118,23 +119,22 @@ pub enum Step {
     Refund,
 }
 
-pub async fn step(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, s: Step) -> AppResult<payment::Model> {
+pub async fn step(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, expected: Option<i64>, s: Step) -> AppResult<payment::Model> {
     let (permission, action) = match s {
         Step::Reconcile => (Permission::PaymentsReconcile, "payment.reconciled"),
         Step::Refund => (Permission::PaymentsRefund, "payment.refunded"),
     };
     let reach = Reach::for_permission(p, permission)?;
-    let before = repo::payments::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::payment::Entity>(tx, &reach, id, expected).await?;
     let next = match (s, before.status.as_str()) {
         (Step::Reconcile, "processed") => "reconciled",
         (Step::Refund, "processed" | "reconciled") => "refunded",
         (_, status) => return Err(AppError::Conflict(format!("not possible for a payment that is {status}"))),
     };
-    let now = state.clock.now();
-    repo::payments::set_status(tx.db(), &reach, id, next, now).await?;
     let mut after = before.clone();
     after.status = next.into();
-    after.updated_at = now;
+    after.updated_at = state.clock.now();
+    let after = repo::crm::save::<payment::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), action, id, changes(Some(&before), &after)));
     Ok(after)
 }

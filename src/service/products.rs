@@ -12,6 +12,7 @@ use crate::domain::parse_name;
 use crate::domain::{Patch, format_money, parse_money};
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::service::records;
 use crate::state::AppState;
 use entity::product;
 use serde_json::{Value, json};
@@ -131,26 +132,40 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Pro
         active: true,
     });
     let m = apply(blank, patch)?;
-    let created = repo::products::insert(tx.db(), &reach, m).await.map_err(sku_taken)?;
+    let created = repo::crm::insert::<entity::product::Entity>(tx.db(), &reach, m).await.map_err(sku_taken)?;
     tx.audit(event(reach.workspace_id(), "product.created", created.id, changes(None, &created)));
     Ok(created)
 }
 
-pub async fn update(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, patch: ProductPatch) -> AppResult<product::Model> {
+pub async fn update(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    id: Uuid,
+    expected: Option<i64>,
+    patch: ProductPatch,
+) -> AppResult<product::Model> {
     let reach = Reach::for_permission(p, Permission::ProductsWrite)?;
     check_patch(p, &patch)?;
-    let before = repo::products::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::product::Entity>(tx, &reach, id, expected).await?;
     let mut after = apply(before.clone(), patch)?;
     after.updated_at = state.clock.now();
-    repo::products::save(tx.db(), &reach, after.clone()).await.map_err(sku_taken)?;
+    let after = repo::crm::save::<entity::product::Entity>(tx.db(), &reach, &before, after).await.map_err(sku_taken)?;
     tx.audit(event(reach.workspace_id(), "product.updated", id, changes(Some(&before), &after)));
     Ok(after)
 }
 
 /// Adds `delta` (negative to take out) to the stock; stock never goes below zero.
-pub async fn adjust_inventory(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, delta: i32) -> AppResult<product::Model> {
+pub async fn adjust_inventory(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    id: Uuid,
+    expected: Option<i64>,
+    delta: i32,
+) -> AppResult<product::Model> {
     let reach = Reach::for_permission(p, Permission::ProductsInventory)?;
-    let before = repo::products::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::product::Entity>(tx, &reach, id, expected).await?;
     let stock = before
         .stock
         .checked_add(delta)
@@ -159,18 +174,18 @@ pub async fn adjust_inventory(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, 
     let mut after = before.clone();
     after.stock = stock;
     after.updated_at = state.clock.now();
-    repo::products::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<entity::product::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), "product.inventory_adjusted", id, changes(Some(&before), &after)));
     Ok(after)
 }
 
-pub async fn delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid) -> AppResult<()> {
+pub async fn delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, expected: Option<i64>) -> AppResult<()> {
     let reach = Reach::for_permission(p, Permission::ProductsDelete)?;
-    let before = repo::products::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::product::Entity>(tx, &reach, id, expected).await?;
     let mut after = before.clone();
     after.deleted_at = Some(state.clock.now());
     after.updated_at = state.clock.now();
-    repo::products::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<entity::product::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), "product.deleted", id, changes(Some(&before), &after)));
     Ok(())
 }

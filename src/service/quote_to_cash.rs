@@ -11,8 +11,11 @@ use crate::domain::parse_name;
 use crate::domain::{Patch, format_money, parse_money};
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::repo::crm::CrmTable;
+use crate::service::records;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelBehavior, ActiveModelTrait, IntoActiveModel, TryIntoModel};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -96,7 +99,7 @@ pub async fn create_quote(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patc
         amount_cents: 0,
         status: "draft".into(),
     });
-    let created = repo::quotes::insert(tx.db(), &reach, apply_quote(blank, &patch)?).await?;
+    let created = repo::crm::insert::<entity::quote::Entity>(tx.db(), &reach, apply_quote(blank, &patch)?).await?;
     tx.audit(event(c.workspace_id, "quotes", "quote", "quote.created", created.id, quote_changes(None, &created)));
     Ok(created)
 }
@@ -106,16 +109,17 @@ pub async fn update_quote(
     tx: &Tx<'_>,
     p: &UserPrincipal,
     id: Uuid,
+    expected: Option<i64>,
     patch: QuotePatch,
 ) -> AppResult<entity::quote::Model> {
     let reach = Reach::for_permission(p, Permission::QuotesWrite)?;
     if patch.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "cannot change"));
     }
-    let before = repo::quotes::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::quote::Entity>(tx, &reach, id, expected).await?;
     let mut after = apply_quote(before.clone(), &patch)?;
     after.updated_at = state.clock.now();
-    repo::quotes::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<entity::quote::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), "quotes", "quote", "quote.updated", id, quote_changes(Some(&before), &after)));
     Ok(after)
 }
@@ -181,20 +185,27 @@ pub async fn create_job(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch:
         scheduled_for: None,
         notes: None,
     });
-    let created = repo::jobs::insert(tx.db(), &reach, apply_job(blank, &patch)?).await?;
+    let created = repo::crm::insert::<entity::job::Entity>(tx.db(), &reach, apply_job(blank, &patch)?).await?;
     tx.audit(event(c.workspace_id, "jobs", "job", "job.created", created.id, job_changes(None, &created)));
     Ok(created)
 }
 
-pub async fn update_job(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, patch: JobPatch) -> AppResult<entity::job::Model> {
+pub async fn update_job(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    id: Uuid,
+    expected: Option<i64>,
+    patch: JobPatch,
+) -> AppResult<entity::job::Model> {
     let reach = Reach::for_permission(p, Permission::JobsWrite)?;
     if patch.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "cannot change"));
     }
-    let before = repo::jobs::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::job::Entity>(tx, &reach, id, expected).await?;
     let mut after = apply_job(before.clone(), &patch)?;
     after.updated_at = state.clock.now();
-    repo::jobs::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<entity::job::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), "jobs", "job", "job.updated", id, job_changes(Some(&before), &after)));
     Ok(after)
 }
@@ -275,7 +286,8 @@ pub async fn create_invoice(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, pa
         due_at: None,
         bank_details: None,
     });
-    let created = repo::invoices::insert(tx.db(), &reach, apply_invoice(blank, &patch)?).await.map_err(number_taken)?;
+    let created =
+        repo::crm::insert::<entity::invoice::Entity>(tx.db(), &reach, apply_invoice(blank, &patch)?).await.map_err(number_taken)?;
     tx.audit(event(c.workspace_id, "invoices", "invoice", "invoice.created", created.id, invoice_changes(None, &created)));
     Ok(created)
 }
@@ -285,6 +297,7 @@ pub async fn update_invoice(
     tx: &Tx<'_>,
     p: &UserPrincipal,
     id: Uuid,
+    expected: Option<i64>,
     patch: InvoicePatch,
 ) -> AppResult<entity::invoice::Model> {
     let reach = Reach::for_permission(p, Permission::InvoicesWrite)?;
@@ -294,29 +307,36 @@ pub async fn update_invoice(
     if patch.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "cannot change"));
     }
-    let before = repo::invoices::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::invoice::Entity>(tx, &reach, id, expected).await?;
     let mut after = apply_invoice(before.clone(), &patch)?;
     after.updated_at = state.clock.now();
-    repo::invoices::save(tx.db(), &reach, after.clone()).await.map_err(number_taken)?;
+    let after = repo::crm::save::<entity::invoice::Entity>(tx.db(), &reach, &before, after).await.map_err(number_taken)?;
     tx.audit(event(reach.workspace_id(), "invoices", "invoice", "invoice.updated", id, invoice_changes(Some(&before), &after)));
     Ok(after)
 }
 
 /// Soft-deletes a ticket, quote, job or invoice (their module's write permission; the
 /// catalog has a separate delete permission only for customers and products).
-pub async fn delete(
+pub async fn delete<E: CrmTable>(
     state: &AppState,
     tx: &Tx<'_>,
     p: &UserPrincipal,
     permission: Permission,
-    table: &'static str,
     target_type: &'static str,
     id: Uuid,
-) -> AppResult<()> {
+    expected: Option<i64>,
+) -> AppResult<()>
+where
+    E::Model: IntoActiveModel<E::ActiveModel> + Clone,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + TryIntoModel<E::Model> + Send,
+{
     let reach = Reach::for_permission(p, permission)?;
-    if !repo::soft_delete(tx.db(), &reach, table, id, state.clock.now()).await? {
-        return Err(AppError::NotFound);
-    }
+    let before = records::lock::<E>(tx, &reach, id, expected).await?;
+    let now = state.clock.now();
+    let mut after = before.clone().into_active_model();
+    after.set(E::deleted_column(), Some(now).into());
+    after.set(E::updated_column(), now.into());
+    repo::crm::save::<E>(tx.db(), &reach, &before, after.try_into_model()?).await?;
     let action = match target_type {
         "ticket" => "ticket.deleted",
         "quote" => "quote.deleted",

@@ -10,6 +10,7 @@ use crate::domain::Patch;
 use crate::domain::parse_name;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::service::records;
 use crate::state::AppState;
 use entity::ticket;
 use serde_json::{Value, json};
@@ -99,21 +100,28 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Tic
         internal_notes: None,
     });
     let m = apply(blank, &patch)?;
-    let created = repo::tickets::insert(tx.db(), &reach, m).await?;
+    let created = repo::crm::insert::<entity::ticket::Entity>(tx.db(), &reach, m).await?;
     tx.audit(event(reach.workspace_id(), "ticket.created", created.id, changes(None, &created)));
     Ok(created)
 }
 
-pub async fn update(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, patch: TicketPatch) -> AppResult<ticket::Model> {
+pub async fn update(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    id: Uuid,
+    expected: Option<i64>,
+    patch: TicketPatch,
+) -> AppResult<ticket::Model> {
     let reach = Reach::for_permission(p, Permission::TicketsWrite)?;
     check(p, &patch)?;
     if patch.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "a ticket's customer cannot change"));
     }
-    let before = repo::tickets::get(tx.db(), &reach, id).await?.ok_or(AppError::NotFound)?;
+    let before = records::lock::<entity::ticket::Entity>(tx, &reach, id, expected).await?;
     let mut after = apply(before.clone(), &patch)?;
     after.updated_at = state.clock.now();
-    repo::tickets::save(tx.db(), &reach, after.clone()).await?;
+    let after = repo::crm::save::<entity::ticket::Entity>(tx.db(), &reach, &before, after).await?;
     tx.audit(event(reach.workspace_id(), "ticket.updated", id, changes(Some(&before), &after)));
     Ok(after)
 }

@@ -20,6 +20,7 @@ mod hardening;
 mod impersonation;
 mod leaks;
 mod lifecycle;
+mod lost_updates;
 mod mail;
 mod mail_outage;
 mod master_two_factor;
