@@ -271,7 +271,9 @@ mod tests {
         assert_eq!(AppError::from(lost), AppError::Unavailable);
         let wrong = DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::RowNotFound)));
         assert!(matches!(AppError::from(wrong), AppError::Internal(_)));
-        assert!(matches!(AppError::from(DbErr::RecordNotUpdated), AppError::Internal(_)));
+        assert!(matches!(AppError::from(DbErr::Custom("x".into())), AppError::Internal(_)));
+        // A compare-and-set save that found the row moved on is a conflict, not a fault.
+        assert_eq!(AppError::from(DbErr::RecordNotUpdated).code(), "CONFLICT");
     }
 
     #[test]
