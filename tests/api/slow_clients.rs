@@ -159,8 +159,10 @@ async fn a_client_that_does_not_read_its_answer_is_disconnected() {
         format!("POST /graphql HTTP/1.1\r\nHost: palisade\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
     sock.write_all(head.as_bytes()).await.unwrap();
     sock.write_all(body.as_bytes()).await.unwrap();
-    // Not reading for a while, many times the keep-alive timeout.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Not reading for a while, many times the keep-alive timeout. Long enough that the
+    // stall outlasts the timeout even when building the answer is slow (a loaded
+    // machine once took most of 3 s, and the whole answer got through).
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let got = read_until_closed(&mut sock, PATIENCE).await.expect("the server must give up on a client that does not read");
     let split = got.windows(4).position(|w| w == b"\r\n\r\n").expect("the head was sent") + 4;
     let head = String::from_utf8_lossy(&got[..split]).to_ascii_lowercase();
