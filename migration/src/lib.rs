@@ -17,6 +17,7 @@ mod m20261122_000010_audit_chain;
 mod m20261202_000011_accountability;
 mod m20261207_000012_master_two_factor;
 mod m20261207_000013_record_versions;
+mod m20261207_000014_list_indexes;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_accountability::Migration),
             Box::new(m20261207_000012_master_two_factor::Migration),
             Box::new(m20261207_000013_record_versions::Migration),
+            Box::new(m20261207_000014_list_indexes::Migration),
         ]
     }
 }

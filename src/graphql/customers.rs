@@ -4,7 +4,7 @@
 use super::audit::AuditEntry;
 use super::context::{state, user};
 use super::convert::{ExportPayload, parse_id, patch, reveal};
-use super::paging::{ListInfo, OrderDirection, offset_cursor, page, page_size};
+use super::paging::{ListInfo, OrderDirection, Window, wants_total};
 use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
@@ -13,6 +13,8 @@ use crate::authz::scope::Reach;
 use crate::domain::format_money;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::repo::crm;
+use crate::repo::seek::{Order, SortKey};
 use crate::service::customers::{self as svc, CustomerPatch};
 use crate::service::export::ExportFormat;
 use async_graphql::connection::{Connection, EmptyFields};
@@ -224,21 +226,20 @@ impl CustomersQuery {
     ) -> AppResult<Connection<String, Customer, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::CustomersRead)?;
-        let limit = page_size(&p.grants, first)?;
-        let offset = offset_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         if f.email.is_some() {
             require_read(&p.grants, F::CustomerEmail)?;
         }
         let order = order_by.unwrap_or_default();
-        let by = match order.field {
-            CustomerOrderField::CreatedAt => repo::customers::OrderBy::CreatedAt,
-            CustomerOrderField::Name => repo::customers::OrderBy::Name,
+        let key = match order.field {
+            CustomerOrderField::CreatedAt => SortKey::Id,
+            CustomerOrderField::Name => SortKey::Column("name"),
             CustomerOrderField::CreditLimit => {
                 require_read(&p.grants, F::CustomerCreditLimit)?;
-                repo::customers::OrderBy::CreditLimit
+                SortKey::Amount("credit_limit_cents")
             }
         };
+        let w = Window::new(&p.grants, "customers", Order { key, desc: order.direction == OrderDirection::Desc }, first, after.as_deref())?;
         let filter = repo::customers::Filter {
             search: f.search,
             status: f.status.map(|s| s.as_str().to_owned()),
@@ -246,9 +247,9 @@ impl CustomersQuery {
             email: f.email,
         };
         let db = &state(ctx)?.db;
-        let total = repo::customers::count(db, &reach, &filter).await?;
-        let rows = repo::customers::list(db, &reach, &filter, by, order.direction == OrderDirection::Desc, offset, limit).await?;
-        Ok(page(offset, total, rows, |m| Customer::project(m, &p.grants)))
+        let total = if wants_total(ctx) { Some(repo::customers::count(db, &reach, &filter).await?) } else { None };
+        let rows = repo::customers::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        w.page(rows, total, crm::seek_of::<entity::customer::Entity>, |m| Customer::project(m, &p.grants))
     }
 
     /// One customer; NOT_FOUND when missing or out of your scope.

@@ -9,7 +9,7 @@ use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
 use super::customers::Customer;
-use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
+use super::paging::{ListInfo, ListOrder, Window, wants_total};
 use super::products::Product;
 use crate::audit::Tx;
 use crate::auth::UserPrincipal;
@@ -19,6 +19,8 @@ use crate::authz::scope::Reach;
 use crate::domain::format_money;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::repo::crm;
+use crate::repo::seek;
 use crate::service::orders::{self as svc, LineInput, OrderInput as SvcInput, Transition};
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
@@ -265,19 +267,20 @@ impl OrdersQuery {
     ) -> AppResult<Connection<String, Order, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::OrdersRead)?;
-        let limit = page_size(&p.grants, first)?;
-        let offset = offset_cursor(after.as_deref())?;
+        let w = Window::new(&p.grants, "orders", ListOrder::or(order_by, seek::Order::NEWEST_FIRST), first, after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::orders::Filter {
             status: f.status.map(|s| s.as_str().to_owned()),
             customer_id: f.customer_id.as_ref().map(|c| parse_id("filter.customerId", c)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = repo::orders::count(db, &reach, &filter).await?;
-        let rows = repo::orders::list(db, &reach, &filter, sort(order_by), offset, limit).await?;
+        let total = if wants_total(ctx) { Some(repo::orders::count(db, &reach, &filter).await?) } else { None };
+        let rows = repo::orders::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        let (rows, more) = w.split(rows);
+        let at = rows.iter().map(|m| crm::seek_of::<entity::order::Entity>(m, w.order())).collect::<Result<Vec<_>, _>>()?;
         let node = ctx.look_ahead().field("edges").field("node");
         let projected = project(db, p, rows, node.field("customer").exists(), node.field("lines").exists()).await?;
-        Ok(page(offset, total, projected, |o| o))
+        w.connection(at.into_iter().zip(projected).collect(), more, total)
     }
 
     async fn order(&self, ctx: &Context<'_>, id: ID) -> AppResult<Order> {

@@ -1,11 +1,16 @@
 //! Lists over GraphQL: page sizes within the caller's restrictions, Relay pages with
-//! offset cursors, and the ordering every record list shares.
+//! opaque keyset cursors (see `repo::seek`), a count only when it is asked for, and the
+//! ordering every record list shares.
 
 use crate::authz::eval::Grants;
 use crate::error::{AppError, AppResult};
-use crate::repo;
+use crate::repo::seek::{Order, Seek, SortKey};
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Enum, InputObject, SimpleObject};
+use async_graphql::{Context, Enum, InputObject, OutputType, SimpleObject};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::DbErr;
+use serde::{Deserialize, Serialize};
 
 pub const MAX_PAGE: i32 = 100;
 
@@ -32,27 +37,94 @@ pub struct ListOrder {
     pub direction: OrderDirection,
 }
 
-pub(crate) fn sort(o: Option<ListOrder>) -> Option<repo::Sort> {
-    o.map(|o| repo::Sort { by_updated: o.field == ListOrderField::UpdatedAt, desc: o.direction == OrderDirection::Desc })
+impl ListOrder {
+    /// The order to read in: the caller's, else the list's `default`.
+    pub(crate) fn or(o: Option<ListOrder>, default: Order) -> Order {
+        o.map_or(default, |o| Order {
+            key: match o.field {
+                ListOrderField::CreatedAt => SortKey::Id,
+                ListOrderField::UpdatedAt => SortKey::Column("updated_at"),
+            },
+            desc: o.direction == OrderDirection::Desc,
+        })
+    }
 }
 
 #[derive(SimpleObject)]
 pub struct ListInfo {
-    /// How many records match, in the caller's scope.
+    /// How many records match, in the caller's scope. Counted only when selected.
     pub total_count: u64,
 }
 
-/// A Relay page of `rows` found at `offset` among `total`, with offset cursors.
-pub(crate) fn page<T: async_graphql::OutputType, M>(
-    offset: u64,
-    total: u64,
-    rows: Vec<M>,
-    f: impl Fn(M) -> T,
-) -> Connection<String, T, ListInfo, EmptyFields> {
-    let n = rows.len() as u64;
-    let mut conn = Connection::with_additional_fields(offset > 0, offset + n < total, ListInfo { total_count: total });
-    conn.edges.extend(rows.into_iter().enumerate().map(|(i, m)| Edge::new(format!("o:{}", offset + i as u64 + 1), f(m))));
-    conn
+/// One page being read: how many rows, in which order, after which row.
+pub(crate) struct Window {
+    limit: u64,
+    order: Order,
+    after: Option<Seek>,
+    list: &'static str,
+}
+
+impl Window {
+    /// The page that `first` and `after` ask for in `list`, whose name (with the order)
+    /// is sealed into its cursors so that one list's cursor is refused by another.
+    pub(crate) fn new(g: &Grants, list: &'static str, order: Order, first: Option<i32>, after: Option<&str>) -> AppResult<Self> {
+        let limit = page_size(g, first)?;
+        let after = after.map(|c| decode(list, order, c)).transpose()?;
+        Ok(Self { limit, order, after, list })
+    }
+
+    pub(crate) fn order(&self) -> Order {
+        self.order
+    }
+
+    pub(crate) fn after(&self) -> Option<&Seek> {
+        self.after.as_ref()
+    }
+
+    /// Rows to read: one more than the page shows, to know whether another follows.
+    pub(crate) fn fetch(&self) -> u64 {
+        self.limit + 1
+    }
+
+    /// The rows to show, and whether more follow.
+    pub(crate) fn split<M>(&self, mut rows: Vec<M>) -> (Vec<M>, bool) {
+        let more = rows.len() as u64 > self.limit;
+        rows.truncate(self.limit as usize);
+        (rows, more)
+    }
+
+    /// A Relay page of `edges`, each with the position of its row.
+    pub(crate) fn connection<T: OutputType>(
+        &self,
+        edges: Vec<(Seek, T)>,
+        more: bool,
+        total: Option<u64>,
+    ) -> AppResult<Connection<String, T, ListInfo, EmptyFields>> {
+        let mut conn = Connection::with_additional_fields(self.after.is_some(), more, ListInfo { total_count: total.unwrap_or(0) });
+        for (at, node) in edges {
+            conn.edges.push(Edge::new(encode(self.list, self.order, at)?, node));
+        }
+        Ok(conn)
+    }
+
+    /// `rows` (as read with `fetch`) as a page, each projected by `f`.
+    pub(crate) fn page<M, T: OutputType>(
+        &self,
+        rows: Vec<M>,
+        total: Option<u64>,
+        seek: impl Fn(&M, Order) -> Result<Seek, DbErr>,
+        mut f: impl FnMut(M) -> T,
+    ) -> AppResult<Connection<String, T, ListInfo, EmptyFields>> {
+        let (rows, more) = self.split(rows);
+        let edges = rows.into_iter().map(|m| Ok((seek(&m, self.order)?, f(m)))).collect::<Result<Vec<_>, DbErr>>()?;
+        self.connection(edges, more, total)
+    }
+}
+
+/// Whether the query selected `totalCount`: counting a large scope costs more than the
+/// page itself, so it is counted only when asked for.
+pub(crate) fn wants_total(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
 }
 
 /// The page size a principal may ask for: FORBIDDEN when `first` asks for more than
@@ -69,11 +141,47 @@ pub(crate) fn page_size(g: &Grants, first: Option<i32>) -> AppResult<u64> {
     Ok(want as u64)
 }
 
-pub(crate) fn offset_cursor(after: Option<&str>) -> AppResult<u64> {
-    match after {
-        None => Ok(0),
-        Some(c) => {
-            c.strip_prefix("o:").and_then(|n| n.parse().ok()).ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))
-        }
+/// What a cursor holds: the list and order it belongs to, and the row it follows. It
+/// is opaque to clients but not secret: a forged one only moves where a page of the
+/// caller's own scope starts.
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    l: String,
+    o: String,
+    #[serde(flatten)]
+    at: Seek,
+}
+
+fn encode(list: &str, order: Order, at: Seek) -> AppResult<String> {
+    let json = serde_json::to_vec(&Cursor { l: list.to_owned(), o: order.tag(), at }).map_err(AppError::internal)?;
+    Ok(URL_SAFE_NO_PAD.encode(json))
+}
+
+fn decode(list: &str, order: Order, cursor: &str) -> AppResult<Seek> {
+    let c: Cursor = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| AppError::bad_input("after", "is not a cursor from this list"))?;
+    if c.l != list || c.o != order.tag() {
+        return Err(AppError::bad_input("after", "is a cursor from another list or order; start again without it"));
+    }
+    Ok(c.at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_is_refused_elsewhere() {
+        let order = Order { key: SortKey::Column("name"), desc: true };
+        let at = Seek { key: Some(crate::repo::seek::KeyValue::Text("Ada \"Lovelace\"".into())), id: uuid::Uuid::now_v7() };
+        let c = encode("customers", order, at.clone()).unwrap();
+        assert_eq!(decode("customers", order, &c).unwrap(), at);
+        assert!(decode("products", order, &c).is_err(), "another list");
+        assert!(decode("customers", Order { desc: false, ..order }, &c).is_err(), "another direction");
+        assert!(decode("customers", order, "o:20").is_err(), "an old offset cursor");
+        assert!(decode("customers", order, &c[1..]).is_err(), "a damaged cursor");
     }
 }

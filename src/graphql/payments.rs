@@ -5,7 +5,7 @@ use super::context::state;
 use super::context::user;
 use super::convert::parse_id;
 use super::convert::reveal;
-use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
+use super::paging::{ListInfo, ListOrder, Window, wants_total};
 use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
@@ -14,6 +14,8 @@ use crate::authz::scope::Reach;
 use crate::domain::format_money;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::repo::crm;
+use crate::repo::seek::Order;
 use crate::service::payments::{self as svc, NewPayment, Step};
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object};
@@ -144,8 +146,7 @@ impl PaymentsQuery {
     ) -> AppResult<Connection<String, Payment, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::PaymentsRead)?;
-        let limit = page_size(&p.grants, first)?;
-        let offset = offset_cursor(after.as_deref())?;
+        let w = Window::new(&p.grants, "payments", ListOrder::or(order_by, Order::NEWEST_FIRST), first, after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::payments::Filter {
             status: f.status.map(|s| {
@@ -159,9 +160,9 @@ impl PaymentsQuery {
             order_id: f.order_id.as_ref().map(|o| parse_id("filter.orderId", o)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = repo::payments::count(db, &reach, &filter).await?;
-        let rows = repo::payments::list(db, &reach, &filter, sort(order_by), offset, limit).await?;
-        Ok(page(offset, total, rows, |m| Payment::project(m, &p.grants)))
+        let total = if wants_total(ctx) { Some(repo::payments::count(db, &reach, &filter).await?) } else { None };
+        let rows = repo::payments::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        w.page(rows, total, crm::seek_of::<entity::payment::Entity>, |m| Payment::project(m, &p.grants))
     }
 
     async fn payment(&self, ctx: &Context<'_>, id: ID) -> AppResult<Payment> {

@@ -6,7 +6,7 @@ use super::context::user;
 use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
-use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
+use super::paging::{ListInfo, ListOrder, Window, wants_total};
 use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
@@ -15,6 +15,8 @@ use crate::authz::scope::Reach;
 use crate::domain::format_money;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::repo::crm;
+use crate::repo::seek::{Order, SortKey};
 use crate::service::products::{self as svc, ProductPatch};
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
@@ -148,14 +150,13 @@ impl ProductsQuery {
     ) -> AppResult<Connection<String, Product, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::ProductsRead)?;
-        let limit = page_size(&p.grants, first)?;
-        let offset = offset_cursor(after.as_deref())?;
+        let w = Window::new(&p.grants, "products", ListOrder::or(order_by, Order::asc(SortKey::Column("name"))), first, after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::products::Filter { search: f.search, active: f.active };
         let db = &state(ctx)?.db;
-        let total = repo::products::count(db, &reach, &filter).await?;
-        let rows = repo::products::list(db, &reach, &filter, sort(order_by), offset, limit).await?;
-        Ok(page(offset, total, rows, |m| Product::project(m, &p.grants)))
+        let total = if wants_total(ctx) { Some(repo::products::count(db, &reach, &filter).await?) } else { None };
+        let rows = repo::products::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        w.page(rows, total, crm::seek_of::<entity::product::Entity>, |m| Product::project(m, &p.grants))
     }
 
     async fn product(&self, ctx: &Context<'_>, id: ID) -> AppResult<Product> {

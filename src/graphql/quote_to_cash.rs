@@ -7,7 +7,7 @@ use super::context::user;
 use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
-use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
+use super::paging::{ListInfo, ListOrder, Window, wants_total};
 use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
@@ -16,6 +16,8 @@ use crate::authz::scope::Reach;
 use crate::domain::format_money;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::repo::crm;
+use crate::repo::seek::Order;
 use crate::service::quote_to_cash::{self as svc, InvoicePatch, JobPatch, QuotePatch};
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
@@ -321,12 +323,12 @@ impl QuoteToCashQuery {
     ) -> AppResult<Connection<String, Quote, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::QuotesRead)?;
-        let (limit, offset) = (page_size(&p.grants, first)?, offset_cursor(after.as_deref())?);
+        let w = Window::new(&p.grants, "quotes", ListOrder::or(order_by, Order::NEWEST_FIRST), first, after.as_deref())?;
         let f = repo::quotes::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
-        let total = repo::quotes::count(db, &reach, &f).await?;
-        let rows = repo::quotes::list(db, &reach, &f, sort(order_by), offset, limit).await?;
-        Ok(page(offset, total, rows, Quote))
+        let total = if wants_total(ctx) { Some(repo::quotes::count(db, &reach, &f).await?) } else { None };
+        let rows = repo::quotes::list(db, &reach, &f, w.order(), w.after(), w.fetch()).await?;
+        w.page(rows, total, crm::seek_of::<entity::quote::Entity>, Quote)
     }
 
     async fn quote(&self, ctx: &Context<'_>, id: ID) -> AppResult<Quote> {
@@ -347,12 +349,12 @@ impl QuoteToCashQuery {
     ) -> AppResult<Connection<String, Job, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::JobsRead)?;
-        let (limit, offset) = (page_size(&p.grants, first)?, offset_cursor(after.as_deref())?);
+        let w = Window::new(&p.grants, "jobs", ListOrder::or(order_by, Order::NEWEST_FIRST), first, after.as_deref())?;
         let f = repo::jobs::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
-        let total = repo::jobs::count(db, &reach, &f).await?;
-        let rows = repo::jobs::list(db, &reach, &f, sort(order_by), offset, limit).await?;
-        Ok(page(offset, total, rows, Job))
+        let total = if wants_total(ctx) { Some(repo::jobs::count(db, &reach, &f).await?) } else { None };
+        let rows = repo::jobs::list(db, &reach, &f, w.order(), w.after(), w.fetch()).await?;
+        w.page(rows, total, crm::seek_of::<entity::job::Entity>, Job)
     }
 
     async fn job(&self, ctx: &Context<'_>, id: ID) -> AppResult<Job> {
@@ -373,12 +375,12 @@ impl QuoteToCashQuery {
     ) -> AppResult<Connection<String, Invoice, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::InvoicesRead)?;
-        let (limit, offset) = (page_size(&p.grants, first)?, offset_cursor(after.as_deref())?);
+        let w = Window::new(&p.grants, "invoices", ListOrder::or(order_by, Order::NEWEST_FIRST), first, after.as_deref())?;
         let f = repo::invoices::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
-        let total = repo::invoices::count(db, &reach, &f).await?;
-        let rows = repo::invoices::list(db, &reach, &f, sort(order_by), offset, limit).await?;
-        Ok(page(offset, total, rows, |m| Invoice::project(m, &p.grants)))
+        let total = if wants_total(ctx) { Some(repo::invoices::count(db, &reach, &f).await?) } else { None };
+        let rows = repo::invoices::list(db, &reach, &f, w.order(), w.after(), w.fetch()).await?;
+        w.page(rows, total, crm::seek_of::<entity::invoice::Entity>, |m| Invoice::project(m, &p.grants))
     }
 
     async fn invoice(&self, ctx: &Context<'_>, id: ID) -> AppResult<Invoice> {

@@ -4,7 +4,7 @@ use super::context::state;
 use super::context::user;
 use super::convert::parse_id;
 use super::convert::patch;
-use super::paging::{ListInfo, offset_cursor, page, page_size};
+use super::paging::{ListInfo, Window, wants_total};
 use super::types::{OrgDirectory, OrgUnit, User, Viewing};
 use crate::audit::Tx;
 use crate::domain::Patch;
@@ -88,8 +88,7 @@ impl TeamQuery {
         filter: Option<UserFilter>,
     ) -> AppResult<Connection<String, User, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
-        let limit = page_size(&p.grants, first)?;
-        let offset = offset_cursor(after.as_deref())?;
+        let w = Window::new(&p.grants, "users", repo::users::USERS_ORDER, first, after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::users::UserFilter {
             search: f.search,
@@ -98,8 +97,8 @@ impl TeamQuery {
             team_id: f.team_id.as_ref().map(|i| parse_id("filter.teamId", i)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = repo::users::count(db, p.workspace_id, &filter).await?;
-        let rows = repo::users::list(db, p.workspace_id, &filter, offset, limit).await?;
+        let total = if wants_total(ctx) { Some(repo::users::count(db, p.workspace_id, &filter).await?) } else { None };
+        let (rows, more) = w.split(repo::users::list(db, p.workspace_id, &filter, w.after(), w.fetch()).await?);
         let node = ctx.look_ahead().field("edges").field("node");
         let org = if ["department", "team", "primaryGroup", "groups", "role"].iter().any(|f| node.field(f).exists()) {
             let ids: Vec<(uuid::Uuid, Option<uuid::Uuid>)> = rows.iter().map(|u| (u.id, u.primary_group_id)).collect();
@@ -107,11 +106,14 @@ impl TeamQuery {
         } else {
             None
         };
-        Ok(page(offset, total, rows, |u| {
+        let mut edges = Vec::with_capacity(rows.len());
+        for u in rows {
+            let at = repo::seek::seek_of(&u, u.id, w.order())?;
             let mut user = User::project(u, Viewing::As(&p.grants, p.user_id));
             user.org = org.clone();
-            user
-        }))
+            edges.push((at, user));
+        }
+        w.connection(edges, more, total)
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {

@@ -6,7 +6,7 @@ use super::context::user;
 use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
-use super::paging::{ListInfo, ListOrder, offset_cursor, page, page_size, sort};
+use super::paging::{ListInfo, ListOrder, Window, wants_total};
 use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
 use crate::authz::eval::Grants;
@@ -14,6 +14,8 @@ use crate::authz::fields::{Protected, protect};
 use crate::authz::scope::Reach;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::repo::crm;
+use crate::repo::seek::Order;
 use crate::service::tickets::{self as svc, TicketPatch};
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
@@ -164,8 +166,7 @@ impl TicketsQuery {
     ) -> AppResult<Connection<String, Ticket, ListInfo, EmptyFields>> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::TicketsRead)?;
-        let limit = page_size(&p.grants, first)?;
-        let offset = offset_cursor(after.as_deref())?;
+        let w = Window::new(&p.grants, "tickets", ListOrder::or(order_by, Order::NEWEST_FIRST), first, after.as_deref())?;
         let f = filter.unwrap_or_default();
         let filter = repo::tickets::Filter {
             status: f.status.map(|s| status_str(s).to_owned()),
@@ -173,9 +174,9 @@ impl TicketsQuery {
             customer_id: f.customer_id.as_ref().map(|c| parse_id("filter.customerId", c)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = repo::tickets::count(db, &reach, &filter).await?;
-        let rows = repo::tickets::list(db, &reach, &filter, sort(order_by), offset, limit).await?;
-        Ok(page(offset, total, rows, |m| Ticket::project(m, &p.grants)))
+        let total = if wants_total(ctx) { Some(repo::tickets::count(db, &reach, &filter).await?) } else { None };
+        let rows = repo::tickets::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        w.page(rows, total, crm::seek_of::<entity::ticket::Entity>, |m| Ticket::project(m, &p.grants))
     }
 
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> AppResult<Ticket> {

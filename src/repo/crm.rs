@@ -11,12 +11,12 @@
 //! `before` is what was really replaced, and a transition decided from a state happens
 //! once.
 
-use super::Sort;
+use super::seek::{Order, Seek};
 use crate::authz::scope::Reach;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IdenStatic, IntoActiveModel, Iterable, ModelTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, TryIntoModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TryIntoModel,
 };
 use uuid::Uuid;
 
@@ -130,22 +130,23 @@ where
     E::find().filter(reach.condition(E::TABLE)).filter(filter).count(db).await
 }
 
-/// A page: the caller's `sort`, else the module's `default` order.
+/// A page in `order`, after `after` (see `seek`). Callers ask for one row more than
+/// they show, to know whether another page follows.
 pub async fn list<E: CrmTable>(
     db: &impl ConnectionTrait,
     reach: &Reach,
     filter: Condition,
-    sort: Option<Sort>,
-    default: impl FnOnce(Select<E>) -> Select<E>,
-    offset: u64,
+    order: Order,
+    after: Option<&Seek>,
     limit: u64,
 ) -> Result<Vec<E::Model>, DbErr> {
     let q = E::find().filter(reach.condition(E::TABLE)).filter(filter);
-    let q = match sort {
-        Some(s) => super::sorted(q, s, E::id_column(), E::updated_column()),
-        None => default(q),
-    };
-    q.offset(offset).limit(limit).all(db).await
+    super::seek::apply(q, E::TABLE, order, after).limit(limit).all(db).await
+}
+
+/// Where `m` sits in `order`, for its cursor.
+pub fn seek_of<E: CrmTable>(m: &E::Model, order: Order) -> Result<Seek, DbErr> {
+    super::seek::seek_of(m, E::id_of(m), order)
 }
 
 /// Where a record sits, if the caller's reach covers it (explanations).

@@ -1,6 +1,7 @@
 //! Customers. Every query starts from the caller's `Reach`, so scope and tenancy are
 //! in the SQL of every list, count and get.
 
+use super::seek::{Order, Seek};
 use crate::authz::scope::Reach;
 use entity::customer;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
@@ -13,13 +14,6 @@ pub struct Filter {
     pub status: Option<String>,
     pub owner_id: Option<Uuid>,
     pub email: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderBy {
-    CreatedAt,
-    Name,
-    CreditLimit,
 }
 
 fn condition(f: &Filter) -> Condition {
@@ -48,27 +42,11 @@ pub async fn list(
     db: &impl ConnectionTrait,
     reach: &Reach,
     f: &Filter,
-    order: OrderBy,
-    desc: bool,
-    offset: u64,
+    order: Order,
+    after: Option<&Seek>,
     limit: u64,
 ) -> Result<Vec<customer::Model>, DbErr> {
-    let col = match order {
-        OrderBy::CreatedAt => customer::Column::Id,
-        OrderBy::Name => customer::Column::Name,
-        OrderBy::CreditLimit => customer::Column::CreditLimitCents,
-    };
-    let dir = || if desc { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
-    super::crm::list::<customer::Entity>(
-        db,
-        reach,
-        condition(f),
-        None,
-        |q| q.order_by(col, dir()).order_by(customer::Column::Id, dir()),
-        offset,
-        limit,
-    )
-    .await
+    super::crm::list::<customer::Entity>(db, reach, condition(f), order, after, limit).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {

@@ -1,6 +1,7 @@
 //! Orders and their lines, always through the caller's `Reach`. Lines are loaded for
 //! many orders in one query (no N+1).
 
+use super::seek::{Order, Seek};
 use crate::authz::scope::Reach;
 use entity::{order, order_line};
 use sea_orm::sea_query::{Condition, Expr};
@@ -28,11 +29,11 @@ pub async fn list(
     db: &impl ConnectionTrait,
     reach: &Reach,
     f: &Filter,
-    sort: Option<super::Sort>,
-    offset: u64,
+    order: Order,
+    after: Option<&Seek>,
     limit: u64,
 ) -> Result<Vec<order::Model>, DbErr> {
-    super::crm::list::<order::Entity>(db, reach, condition(f), sort, |q| q.order_by_desc(order::Column::Id), offset, limit).await
+    super::crm::list::<order::Entity>(db, reach, condition(f), order, after, limit).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {

@@ -1,9 +1,10 @@
 //! Products, always through the caller's `Reach`.
 
+use super::seek::{Order, Seek};
 use crate::authz::scope::Reach;
 use entity::product;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -33,20 +34,11 @@ pub async fn list(
     db: &impl ConnectionTrait,
     reach: &Reach,
     f: &Filter,
-    sort: Option<super::Sort>,
-    offset: u64,
+    order: Order,
+    after: Option<&Seek>,
     limit: u64,
 ) -> Result<Vec<product::Model>, DbErr> {
-    super::crm::list::<product::Entity>(
-        db,
-        reach,
-        condition(f),
-        sort,
-        |q| q.order_by_asc(product::Column::Name).order_by_asc(product::Column::Id),
-        offset,
-        limit,
-    )
-    .await
+    super::crm::list::<product::Entity>(db, reach, condition(f), order, after, limit).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {

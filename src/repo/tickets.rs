@@ -1,9 +1,10 @@
 //! Tickets, always through the caller's `Reach`.
 
+use super::seek::{Order, Seek};
 use crate::authz::scope::Reach;
 use entity::ticket;
 use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -31,11 +32,11 @@ pub async fn list(
     db: &impl ConnectionTrait,
     reach: &Reach,
     f: &Filter,
-    sort: Option<super::Sort>,
-    offset: u64,
+    order: Order,
+    after: Option<&Seek>,
     limit: u64,
 ) -> Result<Vec<ticket::Model>, DbErr> {
-    super::crm::list::<ticket::Entity>(db, reach, condition(f), sort, |q| q.order_by_desc(ticket::Column::Id), offset, limit).await
+    super::crm::list::<ticket::Entity>(db, reach, condition(f), order, after, limit).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {

@@ -144,22 +144,21 @@ fn user_condition(workspace_id: Uuid, f: &UserFilter) -> Condition {
     c
 }
 
+/// Users by sign-in name (see `seek`); `limit` one more than shown.
 pub async fn list(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
     f: &UserFilter,
-    offset: u64,
+    after: Option<&super::seek::Seek>,
     limit: u64,
 ) -> Result<Vec<user::Model>, DbErr> {
-    use sea_orm::{QueryOrder, QuerySelect};
-    user::Entity::find()
-        .filter(user_condition(workspace_id, f))
-        .order_by_asc(user::Column::UsernameKey)
-        .offset(offset)
-        .limit(limit)
-        .all(db)
-        .await
+    use sea_orm::QuerySelect;
+    let q = user::Entity::find().filter(user_condition(workspace_id, f));
+    super::seek::apply(q, "users", USERS_ORDER, after).limit(limit).all(db).await
 }
+
+/// The users list's one order: by normalised username (unique in a workspace).
+pub const USERS_ORDER: super::seek::Order = super::seek::Order::asc(super::seek::SortKey::Column("username_key"));
 
 pub async fn count(db: &impl ConnectionTrait, workspace_id: Uuid, f: &UserFilter) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;

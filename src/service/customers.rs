@@ -258,7 +258,8 @@ pub async fn export(tx: &Tx<'_>, p: &UserPrincipal, filter: &repo::customers::Fi
     let reach = Reach::for_permission(p, Permission::CustomersExport)?;
     let read = Reach::for_permission(p, Permission::CustomersRead)?;
     let max = super::export::check(p, repo::customers::count(tx.db(), &read, filter).await?)?;
-    let rows = repo::customers::list(tx.db(), &read, filter, repo::customers::OrderBy::Name, false, 0, max).await?;
+    let rows =
+        repo::customers::list(tx.db(), &read, filter, repo::seek::Order::asc(repo::seek::SortKey::Column("name")), None, max).await?;
     let shown = |f: SensitiveField, v: Option<String>| crate::authz::fields::protect(&p.grants, f, v).shown();
     let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
     let records: Vec<Vec<Value>> = rows

@@ -28,6 +28,7 @@ mod matrix;
 mod multi_instance;
 mod orders;
 mod outages;
+mod paging;
 mod products;
 mod reports;
 mod roles;
