@@ -66,6 +66,9 @@ async fn every_order_walks_the_whole_scope_once_in_order() {
                 let paged = walk(&app, &owner, &order, size).await;
                 assert_eq!(paged, whole, "{field} {direction} in pages of {size}");
             }
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), total, "no record twice");
             if field == "NAME" {
                 // Names sort by the database's collation; only the walks' agreement above is checked.
                 continue;
@@ -82,9 +85,6 @@ async fn every_order_walks_the_whole_scope_once_in_order() {
                 };
                 assert_eq!(ordered, direction == "ASC", "{field} {direction}: {} then {}", pair[0], pair[1]);
             }
-            ids.sort();
-            ids.dedup();
-            assert_eq!(ids.len(), total, "no record twice");
         }
     }
 }
