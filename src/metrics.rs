@@ -33,6 +33,10 @@ pub struct Metrics {
     pub latency: Family<RouteLabels, Histogram>,
     pub graphql_errors: Family<CodeLabels, Counter>,
     pub sign_ins: Family<OutcomeLabels, Counter>,
+    /// SQL statements sent to the database.
+    pub db_queries: Counter,
+    /// Commands sent to the store (`store::Counted`).
+    pub store_calls: Counter,
 }
 
 impl Default for Metrics {
@@ -54,7 +58,10 @@ impl Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
         registry.register("graphql_errors", "GraphQL errors by extensions.code", graphql_errors.clone());
         registry.register("sign_ins", "Sign-in attempts by outcome", sign_ins.clone());
-        Self { registry, requests, latency, graphql_errors, sign_ins }
+        let (db_queries, store_calls) = (Counter::default(), Counter::default());
+        registry.register("db_queries", "SQL statements sent to the database", db_queries.clone());
+        registry.register("store_calls", "Commands sent to the store (with Redis, network round trips)", store_calls.clone());
+        Self { registry, requests, latency, graphql_errors, sign_ins, db_queries, store_calls }
     }
 
     pub fn render(&self) -> String {

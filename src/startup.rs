@@ -146,12 +146,18 @@ fn server_key(config: &Config) -> Result<crate::secret::Secret<Vec<u8>>, BoxErro
 /// Connects, migrates and assembles the state. `store` overrides the configured one
 /// (tests pass one store to two instances to model a shared Redis).
 pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<dyn Store>>) -> Result<AppState, BoxError> {
-    let db = connect_database(&config).await?;
+    let mut metrics = Metrics::new();
+    let mut db = connect_database(&config).await?;
+    let queries = metrics.db_queries.clone();
+    db.set_metric_callback(move |_| {
+        queries.inc();
+    });
     migrate(&db).await?;
     let store = match store {
         Some(s) => s,
         None => build_store(&config, clock.clone())?,
     };
+    let store: Arc<dyn Store> = Arc::new(crate::store::Counted::new(store, metrics.store_calls.clone()));
     let hasher = PasswordHasher::new(config.hash_concurrency).map_err(|e| e.detail())?;
     let sessions = SessionManager::new(store.clone(), clock.clone(), config.session_idle_timeout, config.session_absolute_timeout);
     // SQLite refuses a second writer instead of queueing it; one instance queues here.
@@ -159,7 +165,6 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
     let key = server_key(&config)?;
     let limiter = crate::auth::ratelimit::RateLimiter::new(store.clone(), clock.clone(), config.rate_limits.clone());
     let mailer = crate::mail::Mailer::new(&config.mail).map_err(|e| e.to_string())?;
-    let mut metrics = Metrics::new();
     let (sent, failed) = mailer.counters();
     metrics.register_mail(sent, failed);
     let state = AppState {
@@ -177,6 +182,7 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
         sessions,
         metrics: Arc::new(metrics),
         grants: Default::default(),
+        principals: Default::default(),
     };
     let backfilled = crate::service::bootstrap::backfill_builtin_roles(&state).await.map_err(|e| e.detail())?;
     if backfilled > 0 {

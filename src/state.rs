@@ -19,6 +19,8 @@ pub struct AppState {
     pub sessions: SessionManager,
     pub metrics: Arc<Metrics>,
     pub grants: Arc<crate::auth::grants::GrantCache>,
+    /// The rows of recently seen principals, valid under their workspace's epoch.
+    pub principals: Arc<crate::auth::principals::PrincipalCache>,
     /// SQLite only: one writing transaction at a time in this process. SQLite refuses a
     /// second writer instead of queueing it, and the embedded default is one instance,
     /// so queueing here is both correct and enough. None on PostgreSQL.

@@ -5,8 +5,9 @@
 //! the time, the client's network and the session's two-factor state); only the
 //! loaded assignments and roles are cached, and only under the workspace's permission
 //! epoch, which every role, assignment or group change bumps in its own transaction.
-//! The epoch is read with the workspace row on every request, so a change is seen by
-//! the next request on every instance.
+//! The epoch comes with the workspace row, which is read again after every such
+//! change (`auth::principals`), so a change is seen by the next request on every
+//! instance.
 
 use crate::authz::eval::{Assignment, EvalContext, Grants, RoleDef, Via, evaluate};
 use crate::repo;

@@ -1,7 +1,8 @@
 //! Authentication: who is making this request.
 //!
 //! Guarantees: the `Principal` of a request is computed once, before any resolver
-//! runs, from a session that was re-read from the store for this request; a session
+//! runs, from a session that was re-read from the store for this request (and rows
+//! that are current under the workspace's principal epoch, see `principals`); a session
 //! whose user became inactive or unlicensed, or whose workspace stopped being usable,
 //! is revoked on sight and the request is anonymous. A store failure is an error
 //! (the request is refused), never a silent anonymous or authenticated pass.
@@ -18,6 +19,7 @@ pub mod session;
 pub mod twofactor;
 
 pub mod principal;
+pub mod principals;
 
 pub use principal::{ApiKeyRef, Credential, MasterPrincipal, Principal, UserPrincipal};
 pub use request::RequestMeta;
@@ -81,7 +83,7 @@ fn outlived(policy: &EffectivePolicy, session: &ActiveSession, now: DateTime<Utc
 /// The principal behind a presented session token or API key. `Ok(None)` means the
 /// token is not (or no longer) valid.
 pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> AppResult<Option<Principal>> {
-    match authenticate_detailed(state, token, ip).await? {
+    match resolve(state, token, ip, false).await?.outcome {
         Ok(p) => Ok(p),
         Err(_) => Err(crate::error::AppError::LoginRestricted),
     }
@@ -98,75 +100,137 @@ pub struct RestrictedSession {
     pub rule: &'static str,
 }
 
-/// Like `authenticate`, but a session the rules refuse says whose it is (the caller
-/// puts the refusal on the record).
-pub async fn authenticate_detailed(
-    state: &AppState,
-    token: &str,
-    ip: Option<IpAddr>,
-) -> AppResult<Result<Option<Principal>, RestrictedSession>> {
+/// What an HTTP request's credential resolved to.
+pub struct Authenticated {
+    /// The principal; a session the rules refuse says whose it is (the caller puts the
+    /// refusal on the record).
+    pub outcome: Result<Option<Principal>, RestrictedSession>,
+    /// The credential's rate verdict (its `ApiSession` or `ApiKey` bucket), when it was
+    /// metered in the same store round trip; None when the caller must meter it.
+    pub rate: Option<AppResult<()>>,
+}
+
+/// Like `authenticate`, for a request that also spends from its credential's rate
+/// bucket: session (or key), principal epoch and rate in one store round trip, and no
+/// SQL when the cached principal is still valid (`principals`).
+pub async fn authenticate_detailed(state: &AppState, token: &str, ip: Option<IpAddr>) -> AppResult<Authenticated> {
+    resolve(state, token, ip, true).await
+}
+
+async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>, metered: bool) -> AppResult<Authenticated> {
     if apikey::is_key(token) {
-        return authenticate_key(state, token, ip).await.map(Ok);
+        return authenticate_key(state, token, ip, metered).await;
     }
-    let Some(session) = state.sessions.resolve(token).await? else {
-        return Ok(Ok(None));
+    let hash = session::hash_token(token);
+    let hint = state.principals.whose(&hash);
+    let (session, epoch, rate) = if metered {
+        let meter = state.limiter.meter(ratelimit::Bucket::ApiSession, &hash);
+        let found = state.sessions.resolve_metered(token, hint.map(|(ws, _)| principals::epoch_key(ws)), &meter).await?;
+        (found.session, found.also, found.wait.map(ratelimit::RateLimiter::verdict))
+    } else {
+        let epoch = match hint {
+            Some((ws, _)) => state.store.get(&principals::epoch_key(ws)).await?,
+            None => None,
+        };
+        (state.sessions.resolve(token).await?, epoch, None)
     };
-    match session.record.subject {
+    let Some(session) = session else {
+        return Ok(Authenticated { outcome: Ok(None), rate });
+    };
+    let outcome = match session.record.subject {
         Subject::User { user_id, workspace_id } => {
-            let found = repo::users::get_with_workspace(&state.db, workspace_id, user_id).await?;
-            match found {
-                Some((user, ws)) if may_sign_in(&user, &ws, state.clock.now()) => {
-                    let now = state.clock.now();
-                    let policy = effective_policy(&user, &ws, now)?;
-                    if outlived(&policy, &session, now) {
-                        state.sessions.revoke(&session.hash, &session.record.subject).await?;
-                        return Ok(Ok(None));
-                    }
-                    // Network and hours rules hold for every request, not only at sign-in.
-                    // The session stays: it works again from an allowed place and time.
-                    // An impersonating master admin is not bound by the user's rules
-                    // (they are not where the user is), but by the session's own limit.
-                    if session.record.impersonation.is_none()
-                        && let Err(rule) = policy.check(ip, now)
-                    {
-                        return Ok(Err(RestrictedSession {
-                            workspace_id,
-                            user_id,
-                            username: user.username,
-                            session_id: session.record.id,
-                            session_hash: session.hash.clone(),
-                            rule: rule.as_str(),
-                        }));
-                    }
-                    let ctx = EvalContext { now: state.clock.now(), ip, two_factor: session.record.two_factor };
-                    let loaded = state.grants.grants(&state.db, &user, &ws, &ctx).await?;
-                    Ok(Ok(Some(Principal::User(UserPrincipal {
-                        user_id,
-                        workspace_id,
-                        username: user.username,
-                        credential: Credential::Session(session),
-                        grants: Arc::new(loaded.grants),
-                        department_id: user.department_id,
-                        team_id: user.team_id,
-                        primary_group_id: user.primary_group_id,
-                        group_ids: loaded.group_ids,
-                        workspace_status: WorkspaceStatus::parse(&ws.status),
-                    }))))
-                }
+            let epoch = if hint == Some((workspace_id, user_id)) {
+                epoch
+            } else {
+                state.principals.note_whose(&hash, workspace_id, user_id);
+                None
+            };
+            match user_rows(state, workspace_id, user_id, epoch, hint.is_some()).await? {
+                Some((user, ws)) if may_sign_in(&user, &ws, state.clock.now()) => session_principal(state, session, &user, &ws, ip).await?,
                 _ => {
                     state.sessions.revoke(&session.hash, &session.record.subject).await?;
-                    Ok(Ok(None))
+                    Ok(None)
                 }
             }
         }
         Subject::MasterAdmin { admin_id } => match repo::master_admins::get(&state.db, admin_id).await? {
-            Some(admin) if admin.active => Ok(Ok(Some(Principal::MasterAdmin(MasterPrincipal { admin_id, email: admin.email, session })))),
+            Some(admin) if admin.active => Ok(Some(Principal::MasterAdmin(MasterPrincipal { admin_id, email: admin.email, session }))),
             _ => {
                 state.sessions.revoke(&session.hash, &session.record.subject).await?;
-                Ok(Ok(None))
+                Ok(None)
             }
         },
+    };
+    Ok(Authenticated { outcome, rate })
+}
+
+type UserRows = (Arc<entity::user::Model>, Arc<entity::workspace::Model>);
+
+/// A session user's rows: from the cache under `epoch`, or one query. `seen` says the
+/// epoch was asked for: if the store has none, the workspace gets one, and what was
+/// read before it is not cached.
+async fn user_rows(state: &AppState, workspace_id: Uuid, user_id: Uuid, epoch: Option<String>, seen: bool) -> AppResult<Option<UserRows>> {
+    if let Some(e) = &epoch
+        && let Some(principals::Rows::User { user, workspace }) = state.principals.get(user_id, workspace_id, e)
+    {
+        return Ok(Some((user, workspace)));
     }
+    let Some((user, ws)) = repo::users::get_with_workspace(&state.db, workspace_id, user_id).await? else {
+        return Ok(None);
+    };
+    let (user, ws) = (Arc::new(user), Arc::new(ws));
+    match epoch {
+        Some(e) => state.principals.put(user_id, workspace_id, e, principals::Rows::User { user: user.clone(), workspace: ws.clone() }),
+        None if seen => principals::start_epoch(state.store.as_ref(), workspace_id).await?,
+        None => {}
+    }
+    Ok(Some((user, ws)))
+}
+
+/// A live session's principal, under the workspace's rules for this request.
+async fn session_principal(
+    state: &AppState,
+    session: ActiveSession,
+    user: &entity::user::Model,
+    ws: &entity::workspace::Model,
+    ip: Option<IpAddr>,
+) -> AppResult<Result<Option<Principal>, RestrictedSession>> {
+    let now = state.clock.now();
+    let policy = effective_policy(user, ws, now)?;
+    if outlived(&policy, &session, now) {
+        state.sessions.revoke(&session.hash, &session.record.subject).await?;
+        return Ok(Ok(None));
+    }
+    // Network and hours rules hold for every request, not only at sign-in. The session
+    // stays: it works again from an allowed place and time. An impersonating master
+    // admin is not bound by the user's rules (they are not where the user is), but by
+    // the session's own limit.
+    if session.record.impersonation.is_none()
+        && let Err(rule) = policy.check(ip, now)
+    {
+        return Ok(Err(RestrictedSession {
+            workspace_id: ws.id,
+            user_id: user.id,
+            username: user.username.clone(),
+            session_id: session.record.id,
+            session_hash: session.hash.clone(),
+            rule: rule.as_str(),
+        }));
+    }
+    let ctx = EvalContext { now, ip, two_factor: session.record.two_factor };
+    let loaded = state.grants.grants(&state.db, user, ws, &ctx).await?;
+    Ok(Ok(Some(Principal::User(UserPrincipal {
+        user_id: user.id,
+        workspace_id: ws.id,
+        username: user.username.clone(),
+        credential: Credential::Session(session),
+        grants: Arc::new(loaded.grants),
+        department_id: user.department_id,
+        team_id: user.team_id,
+        primary_group_id: user.primary_group_id,
+        group_ids: loaded.group_ids,
+        workspace_status: WorkspaceStatus::parse(&ws.status),
+    }))))
 }
 
 /// How often a key's last use is written back (per instance).
@@ -174,22 +238,58 @@ const KEY_TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// An API key: live (not revoked, not expired), of a workspace that allows sign-in, and
 /// used from a network the workspace allows. Login hours are for people and do not
-/// apply to keys.
-async fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> AppResult<Option<Principal>> {
-    let Some(prefix) = apikey::prefix_of(key) else { return Ok(None) };
-    let Some(row) = repo::api_keys::by_prefix(&state.db, prefix).await? else { return Ok(None) };
+/// apply to keys. Metered, when asked, on a bucket keyed by the whole presented key: a
+/// wrong secret cannot spend from the real key's budget.
+async fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>, metered: bool) -> AppResult<Authenticated> {
+    let Some(prefix) = apikey::prefix_of(key) else { return Ok(Authenticated { outcome: Ok(None), rate: None }) };
+    let hint_key = format!("key:{prefix}");
+    let hint = state.principals.whose(&hint_key);
+    let (epoch, rate) = match (metered, hint) {
+        (true, _) => {
+            let meter = state.limiter.meter(ratelimit::Bucket::ApiKey, key);
+            let keys: Vec<String> = hint.map(|(ws, _)| principals::epoch_key(ws)).into_iter().collect();
+            let (mut values, wait) = state.store.get_metered(&keys, &meter.key, meter.quota, meter.now).await?;
+            (values.pop().flatten(), Some(ratelimit::RateLimiter::verdict(wait)))
+        }
+        (false, Some((ws, _))) => (state.store.get(&principals::epoch_key(ws)).await?, None),
+        (false, None) => (None, None),
+    };
+    let cached = match (hint, &epoch) {
+        (Some((ws, id)), Some(e)) => state.principals.get(id, ws, e),
+        _ => None,
+    };
+    let (row, ws) = match cached {
+        Some(principals::Rows::Key { key, workspace }) => (key, workspace),
+        _ => {
+            let Some(row) = repo::api_keys::by_prefix(&state.db, prefix).await? else {
+                return Ok(Authenticated { outcome: Ok(None), rate });
+            };
+            let Some(ws) = repo::workspaces::get(&state.db, row.workspace_id).await? else {
+                return Ok(Authenticated { outcome: Ok(None), rate });
+            };
+            let (row, ws) = (Arc::new(row), Arc::new(ws));
+            if hint == Some((row.workspace_id, row.id)) {
+                match epoch {
+                    Some(e) => state.principals.put(row.id, ws.id, e, principals::Rows::Key { key: row.clone(), workspace: ws.clone() }),
+                    None => principals::start_epoch(state.store.as_ref(), ws.id).await?,
+                }
+            } else {
+                state.principals.note_whose(&hint_key, row.workspace_id, row.id);
+            }
+            (row, ws)
+        }
+    };
     let now = state.clock.now();
     if !apikey::matches(key, &row.secret_hash) || row.revoked_at.is_some() || row.expires_at.is_some_and(|e| now >= e) {
-        return Ok(None);
+        return Ok(Authenticated { outcome: Ok(None), rate });
     }
-    let Some(ws) = repo::workspaces::get(&state.db, row.workspace_id).await? else { return Ok(None) };
     let status = WorkspaceStatus::parse(&ws.status);
     // The key proved its secret, so its holder may learn why it stopped working.
     if status == WorkspaceStatus::Suspended {
         return Err(crate::error::AppError::WorkspaceSuspended);
     }
     if !status.allows_sign_in() {
-        return Ok(None);
+        return Ok(Authenticated { outcome: Ok(None), rate });
     }
     let settings: SecuritySettings = serde_json::from_str(&ws.security_settings)
         .map_err(|e| crate::error::AppError::internal(format!("workspace security settings unreadable: {e}")))?;
@@ -198,15 +298,17 @@ async fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Ap
     }
     let ctx = EvalContext { now, ip, two_factor: false };
     let grants = state.grants.grants_for_key(&state.db, row.id, row.role_id, &ws, &ctx).await?;
-    touch_key(state, &row, ip).await;
-    Ok(Some(Principal::User(UserPrincipal {
+    if state.principals.key_touch_due(row.id, KEY_TOUCH_EVERY) {
+        touch_key(state, &row, ip).await;
+    }
+    let principal = Principal::User(UserPrincipal {
         user_id: row.id,
         workspace_id: row.workspace_id,
         username: row.name.clone(),
         credential: Credential::ApiKey(ApiKeyRef {
             id: row.id,
-            name: row.name,
-            prefix: row.prefix,
+            name: row.name.clone(),
+            prefix: row.prefix.clone(),
             role_id: row.role_id,
             created_by: row.created_by,
         }),
@@ -216,7 +318,8 @@ async fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Ap
         primary_group_id: None,
         group_ids: Arc::new(Vec::new()),
         workspace_status: status,
-    })))
+    });
+    Ok(Authenticated { outcome: Ok(Some(principal)), rate })
 }
 
 /// Records the key's last use at most once a minute, without waiting for SQLite's

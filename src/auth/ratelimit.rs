@@ -233,14 +233,25 @@ impl RateLimiter {
         &self.limits
     }
 
+    /// The bucket `check` would meter, for a store call that meters it along with its
+    /// reads (`Store::get_metered`); `verdict` reads the answer.
+    pub fn meter(&self, bucket: Bucket, key: &str) -> super::session::Meter {
+        super::session::Meter { key: store_key(bucket, key), quota: self.limits.quota(bucket), now: self.clock.now() }
+    }
+
+    /// What `check` answers, from a metered store call's wait.
+    pub fn verdict(wait: Option<std::time::Duration>) -> AppResult<()> {
+        match wait {
+            None => Ok(()),
+            Some(wait) => Err(AppError::RateLimited { retry_after_secs: retry_after_secs(wait) }),
+        }
+    }
+
     /// Counts one request for `key` in `bucket`. `Err(RateLimited)` when over the quota
     /// (nothing counted), `Err(Unavailable)` when the store cannot answer.
     pub async fn check(&self, bucket: Bucket, key: &str) -> AppResult<()> {
         let refused = self.store.gcra(&store_key(bucket, key), self.limits.quota(bucket), self.clock.now()).await?;
-        match refused {
-            None => Ok(()),
-            Some(wait) => Err(AppError::RateLimited { retry_after_secs: retry_after_secs(wait) }),
-        }
+        Self::verdict(refused)
     }
 }
 

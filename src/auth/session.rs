@@ -84,6 +84,25 @@ pub struct SessionManager {
     absolute: Duration,
 }
 
+/// A rate bucket to meter in the same round trip as a session read
+/// (`auth::ratelimit::RateLimiter::meter`).
+#[derive(Debug, Clone)]
+pub struct Meter {
+    pub key: String,
+    pub quota: crate::store::Quota,
+    pub now: DateTime<Utc>,
+}
+
+/// What `resolve_metered` read.
+#[derive(Debug)]
+pub struct Lookup {
+    pub session: Option<ActiveSession>,
+    /// The value of the extra key, if it was asked for and exists.
+    pub also: Option<String>,
+    /// The rate verdict (`Store::gcra`), if the bucket was metered.
+    pub wait: Option<Option<Duration>>,
+}
+
 /// Last-seen is written back at most this often, so a busy client does not turn every
 /// read into a store write.
 const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(30);
@@ -99,7 +118,7 @@ fn new_token() -> String {
     format!("pal_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn session_key(hash: &str) -> String {
+pub(crate) fn session_key(hash: &str) -> String {
     format!("session:{hash}")
 }
 
@@ -197,11 +216,15 @@ impl SessionManager {
     }
 
     async fn load(&self, hash: &str) -> StoreResult<Option<SessionRecord>> {
-        let Some(json) = self.store.get(&session_key(hash)).await? else {
-            return Ok(None);
-        };
-        // An unreadable record is treated as no session (and removed), never as valid.
-        match serde_json::from_str::<SessionRecord>(&json) {
+        match self.store.get(&session_key(hash)).await? {
+            Some(json) => self.parse(hash, &json).await,
+            None => Ok(None),
+        }
+    }
+
+    /// An unreadable record is treated as no session (and removed), never as valid.
+    async fn parse(&self, hash: &str, json: &str) -> StoreResult<Option<SessionRecord>> {
+        match serde_json::from_str::<SessionRecord>(json) {
             Ok(r) => Ok(Some(r)),
             Err(_) => {
                 self.store.del(&session_key(hash)).await?;
@@ -216,7 +239,33 @@ impl SessionManager {
             return Ok(None);
         }
         let hash = hash_token(token);
-        let Some(mut record) = self.load(&hash).await? else {
+        let record = self.load(&hash).await?;
+        self.live(hash, record).await
+    }
+
+    /// Like `resolve`, and in the same round trip reads `also` and meters `meter`: the one
+    /// store call of a signed-in request.
+    pub async fn resolve_metered(&self, token: &str, also: Option<String>, meter: &Meter) -> StoreResult<Lookup> {
+        if token.len() > 128 {
+            return Ok(Lookup { session: None, also: None, wait: None });
+        }
+        let hash = hash_token(token);
+        let mut keys = vec![session_key(&hash)];
+        keys.extend(also);
+        let (mut values, wait) = self.store.get_metered(&keys, &meter.key, meter.quota, meter.now).await?;
+        let also = values.get_mut(1).and_then(Option::take);
+        let record = match values.into_iter().next().flatten() {
+            Some(json) => self.parse(&hash, &json).await?,
+            None => None,
+        };
+        Ok(Lookup { session: self.live(hash, record).await?, also, wait: Some(wait) })
+    }
+
+    /// The session behind `record` if it is still live. Last-seen is written back in the
+    /// background and only onto a record that is still there, so the request does not
+    /// wait for it and a session revoked meanwhile stays revoked.
+    async fn live(&self, hash: String, record: Option<SessionRecord>) -> StoreResult<Option<ActiveSession>> {
+        let Some(mut record) = record else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -227,7 +276,14 @@ impl SessionManager {
         let idle_since = record.last_seen_at;
         if now - record.last_seen_at >= TOUCH_EVERY {
             record.last_seen_at = now;
-            self.save(&hash, &record).await?;
+            if let Ok(json) = serde_json::to_string(&record) {
+                let (store, key, ttl) = (self.store.clone(), session_key(&hash), self.absolute);
+                tokio::spawn(async move {
+                    if let Err(e) = store.set_xx(&key, &json, ttl).await {
+                        tracing::warn!(error = %e, "could not record a session's last activity");
+                    }
+                });
+            }
         }
         Ok(Some(ActiveSession { hash, record, idle_since }))
     }

@@ -539,7 +539,7 @@ impl RolesMutation {
     /// Removes an assignment.
     async fn unassign_role(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let (tx, u) = (Tx::current(ctx)?, user_principal(ctx)?);
-        svc::unassign_role(&tx, u, parse_id("id", &id)?).await?;
+        svc::unassign_role(state(ctx)?, &tx, u, parse_id("id", &id)?).await?;
         Ok(true)
     }
 }

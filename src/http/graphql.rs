@@ -137,15 +137,20 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
     let presented = cookie::token(&app.config, &headers);
     let mut clear_cookie = false;
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>());
+    // The credential's rate verdict, when it was metered while resolving it.
+    let mut rate = None;
     let principal = match &presented {
         None => Principal::Anonymous,
         Some((token, source)) => match auth::authenticate_detailed(app, token, Some(client_ip)).await {
-            Ok(Ok(Some(p))) => p,
-            Ok(Ok(None)) => {
+            Ok(auth::Authenticated { outcome: Ok(Some(p)), rate: r }) => {
+                rate = r;
+                p
+            }
+            Ok(auth::Authenticated { outcome: Ok(None), .. }) => {
                 clear_cookie = *source == TokenSource::Cookie;
                 Principal::Anonymous
             }
-            Ok(Err(restricted)) => {
+            Ok(auth::Authenticated { outcome: Err(restricted), .. }) => {
                 let meta = RequestMeta {
                     request_id: rid.0.clone(),
                     ip: Some(client_ip),
@@ -178,7 +183,11 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
         p => p.session().map(|s| (crate::auth::ratelimit::Bucket::ApiSession, s.hash.clone())),
     };
     if let Some((bucket, key)) = bucket {
-        match app.limiter.check(bucket, &key).await {
+        let verdict = match rate {
+            Some(v) => v,
+            None => app.limiter.check(bucket, &key).await,
+        };
+        match verdict {
             Ok(()) => {}
             Err(AppError::RateLimited { retry_after_secs }) => {
                 let meta = RequestMeta {

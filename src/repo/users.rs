@@ -23,8 +23,16 @@ pub async fn get_with_workspace(
     workspace_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<(user::Model, workspace::Model)>, DbErr> {
-    let Some(u) = get(db, workspace_id, user_id).await? else { return Ok(None) };
-    Ok(super::workspaces::get(db, workspace_id).await?.map(|w| (u, w)))
+    use sea_orm::{JoinType, QuerySelect};
+    // One round trip: the user's row with its workspace's.
+    let to_workspace = user::Entity::belongs_to(workspace::Entity).from(user::Column::WorkspaceId).to(workspace::Column::Id).into();
+    let found = user::Entity::find_by_id(user_id)
+        .filter(user::Column::WorkspaceId.eq(workspace_id))
+        .join(JoinType::InnerJoin, to_workspace)
+        .select_also(workspace::Entity)
+        .one(db)
+        .await?;
+    Ok(found.and_then(|(u, w)| w.map(|w| (u, w))))
 }
 
 pub struct NewUser<'a> {

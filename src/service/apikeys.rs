@@ -85,6 +85,7 @@ pub async fn revoke(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid) 
         return Err(AppError::Conflict("this key is already revoked".into()));
     }
     repo::api_keys::revoke(tx.db(), ws, id, p.user_id, now).await?;
+    crate::service::principals_changed(state, tx, ws).await;
     tx.audit(event(
         ws,
         "apikey.revoked",

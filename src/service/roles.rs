@@ -168,7 +168,7 @@ pub async fn update_role(
     // must be someone the actor could act on anyway.
     ensure_can_act_on_holders(tx, actor, &roles, id).await?;
     repo::roles::update(tx.db(), ws, &def, &input.description, state.clock.now()).await.map_err(name_taken)?;
-    repo::roles::bump_epoch(tx.db(), ws).await?;
+    crate::service::permissions_changed(state, tx, ws).await?;
     tx.audit(AuditEvent::RoleUpdated {
         workspace_id: ws,
         role_id: id,
@@ -193,7 +193,7 @@ pub async fn delete_role(state: &AppState, tx: &Tx<'_>, actor: &UserPrincipal, i
     check::keeps_own_admin_access(&actor.grants, &actor_assignments(tx, actor).await?, &roles, &actor_ctx(state, actor, ip))?;
     ensure_can_act_on_holders(tx, actor, &roles, id).await?;
     repo::roles::delete(tx.db(), ws, id).await?;
-    repo::roles::bump_epoch(tx.db(), ws).await?;
+    crate::service::permissions_changed(state, tx, ws).await?;
     tx.audit(AuditEvent::RoleDeleted { workspace_id: ws, role_id: id, before: role_json(&old.def, &old.description) });
     Ok(())
 }
@@ -296,7 +296,7 @@ pub async fn assign_role(
         state.clock.now(),
     )
     .await?;
-    repo::roles::bump_epoch(tx.db(), ws).await?;
+    crate::service::permissions_changed(state, tx, ws).await?;
     tx.audit(AuditEvent::RoleAssigned { workspace_id: ws, assignment_id: created.id, after: assignment_json(&created, &role.name) });
     Ok(created)
 }
@@ -309,7 +309,7 @@ fn assignment_json(a: &entity::role_assignment::Model, role: &str) -> serde_json
     })
 }
 
-pub async fn unassign_role(tx: &Tx<'_>, actor: &UserPrincipal, id: Uuid) -> AppResult<()> {
+pub async fn unassign_role(state: &AppState, tx: &Tx<'_>, actor: &UserPrincipal, id: Uuid) -> AppResult<()> {
     let ws = actor.workspace_id;
     let a = repo::roles::assignment(tx.db(), ws, id).await?.ok_or(AppError::NotFound)?;
     ensure_can_act_on_assignee(tx, actor, a.model.user_id, a.model.group_id).await?;
@@ -318,7 +318,7 @@ pub async fn unassign_role(tx: &Tx<'_>, actor: &UserPrincipal, id: Uuid) -> AppR
         return Err(AppError::Conflict("the workspace must keep an active Owner".into()));
     }
     repo::roles::unassign(tx.db(), ws, id).await?;
-    repo::roles::bump_epoch(tx.db(), ws).await?;
+    crate::service::permissions_changed(state, tx, ws).await?;
     tx.audit(AuditEvent::RoleUnassigned { workspace_id: ws, assignment_id: id, before: assignment_json(&a.model, &role.def.name) });
     Ok(())
 }

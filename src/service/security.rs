@@ -242,6 +242,7 @@ pub async fn update_settings(
     ws.security_settings = serde_json::to_string(&new).map_err(AppError::internal)?;
     keeps_actor_in(&effective_policy(&actor, &ws, now)?, meta, now)?;
     repo::security::set_workspace_settings(tx.db(), p.workspace_id, ws.security_settings.clone(), now).await?;
+    crate::service::principals_changed(state, tx, p.workspace_id).await;
     let (b, a) = (serde_json::to_value(&before).map_err(AppError::internal)?, serde_json::to_value(&new).map_err(AppError::internal)?);
     tx.audit(AuditEvent::Security {
         workspace_id: Some(p.workspace_id),
@@ -347,6 +348,7 @@ pub async fn set_override(
     };
     let json = serde_json::to_string(&ov).map_err(AppError::internal)?;
     repo::security::set_override(tx.db(), p.workspace_id, target.id, Some(json), now).await?;
+    crate::service::principals_changed(state, tx, p.workspace_id).await;
     let b = before.as_ref().map(rules_json).unwrap_or(Value::Null);
     tx.audit(event(p, "security.override_set", target.id, json!({ "override": { "before": b, "after": rules_json(&ov) } }), Some(why)));
     Ok((target, ov))
@@ -360,6 +362,7 @@ pub async fn clear_override(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, us
     };
     let before: SecurityOverride = serde_json::from_str(before).map_err(AppError::internal)?;
     repo::security::set_override(tx.db(), p.workspace_id, target.id, None, state.clock.now()).await?;
+    crate::service::principals_changed(state, tx, p.workspace_id).await;
     tx.audit(event(
         p,
         "security.override_cleared",

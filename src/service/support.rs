@@ -362,6 +362,7 @@ pub async fn change_status(state: &AppState, tx: &Tx<'_>, id: Uuid, to: Lifecycl
         return Err(AppError::Conflict("the retention period of this deleted workspace is over; it can only be purged".into()));
     }
     repo::workspaces::set_status(db, ws.id, target, &reason, now).await?;
+    crate::service::principals_changed(state, tx, ws.id).await;
     if matches!(to, Lifecycle::Suspend | Lifecycle::SoftDelete) {
         let users = repo::users::ids(db, ws.id).await?;
         end_all_sessions(state, tx, users, ws.id);
@@ -397,6 +398,7 @@ pub async fn purge(state: &AppState, tx: &Tx<'_>, id: Uuid, reason: &str) -> App
         return Err(AppError::Conflict(format!("the workspace can be restored until {}; it can be purged after that", t.to_rfc3339())));
     }
     let rows = repo::workspaces::purge(db, ws.id).await?;
+    crate::service::principals_changed(state, tx, ws.id).await;
     tx.audit(AuditEvent::Support {
         workspace_id: None,
         module: "platform",

@@ -276,7 +276,9 @@ pub async fn update_user(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: U
         || before.primary_group_id != after.primary_group_id
         || groups_before != groups_after;
     if placement_changed {
-        repo::roles::bump_epoch(tx.db(), ws).await?;
+        crate::service::permissions_changed(state, tx, ws).await?;
+    } else {
+        crate::service::principals_changed(state, tx, ws).await;
     }
     if seat_before && !seat_after {
         // Safe direction: sessions end even if the rest were to roll back.

@@ -151,6 +151,20 @@ impl Store for MemoryStore {
         })
     }
 
+    fn set_xx<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let expires_at = self.deadline(ttl);
+            self.with(key, |d, _| match d.get_mut(key) {
+                Some(e @ Entry { value: Value::Str(_), .. }) => {
+                    *e = Entry { value: Value::Str(value.to_owned()), expires_at };
+                    Ok(true)
+                }
+                Some(_) => Err(wrong_type()),
+                None => Ok(false),
+            })?
+        })
+    }
+
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
         Box::pin(async move { self.with(key, |d, now| d.get(key).map(|e| (e.expires_at - now).to_std().unwrap_or_default())) })
     }
@@ -227,6 +241,24 @@ impl Store for MemoryStore {
                     Ok(Some(wait.max(Duration::from_millis(1))))
                 }
             }
+        })
+    }
+
+    fn get_metered<'a>(
+        &'a self,
+        keys: &'a [String],
+        bucket: &'a str,
+        quota: Quota,
+        now: DateTime<Utc>,
+    ) -> StoreFuture<'a, (Vec<Option<String>>, Option<Duration>)> {
+        // In memory there is no round trip to save: the same two steps, in order.
+        Box::pin(async move {
+            let wait = self.gcra(bucket, quota, now).await?;
+            let mut values = Vec::with_capacity(keys.len());
+            for k in keys {
+                values.push(self.get(k).await?);
+            }
+            Ok((values, wait))
         })
     }
 

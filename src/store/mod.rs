@@ -61,6 +61,10 @@ pub trait Store: Send + Sync + 'static {
     fn set<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, ()>;
     /// Sets only if absent; true if this call set it. The basis of "use once" checks.
     fn set_nx<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
+    /// Sets only if present; true if this call set it. Refreshing a record that may have
+    /// been deleted meanwhile (a session revoked by another request) must not bring it
+    /// back.
+    fn set_xx<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
     /// Time left before `key` expires; None if it does not exist.
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>>;
     /// Deletes; true if something was there.
@@ -79,10 +83,96 @@ pub trait Store: Send + Sync + 'static {
     /// instances sharing the store. A store may keep buckets apart from its other keys:
     /// touch a bucket only through this method, never with `get`, `set` or `del`.
     fn gcra<'a>(&'a self, key: &'a str, quota: Quota, now: DateTime<Utc>) -> StoreFuture<'a, Option<Duration>>;
+    /// Reads `keys` and meters `bucket` exactly as `gcra` does, in one round trip: what a
+    /// signed-in request needs from the store (its session, its workspace's principal
+    /// epoch and its rate). Values come back in the order of `keys`.
+    fn get_metered<'a>(
+        &'a self,
+        keys: &'a [String],
+        bucket: &'a str,
+        quota: Quota,
+        now: DateTime<Utc>,
+    ) -> StoreFuture<'a, (Vec<Option<String>>, Option<Duration>)>;
     fn publish<'a>(&'a self, channel: &'a str, message: &'a str) -> StoreFuture<'a, ()>;
     /// Messages published on `channel` after the returned future resolves.
     fn subscribe<'a>(&'a self, channel: &'a str) -> StoreFuture<'a, BoxStream<'static, String>>;
     fn ping(&self) -> StoreFuture<'_, ()>;
     /// "memory" or "redis", for /readyz and the start-up log.
     fn kind(&self) -> &'static str;
+}
+
+/// A store that counts the commands sent through it (for Redis each is one network
+/// round trip): `palisade_store_calls` in /metrics, and the proof that a signed-in
+/// request costs one.
+pub struct Counted {
+    inner: std::sync::Arc<dyn Store>,
+    calls: prometheus_client::metrics::counter::Counter,
+}
+
+impl Counted {
+    pub fn new(inner: std::sync::Arc<dyn Store>, calls: prometheus_client::metrics::counter::Counter) -> Self {
+        Self { inner, calls }
+    }
+
+    fn count(&self) -> &dyn Store {
+        self.calls.inc();
+        self.inner.as_ref()
+    }
+}
+
+impl Store for Counted {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<String>> {
+        self.count().get(key)
+    }
+    fn set<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        self.count().set(key, value, ttl)
+    }
+    fn set_nx<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        self.count().set_nx(key, value, ttl)
+    }
+    fn set_xx<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        self.count().set_xx(key, value, ttl)
+    }
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        self.count().ttl(key)
+    }
+    fn del<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        self.count().del(key)
+    }
+    fn incr<'a>(&'a self, key: &'a str, by: i64, ttl: Duration) -> StoreFuture<'a, i64> {
+        self.count().incr(key, by, ttl)
+    }
+    fn sadd<'a>(&'a self, key: &'a str, member: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        self.count().sadd(key, member, ttl)
+    }
+    fn srem<'a>(&'a self, key: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        self.count().srem(key, member)
+    }
+    fn smembers<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<String>> {
+        self.count().smembers(key)
+    }
+    fn gcra<'a>(&'a self, key: &'a str, quota: Quota, now: DateTime<Utc>) -> StoreFuture<'a, Option<Duration>> {
+        self.count().gcra(key, quota, now)
+    }
+    fn get_metered<'a>(
+        &'a self,
+        keys: &'a [String],
+        bucket: &'a str,
+        quota: Quota,
+        now: DateTime<Utc>,
+    ) -> StoreFuture<'a, (Vec<Option<String>>, Option<Duration>)> {
+        self.count().get_metered(keys, bucket, quota, now)
+    }
+    fn publish<'a>(&'a self, channel: &'a str, message: &'a str) -> StoreFuture<'a, ()> {
+        self.count().publish(channel, message)
+    }
+    fn subscribe<'a>(&'a self, channel: &'a str) -> StoreFuture<'a, BoxStream<'static, String>> {
+        self.count().subscribe(channel)
+    }
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        self.count().ping()
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
 }

@@ -19,6 +19,7 @@ pub struct RedisStore {
     prefix: String,
     incr_script: redis::Script,
     gcra_script: redis::Script,
+    metered_script: redis::Script,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -51,7 +52,8 @@ impl RedisStore {
                  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
                  return v",
             ),
-            gcra_script: redis::Script::new(GCRA_LUA),
+            gcra_script: redis::Script::new(&format!("{GCRA_FN}return meter()")),
+            metered_script: redis::Script::new(&format!("{GCRA_FN}{GET_METERED_TAIL}")),
         })
     }
 
@@ -65,7 +67,8 @@ impl RedisStore {
 /// now >= TAT - (burst - 1) * interval: the TAT then moves to max(TAT, now) + interval and
 /// the key expires when the bucket is full again (at the new TAT). Otherwise nothing is
 /// written and the reply is the wait in ms (> 0); the reply 0 means "conforms".
-const GCRA_LUA: &str = "\
+const GCRA_FN: &str = "\
+local function meter()
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
@@ -76,7 +79,17 @@ if now < allow_at then return allow_at - now end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], new_tat)
 redis.call('PEXPIRE', KEYS[1], new_tat - now)
-return 0";
+return 0
+end
+";
+
+/// After `GCRA_FN`: meters KEYS[1], then reads KEYS[2..]; replies `{wait, {values...}}`
+/// (a missing key reads as nil).
+const GET_METERED_TAIL: &str = "\
+local wait = meter()
+local values = {}
+for i = 2, #KEYS do values[i - 1] = redis.call('GET', KEYS[i]) end
+return {wait, values}";
 
 async fn timed<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
     match tokio::time::timeout(TIMEOUT, f).await {
@@ -105,6 +118,15 @@ impl Store for RedisStore {
             let mut c = self.conn.clone();
             let reply: Option<String> =
                 timed(redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(ms(ttl)).query_async(&mut c)).await?;
+            Ok(reply.is_some())
+        })
+    }
+
+    fn set_xx<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            let reply: Option<String> =
+                timed(redis::cmd("SET").arg(self.key(key)).arg(value).arg("XX").arg("PX").arg(ms(ttl)).query_async(&mut c)).await?;
             Ok(reply.is_some())
         })
     }
@@ -169,6 +191,29 @@ impl Store for RedisStore {
             )
             .await?;
             Ok(u64::try_from(wait_ms).ok().filter(|&w| w > 0).map(Duration::from_millis))
+        })
+    }
+
+    fn get_metered<'a>(
+        &'a self,
+        keys: &'a [String],
+        bucket: &'a str,
+        quota: Quota,
+        now: DateTime<Utc>,
+    ) -> StoreFuture<'a, (Vec<Option<String>>, Option<Duration>)> {
+        Box::pin(async move {
+            let q = quota.clamped();
+            let mut c = self.conn.clone();
+            let mut inv = self.metered_script.key(self.key(bucket));
+            for k in keys {
+                inv.key(self.key(k));
+            }
+            inv.arg(now.timestamp_millis()).arg(ms(q.interval)).arg(q.burst);
+            let (wait_ms, mut values): (i64, Vec<Option<String>>) = timed(inv.invoke_async(&mut c)).await?;
+            // A missing key is `false` in Lua and nil in the reply, so there is one value
+            // per key; a shorter reply would mean "not found" for the rest.
+            values.resize(keys.len(), None);
+            Ok((values, u64::try_from(wait_ms).ok().filter(|&w| w > 0).map(Duration::from_millis)))
         })
     }
 

@@ -29,6 +29,7 @@ mod multi_instance;
 mod orders;
 mod outages;
 mod paging;
+mod principal_cache;
 mod products;
 mod reports;
 mod roles;

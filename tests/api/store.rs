@@ -26,6 +26,11 @@ async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
     assert!(!s.set_nx("once", "b", MIN).await.unwrap());
     assert_eq!(s.get("once").await.unwrap().as_deref(), Some("a"));
 
+    assert!(!s.set_xx("absent", "a", MIN).await.unwrap(), "set_xx never creates");
+    assert_eq!(s.get("absent").await.unwrap(), None);
+    assert!(s.set_xx("once", "c", MIN).await.unwrap());
+    assert_eq!(s.get("once").await.unwrap().as_deref(), Some("c"));
+
     assert!(s.del("k").await.unwrap());
     assert!(!s.del("k").await.unwrap());
     assert_eq!(s.get("k").await.unwrap(), None);
@@ -73,6 +78,26 @@ async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
     assert_eq!(next(&mut other).await.as_deref(), Some("for-other"), "each channel gets only its own messages");
 
     gcra_conformance(s, &clock).await;
+    metered_conformance(s, &clock).await;
+}
+
+/// `get_metered` reads like `get` (in order, missing keys as None, any number of them)
+/// and meters like `gcra`, on the same buckets.
+async fn metered_conformance(s: &dyn Store, clock: &ManualClock) {
+    let q = Quota { burst: 2, interval: Duration::from_secs(10) };
+    s.set("m:1", "one", MIN).await.unwrap();
+    s.set("m:3", "three", MIN).await.unwrap();
+    let keys: Vec<String> = ["m:1", "m:2", "m:3", "m:4"].map(String::from).into();
+    let (values, wait) = s.get_metered(&keys, "rl:m", q, clock.now()).await.unwrap();
+    assert_eq!(values, [Some("one".to_owned()), None, Some("three".to_owned()), None]);
+    assert_eq!(wait, None);
+    let (values, wait) = s.get_metered(&[], "rl:m", q, clock.now()).await.unwrap();
+    assert!(values.is_empty());
+    assert_eq!(wait, None, "the second of the burst");
+    let (values, wait) = s.get_metered(&keys[..1], "rl:m", q, clock.now()).await.unwrap();
+    assert_eq!(values, [Some("one".to_owned())], "a refused request still reads");
+    assert!(wait.is_some_and(|w| w > Duration::ZERO && w <= q.interval), "{wait:?}");
+    assert!(s.gcra("rl:m", q, clock.now()).await.unwrap().is_some(), "the same bucket as gcra's");
 }
 
 async fn gcra_conformance(s: &dyn Store, clock: &ManualClock) {
