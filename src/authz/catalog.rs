@@ -149,6 +149,11 @@ macro_rules! sensitive {
             pub fn key(self) -> &'static str {
                 match self { $( SensitiveField::$name => $key ),* }
             }
+            /// The field's own name (`email` of `customer.email`), as the API spells it.
+            pub fn name(self) -> &'static str {
+                let key = self.key();
+                key.split_once('.').map_or(key, |(_, f)| f)
+            }
             pub fn module(self) -> Module {
                 match self { $( SensitiveField::$name => Module::$module ),* }
             }

@@ -52,3 +52,15 @@ pub struct ExportPayload {
     /// The file's content (CSV with a header row, or a JSON array).
     pub content: String,
 }
+
+impl ExportPayload {
+    /// What `service::records::export` rendered.
+    pub fn of(format: ExportFormat, (content, rows): (String, usize)) -> Self {
+        Self { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content }
+    }
+}
+
+/// The ids of a bulk operation.
+pub fn parse_ids(ids: &[async_graphql::ID]) -> crate::error::AppResult<Vec<uuid::Uuid>> {
+    ids.iter().map(|i| parse_id("ids", i)).collect()
+}

@@ -247,8 +247,8 @@ impl CustomersQuery {
             email: f.email,
         };
         let db = &state(ctx)?.db;
-        let total = if wants_total(ctx) { Some(repo::customers::count(db, &reach, &filter).await?) } else { None };
-        let rows = repo::customers::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        let total = if wants_total(ctx) { Some(repo::crm::tally(db, &reach, &filter).await?) } else { None };
+        let rows = repo::crm::find(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
         w.page(rows, total, crm::seek_of::<entity::customer::Entity>, |m| Customer::project(m, &p.grants))
     }
 
@@ -256,7 +256,8 @@ impl CustomersQuery {
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> AppResult<Customer> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::CustomersRead)?;
-        let m = repo::customers::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
+        let m =
+            repo::crm::get::<entity::customer::Entity>(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Customer::project(m, &p.grants))
     }
 }

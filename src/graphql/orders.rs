@@ -5,6 +5,7 @@
 use super::audit::AuditEntry;
 use super::context::state;
 use super::context::user;
+use super::convert::ExportPayload;
 use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
@@ -21,10 +22,13 @@ use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::crm;
 use crate::repo::seek;
-use crate::service::orders::{self as svc, LineInput, OrderInput as SvcInput, Transition};
+use crate::service::export::ExportFormat;
+use crate::service::orders::{self as svc, LineInput, OrderInput as SvcInput};
+use crate::service::records;
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Condition;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -156,7 +160,7 @@ async fn project(
     let mut customers: HashMap<Uuid, entity::customer::Model> = HashMap::new();
     if want_customer && let Ok(reach) = Reach::for_permission(p, Permission::CustomersRead) {
         let ids: Vec<Uuid> = rows.iter().map(|o| o.customer_id).collect();
-        customers = repo::customers::get_many(db, &reach, &ids).await?.into_iter().map(|c| (c.id, c)).collect();
+        customers = repo::crm::get_many::<entity::customer::Entity>(db, &reach, &ids).await?.into_iter().map(|c| (c.id, c)).collect();
     }
     let mut lines: HashMap<Uuid, Vec<entity::order_line::Model>> = HashMap::new();
     let mut products: HashMap<Uuid, entity::product::Model> = HashMap::new();
@@ -167,7 +171,7 @@ async fn project(
         }
         if let Ok(reach) = Reach::for_permission(p, Permission::ProductsRead) {
             let pids: Vec<Uuid> = lines.values().flatten().map(|l| l.product_id).collect();
-            products = repo::products::get_many(db, &reach, &pids).await?.into_iter().map(|m| (m.id, m)).collect();
+            products = repo::crm::get_many::<entity::product::Entity>(db, &reach, &pids).await?.into_iter().map(|m| (m.id, m)).collect();
         }
     }
     Ok(rows
@@ -274,8 +278,8 @@ impl OrdersQuery {
             customer_id: f.customer_id.as_ref().map(|c| parse_id("filter.customerId", c)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = if wants_total(ctx) { Some(repo::orders::count(db, &reach, &filter).await?) } else { None };
-        let rows = repo::orders::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        let total = if wants_total(ctx) { Some(repo::crm::tally(db, &reach, &filter).await?) } else { None };
+        let rows = repo::crm::find(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
         let (rows, more) = w.split(rows);
         let at = rows.iter().map(|m| crm::seek_of::<entity::order::Entity>(m, w.order())).collect::<Result<Vec<_>, _>>()?;
         let node = ctx.look_ahead().field("edges").field("node");
@@ -287,7 +291,7 @@ impl OrdersQuery {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::OrdersRead)?;
         let db = &state(ctx)?.db;
-        let m = repo::orders::get(db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
+        let m = repo::crm::get::<entity::order::Entity>(db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         project_one(ctx, db, p, m).await
     }
 }
@@ -297,6 +301,12 @@ pub struct OrdersMutation;
 
 #[Object]
 impl OrdersMutation {
+    /// Exports the orders in your scope (dataExport); audited.
+    async fn export_orders(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(ExportPayload::of(format, records::export::<entity::order::Entity>(&tx, p, Condition::all(), format).await?))
+    }
+
     /// Creates a draft order for a customer you can read, from products you can read.
     async fn create_order(&self, ctx: &Context<'_>, input: OrderInput) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
@@ -313,21 +323,21 @@ impl OrdersMutation {
     /// draft -> processing -> fulfilled (orders.process).
     async fn process_order(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Transition::Process).await?;
+        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, &svc::PROCESS).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 
     /// Cancels a draft or processing order (orders.cancel).
     async fn cancel_order(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Transition::Cancel).await?;
+        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, &svc::CANCEL).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 
     /// Refunds a fulfilled order (orders.refund).
     async fn refund_order(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Order> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Transition::Refund).await?;
+        let m = svc::transition(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, &svc::REFUND).await?;
         project_one(ctx, tx.db(), p, m).await
     }
 }

@@ -3,6 +3,7 @@
 use super::audit::AuditEntry;
 use super::context::state;
 use super::context::user;
+use super::convert::ExportPayload;
 use super::convert::parse_id;
 use super::convert::reveal;
 use super::paging::{ListInfo, ListOrder, Window, wants_total};
@@ -16,10 +17,13 @@ use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::crm;
 use crate::repo::seek::Order;
-use crate::service::payments::{self as svc, NewPayment, Step};
+use crate::service::export::ExportFormat;
+use crate::service::payments::{self as svc, NewPayment};
+use crate::service::records;
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Condition;
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
 pub enum PaymentStatus {
@@ -160,15 +164,16 @@ impl PaymentsQuery {
             order_id: f.order_id.as_ref().map(|o| parse_id("filter.orderId", o)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = if wants_total(ctx) { Some(repo::payments::count(db, &reach, &filter).await?) } else { None };
-        let rows = repo::payments::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        let total = if wants_total(ctx) { Some(repo::crm::tally(db, &reach, &filter).await?) } else { None };
+        let rows = repo::crm::find(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
         w.page(rows, total, crm::seek_of::<entity::payment::Entity>, |m| Payment::project(m, &p.grants))
     }
 
     async fn payment(&self, ctx: &Context<'_>, id: ID) -> AppResult<Payment> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::PaymentsRead)?;
-        let m = repo::payments::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
+        let m =
+            repo::crm::get::<entity::payment::Entity>(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Payment::project(m, &p.grants))
     }
 }
@@ -178,6 +183,13 @@ pub struct PaymentsMutation;
 
 #[Object]
 impl PaymentsMutation {
+    /// Exports the payments in your scope, card, IBAN and payer email as you may see
+    /// them. Needs payments.export and the dataExport restriction; audited.
+    async fn export_payments(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(ExportPayload::of(format, records::export::<entity::payment::Entity>(&tx, p, Condition::all(), format).await?))
+    }
+
     /// Records a received payment (payments.process).
     async fn record_payment(&self, ctx: &Context<'_>, input: RecordPaymentInput) -> AppResult<Payment> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
@@ -201,12 +213,12 @@ impl PaymentsMutation {
     /// Marks a processed payment as matched in the books (payments.reconcile).
     async fn reconcile_payment(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Payment> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Step::Reconcile).await?, &p.grants))
+        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, &svc::RECONCILE).await?, &p.grants))
     }
 
     /// Refunds a processed or reconciled payment (payments.refund).
     async fn refund_payment(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<Payment> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, Step::Refund).await?, &p.grants))
+        Ok(Payment::project(svc::step(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, &svc::REFUND).await?, &p.grants))
     }
 }

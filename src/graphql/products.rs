@@ -6,6 +6,7 @@ use super::context::user;
 use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
+use super::convert::{ExportPayload, parse_ids};
 use super::paging::{ListInfo, ListOrder, Window, wants_total};
 use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -17,10 +18,13 @@ use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::crm;
 use crate::repo::seek::{Order, SortKey};
+use crate::service::export::ExportFormat;
 use crate::service::products::{self as svc, ProductPatch};
+use crate::service::records;
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Condition;
 
 pub struct Product {
     id: uuid::Uuid,
@@ -154,15 +158,16 @@ impl ProductsQuery {
         let f = filter.unwrap_or_default();
         let filter = repo::products::Filter { search: f.search, active: f.active };
         let db = &state(ctx)?.db;
-        let total = if wants_total(ctx) { Some(repo::products::count(db, &reach, &filter).await?) } else { None };
-        let rows = repo::products::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        let total = if wants_total(ctx) { Some(repo::crm::tally(db, &reach, &filter).await?) } else { None };
+        let rows = repo::crm::find(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
         w.page(rows, total, crm::seek_of::<entity::product::Entity>, |m| Product::project(m, &p.grants))
     }
 
     async fn product(&self, ctx: &Context<'_>, id: ID) -> AppResult<Product> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::ProductsRead)?;
-        let m = repo::products::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
+        let m =
+            repo::crm::get::<entity::product::Entity>(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Product::project(m, &p.grants))
     }
 }
@@ -172,6 +177,28 @@ pub struct ProductsMutation;
 
 #[Object]
 impl ProductsMutation {
+    /// Applies one change to several products, all or nothing. Needs the bulkOperations
+    /// restriction; at most maxRecordsPerRequest ids.
+    async fn bulk_update_products(&self, ctx: &Context<'_>, ids: Vec<ID>, input: ProductInput) -> AppResult<Vec<Product>> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let rows = svc::bulk_update(state(ctx)?, &tx, p, &parse_ids(&ids)?, input.into()).await?;
+        Ok(rows.into_iter().map(|m| Product::project(m, &p.grants)).collect())
+    }
+
+    /// Deletes several products, all or nothing; returns how many.
+    async fn bulk_delete_products(&self, ctx: &Context<'_>, ids: Vec<ID>) -> AppResult<i32> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let n = records::bulk_delete::<entity::product::Entity>(state(ctx)?, &tx, p, &parse_ids(&ids)?).await?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Exports the products in your scope, sensitive fields as you may see them. Needs
+    /// the dataExport restriction; audited.
+    async fn export_products(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(ExportPayload::of(format, records::export::<entity::product::Entity>(&tx, p, Condition::all(), format).await?))
+    }
+
     async fn create_product(&self, ctx: &Context<'_>, input: ProductInput) -> AppResult<Product> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Product::project(svc::create(state(ctx)?, &tx, p, input.into()).await?, &p.grants))

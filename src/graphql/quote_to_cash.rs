@@ -7,6 +7,7 @@ use super::context::user;
 use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
+use super::convert::{ExportPayload, parse_ids};
 use super::paging::{ListInfo, ListOrder, Window, wants_total};
 use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -18,10 +19,13 @@ use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::crm;
 use crate::repo::seek::Order;
+use crate::service::export::ExportFormat;
 use crate::service::quote_to_cash::{self as svc, InvoicePatch, JobPatch, QuotePatch};
+use crate::service::records;
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Condition;
 
 fn id(u: uuid::Uuid) -> ID {
     ID(u.to_string())
@@ -326,15 +330,15 @@ impl QuoteToCashQuery {
         let w = Window::new(&p.grants, "quotes", ListOrder::or(order_by, Order::NEWEST_FIRST), first, after.as_deref())?;
         let f = repo::quotes::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
-        let total = if wants_total(ctx) { Some(repo::quotes::count(db, &reach, &f).await?) } else { None };
-        let rows = repo::quotes::list(db, &reach, &f, w.order(), w.after(), w.fetch()).await?;
+        let total = if wants_total(ctx) { Some(repo::crm::tally(db, &reach, &f).await?) } else { None };
+        let rows = repo::crm::find(db, &reach, &f, w.order(), w.after(), w.fetch()).await?;
         w.page(rows, total, crm::seek_of::<entity::quote::Entity>, Quote)
     }
 
     async fn quote(&self, ctx: &Context<'_>, id: ID) -> AppResult<Quote> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::QuotesRead)?;
-        let m = repo::quotes::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
+        let m = repo::crm::get::<entity::quote::Entity>(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Quote(m))
     }
 
@@ -352,15 +356,15 @@ impl QuoteToCashQuery {
         let w = Window::new(&p.grants, "jobs", ListOrder::or(order_by, Order::NEWEST_FIRST), first, after.as_deref())?;
         let f = repo::jobs::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
-        let total = if wants_total(ctx) { Some(repo::jobs::count(db, &reach, &f).await?) } else { None };
-        let rows = repo::jobs::list(db, &reach, &f, w.order(), w.after(), w.fetch()).await?;
+        let total = if wants_total(ctx) { Some(repo::crm::tally(db, &reach, &f).await?) } else { None };
+        let rows = repo::crm::find(db, &reach, &f, w.order(), w.after(), w.fetch()).await?;
         w.page(rows, total, crm::seek_of::<entity::job::Entity>, Job)
     }
 
     async fn job(&self, ctx: &Context<'_>, id: ID) -> AppResult<Job> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::JobsRead)?;
-        let m = repo::jobs::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
+        let m = repo::crm::get::<entity::job::Entity>(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Job(m))
     }
 
@@ -378,15 +382,16 @@ impl QuoteToCashQuery {
         let w = Window::new(&p.grants, "invoices", ListOrder::or(order_by, Order::NEWEST_FIRST), first, after.as_deref())?;
         let f = repo::invoices::Filter { status: None, customer_id: customer_filter(filter)? };
         let db = &state(ctx)?.db;
-        let total = if wants_total(ctx) { Some(repo::invoices::count(db, &reach, &f).await?) } else { None };
-        let rows = repo::invoices::list(db, &reach, &f, w.order(), w.after(), w.fetch()).await?;
+        let total = if wants_total(ctx) { Some(repo::crm::tally(db, &reach, &f).await?) } else { None };
+        let rows = repo::crm::find(db, &reach, &f, w.order(), w.after(), w.fetch()).await?;
         w.page(rows, total, crm::seek_of::<entity::invoice::Entity>, |m| Invoice::project(m, &p.grants))
     }
 
     async fn invoice(&self, ctx: &Context<'_>, id: ID) -> AppResult<Invoice> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::InvoicesRead)?;
-        let m = repo::invoices::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
+        let m =
+            repo::crm::get::<entity::invoice::Entity>(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Invoice::project(m, &p.grants))
     }
 }
@@ -396,6 +401,67 @@ pub struct QuoteToCashMutation;
 
 #[Object]
 impl QuoteToCashMutation {
+    /// Applies one change to several quotes, all or nothing (bulkOperations).
+    async fn bulk_update_quotes(&self, ctx: &Context<'_>, ids: Vec<ID>, input: QuoteInput) -> AppResult<Vec<Quote>> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let rows = svc::bulk_update_quotes(state(ctx)?, &tx, p, &parse_ids(&ids)?, input.into_service()?).await?;
+        Ok(rows.into_iter().map(Quote).collect())
+    }
+
+    /// Deletes several quotes, all or nothing; returns how many.
+    async fn bulk_delete_quotes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> AppResult<i32> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let n = records::bulk_delete::<entity::quote::Entity>(state(ctx)?, &tx, p, &parse_ids(&ids)?).await?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Exports the quotes in your scope (dataExport); audited.
+    async fn export_quotes(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(ExportPayload::of(format, records::export::<entity::quote::Entity>(&tx, p, Condition::all(), format).await?))
+    }
+
+    /// Applies one change to several jobs, all or nothing (bulkOperations).
+    async fn bulk_update_jobs(&self, ctx: &Context<'_>, ids: Vec<ID>, input: JobInput) -> AppResult<Vec<Job>> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let rows = svc::bulk_update_jobs(state(ctx)?, &tx, p, &parse_ids(&ids)?, input.into_service()?).await?;
+        Ok(rows.into_iter().map(Job).collect())
+    }
+
+    /// Deletes several jobs, all or nothing; returns how many.
+    async fn bulk_delete_jobs(&self, ctx: &Context<'_>, ids: Vec<ID>) -> AppResult<i32> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let n = records::bulk_delete::<entity::job::Entity>(state(ctx)?, &tx, p, &parse_ids(&ids)?).await?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Exports the jobs in your scope (dataExport); audited.
+    async fn export_jobs(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(ExportPayload::of(format, records::export::<entity::job::Entity>(&tx, p, Condition::all(), format).await?))
+    }
+
+    /// Applies one change to several invoices, all or nothing (bulkOperations).
+    async fn bulk_update_invoices(&self, ctx: &Context<'_>, ids: Vec<ID>, input: InvoiceInput) -> AppResult<Vec<Invoice>> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let rows = svc::bulk_update_invoices(state(ctx)?, &tx, p, &parse_ids(&ids)?, input.into_service()?).await?;
+        Ok(rows.into_iter().map(|m| Invoice::project(m, &p.grants)).collect())
+    }
+
+    /// Deletes several invoices, all or nothing; returns how many.
+    async fn bulk_delete_invoices(&self, ctx: &Context<'_>, ids: Vec<ID>) -> AppResult<i32> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let n = records::bulk_delete::<entity::invoice::Entity>(state(ctx)?, &tx, p, &parse_ids(&ids)?).await?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Exports the invoices in your scope, bank details as you may see them
+    /// (dataExport); audited.
+    async fn export_invoices(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(ExportPayload::of(format, records::export::<entity::invoice::Entity>(&tx, p, Condition::all(), format).await?))
+    }
+
     async fn create_quote(&self, ctx: &Context<'_>, input: QuoteInput) -> AppResult<Quote> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Quote(svc::create_quote(state(ctx)?, &tx, p, input.into_service()?).await?))
@@ -424,32 +490,21 @@ impl QuoteToCashMutation {
     /// Soft-deletes a quote (quotes.write).
     async fn delete_quote(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        svc::delete::<entity::quote::Entity>(state(ctx)?, &tx, p, Permission::QuotesWrite, "quote", parse_id("id", &id)?, expected_version)
-            .await?;
+        crate::service::records::delete::<entity::quote::Entity>(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version).await?;
         Ok(true)
     }
 
     /// Soft-deletes a job (jobs.write).
     async fn delete_job(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        svc::delete::<entity::job::Entity>(state(ctx)?, &tx, p, Permission::JobsWrite, "job", parse_id("id", &id)?, expected_version)
-            .await?;
+        crate::service::records::delete::<entity::job::Entity>(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version).await?;
         Ok(true)
     }
 
     /// Soft-deletes an invoice (invoices.write).
     async fn delete_invoice(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        svc::delete::<entity::invoice::Entity>(
-            state(ctx)?,
-            &tx,
-            p,
-            Permission::InvoicesWrite,
-            "invoice",
-            parse_id("id", &id)?,
-            expected_version,
-        )
-        .await?;
+        crate::service::records::delete::<entity::invoice::Entity>(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version).await?;
         Ok(true)
     }
 

@@ -472,14 +472,14 @@ async fn explain_access(
         let caller = Reach::for_permission(u, read).map_err(|_| AppError::NotFound)?;
         let db = &state.db;
         let record = match module {
-            Module::Customers => repo::customers::placement(db, &caller, rid).await,
-            Module::Products => repo::products::placement(db, &caller, rid).await,
-            Module::Orders => repo::orders::placement(db, &caller, rid).await,
-            Module::Tickets => repo::tickets::placement(db, &caller, rid).await,
-            Module::Payments => repo::payments::placement(db, &caller, rid).await,
-            Module::Quotes => repo::quotes::placement(db, &caller, rid).await,
-            Module::Jobs => repo::jobs::placement(db, &caller, rid).await,
-            Module::Invoices => repo::invoices::placement(db, &caller, rid).await,
+            Module::Customers => repo::crm::placement::<entity::customer::Entity>(db, &caller, rid).await,
+            Module::Products => repo::crm::placement::<entity::product::Entity>(db, &caller, rid).await,
+            Module::Orders => repo::crm::placement::<entity::order::Entity>(db, &caller, rid).await,
+            Module::Tickets => repo::crm::placement::<entity::ticket::Entity>(db, &caller, rid).await,
+            Module::Payments => repo::crm::placement::<entity::payment::Entity>(db, &caller, rid).await,
+            Module::Quotes => repo::crm::placement::<entity::quote::Entity>(db, &caller, rid).await,
+            Module::Jobs => repo::crm::placement::<entity::job::Entity>(db, &caller, rid).await,
+            Module::Invoices => repo::crm::placement::<entity::invoice::Entity>(db, &caller, rid).await,
             other => return Err(AppError::bad_input("recordId", format!("{} has no records", other.as_str()))),
         }?;
         let record = record.ok_or(AppError::NotFound)?;

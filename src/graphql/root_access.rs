@@ -58,6 +58,23 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Mutation", "bulkUpdateCustomers") => Permission(P::CustomersWrite),
         ("Mutation", "bulkDeleteCustomers") => Permission(P::CustomersDelete),
         ("Mutation", "exportCustomers") => Permission(P::CustomersExport),
+        ("Mutation", "bulkUpdateProducts") => Permission(P::ProductsWrite),
+        ("Mutation", "bulkDeleteProducts") => Permission(P::ProductsDelete),
+        ("Mutation", "exportProducts") => Permission(P::ProductsRead),
+        ("Mutation", "exportOrders") => Permission(P::OrdersRead),
+        ("Mutation", "exportPayments") => Permission(P::PaymentsExport),
+        ("Mutation", "bulkUpdateQuotes") => Permission(P::QuotesWrite),
+        ("Mutation", "bulkDeleteQuotes") => Permission(P::QuotesWrite),
+        ("Mutation", "exportQuotes") => Permission(P::QuotesRead),
+        ("Mutation", "bulkUpdateJobs") => Permission(P::JobsWrite),
+        ("Mutation", "bulkDeleteJobs") => Permission(P::JobsWrite),
+        ("Mutation", "exportJobs") => Permission(P::JobsRead),
+        ("Mutation", "bulkUpdateInvoices") => Permission(P::InvoicesWrite),
+        ("Mutation", "bulkDeleteInvoices") => Permission(P::InvoicesWrite),
+        ("Mutation", "exportInvoices") => Permission(P::InvoicesRead),
+        ("Mutation", "bulkUpdateTickets") => Permission(P::TicketsWrite),
+        ("Mutation", "bulkDeleteTickets") => Permission(P::TicketsWrite),
+        ("Mutation", "exportTickets") => Permission(P::TicketsRead),
         ("Query", "users") => Permission(P::TeamRead),
         ("Query", "user") => Permission(P::TeamRead),
         ("Query", "departments") => Permission(P::TeamRead),
@@ -172,6 +189,13 @@ pub fn needs_step_up(root: &str, field: &str) -> bool {
                 | "refundPayment"
                 | "refundOrder"
                 | "exportCustomers"
+                | "exportProducts"
+                | "exportOrders"
+                | "exportPayments"
+                | "exportQuotes"
+                | "exportJobs"
+                | "exportInvoices"
+                | "exportTickets"
                 | "createApiKey"
                 | "revokeApiKey"
                 | "updateSupportAccess"

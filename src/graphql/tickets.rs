@@ -6,6 +6,7 @@ use super::context::user;
 use super::convert::parse_id;
 use super::convert::patch;
 use super::convert::reveal;
+use super::convert::{ExportPayload, parse_ids};
 use super::paging::{ListInfo, ListOrder, Window, wants_total};
 use crate::audit::Tx;
 use crate::authz::catalog::{Permission, SensitiveField as F};
@@ -16,10 +17,13 @@ use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::crm;
 use crate::repo::seek::Order;
+use crate::service::export::ExportFormat;
+use crate::service::records;
 use crate::service::tickets::{self as svc, TicketPatch};
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Condition;
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
 pub enum TicketStatus {
@@ -174,15 +178,15 @@ impl TicketsQuery {
             customer_id: f.customer_id.as_ref().map(|c| parse_id("filter.customerId", c)).transpose()?,
         };
         let db = &state(ctx)?.db;
-        let total = if wants_total(ctx) { Some(repo::tickets::count(db, &reach, &filter).await?) } else { None };
-        let rows = repo::tickets::list(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
+        let total = if wants_total(ctx) { Some(repo::crm::tally(db, &reach, &filter).await?) } else { None };
+        let rows = repo::crm::find(db, &reach, &filter, w.order(), w.after(), w.fetch()).await?;
         w.page(rows, total, crm::seek_of::<entity::ticket::Entity>, |m| Ticket::project(m, &p.grants))
     }
 
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> AppResult<Ticket> {
         let p = user(ctx)?;
         let reach = Reach::for_permission(p, Permission::TicketsRead)?;
-        let m = repo::tickets::get(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
+        let m = repo::crm::get::<entity::ticket::Entity>(&state(ctx)?.db, &reach, parse_id("id", &id)?).await?.ok_or(AppError::NotFound)?;
         Ok(Ticket::project(m, &p.grants))
     }
 }
@@ -192,6 +196,26 @@ pub struct TicketsMutation;
 
 #[Object]
 impl TicketsMutation {
+    /// Applies one change to several tickets, all or nothing (bulkOperations).
+    async fn bulk_update_tickets(&self, ctx: &Context<'_>, ids: Vec<ID>, input: TicketInput) -> AppResult<Vec<Ticket>> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let rows = svc::bulk_update(state(ctx)?, &tx, p, &parse_ids(&ids)?, input.into_service()?).await?;
+        Ok(rows.into_iter().map(|m| Ticket::project(m, &p.grants)).collect())
+    }
+
+    /// Deletes several tickets, all or nothing; returns how many.
+    async fn bulk_delete_tickets(&self, ctx: &Context<'_>, ids: Vec<ID>) -> AppResult<i32> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let n = records::bulk_delete::<entity::ticket::Entity>(state(ctx)?, &tx, p, &parse_ids(&ids)?).await?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Exports the tickets in your scope (dataExport); audited.
+    async fn export_tickets(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        Ok(ExportPayload::of(format, records::export::<entity::ticket::Entity>(&tx, p, Condition::all(), format).await?))
+    }
+
     async fn create_ticket(&self, ctx: &Context<'_>, input: TicketInput) -> AppResult<Ticket> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         Ok(Ticket::project(svc::create(state(ctx)?, &tx, p, input.into_service()?).await?, &p.grants))
@@ -200,16 +224,7 @@ impl TicketsMutation {
     /// Soft-deletes a ticket (tickets.write).
     async fn delete_ticket(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        crate::service::quote_to_cash::delete::<entity::ticket::Entity>(
-            state(ctx)?,
-            &tx,
-            p,
-            Permission::TicketsWrite,
-            "ticket",
-            parse_id("id", &id)?,
-            expected_version,
-        )
-        .await?;
+        crate::service::records::delete::<entity::ticket::Entity>(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version).await?;
         Ok(true)
     }
 

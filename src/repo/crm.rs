@@ -31,6 +31,8 @@ pub trait CrmTable: EntityTrait {
     fn deleted_column() -> Self::Column;
     fn placement(m: &Self::Model) -> Placement;
     fn version(m: &Self::Model) -> i64;
+    fn deleted(m: &Self::Model) -> bool;
+    fn created(m: &Self::Model) -> chrono::DateTime<chrono::Utc>;
     fn workspace(m: &Self::Model) -> Uuid;
     fn id_of(m: &Self::Model) -> Uuid;
 }
@@ -130,6 +132,33 @@ where
     E::find().filter(reach.condition(E::TABLE)).filter(filter).count(db).await
 }
 
+/// A module's list filter: the table it filters and its condition. Reads with a filter
+/// go through `find` and `tally`, so a module's repo holds only this.
+pub trait RecordFilter {
+    type Table: CrmTable;
+    fn condition(&self) -> Condition;
+}
+
+/// A page of `f`'s table matching `f` (see `list`).
+pub async fn find<F: RecordFilter>(
+    db: &impl ConnectionTrait,
+    reach: &Reach,
+    f: &F,
+    order: Order,
+    after: Option<&Seek>,
+    limit: u64,
+) -> Result<Vec<<F::Table as EntityTrait>::Model>, DbErr> {
+    list::<F::Table>(db, reach, f.condition(), order, after, limit).await
+}
+
+/// How many records of `f`'s table match `f`.
+pub async fn tally<F: RecordFilter>(db: &impl ConnectionTrait, reach: &Reach, f: &F) -> Result<u64, DbErr>
+where
+    <F::Table as EntityTrait>::Model: Sync,
+{
+    count::<F::Table>(db, reach, f.condition()).await
+}
+
 /// A page in `order`, after `after` (see `seek`). Callers ask for one row more than
 /// they show, to know whether another page follows.
 pub async fn list<E: CrmTable>(
@@ -175,6 +204,12 @@ macro_rules! crm_table {
             }
             fn version(m: &entity::$module::Model) -> i64 {
                 m.version
+            }
+            fn deleted(m: &entity::$module::Model) -> bool {
+                m.deleted_at.is_some()
+            }
+            fn created(m: &entity::$module::Model) -> chrono::DateTime<chrono::Utc> {
+                m.created_at
             }
             fn workspace(m: &entity::$module::Model) -> Uuid {
                 m.workspace_id

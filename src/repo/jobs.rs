@@ -1,10 +1,8 @@
 //! Jobs, always through the caller's `Reach`.
 
-use super::seek::{Order, Seek};
-use crate::authz::scope::Reach;
 use entity::job;
+use sea_orm::ColumnTrait;
 use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -13,37 +11,16 @@ pub struct Filter {
     pub customer_id: Option<Uuid>,
 }
 
-fn condition(f: &Filter) -> Condition {
-    let mut c = Condition::all();
-    if let Some(s) = &f.status {
-        c = c.add(job::Column::Status.eq(s.as_str()));
+impl super::crm::RecordFilter for Filter {
+    type Table = job::Entity;
+    fn condition(&self) -> Condition {
+        let mut c = Condition::all();
+        if let Some(s) = &self.status {
+            c = c.add(job::Column::Status.eq(s.as_str()));
+        }
+        if let Some(cu) = self.customer_id {
+            c = c.add(job::Column::CustomerId.eq(cu));
+        }
+        c
     }
-    if let Some(cu) = f.customer_id {
-        c = c.add(job::Column::CustomerId.eq(cu));
-    }
-    c
-}
-
-pub async fn list(
-    db: &impl ConnectionTrait,
-    reach: &Reach,
-    f: &Filter,
-    order: Order,
-    after: Option<&Seek>,
-    limit: u64,
-) -> Result<Vec<job::Model>, DbErr> {
-    super::crm::list::<job::Entity>(db, reach, condition(f), order, after, limit).await
-}
-
-pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
-    super::crm::count::<job::Entity>(db, reach, condition(f)).await
-}
-
-pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<job::Model>, DbErr> {
-    super::crm::get::<job::Entity>(db, reach, id).await
-}
-
-/// Where a record sits, if the caller's reach covers it (explanations).
-pub async fn placement(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<super::crm::Placement>, DbErr> {
-    super::crm::placement::<job::Entity>(db, reach, id).await
 }

@@ -1,7 +1,6 @@
 //! Orders and their lines, always through the caller's `Reach`. Lines are loaded for
 //! many orders in one query (no N+1).
 
-use super::seek::{Order, Seek};
 use crate::authz::scope::Reach;
 use entity::{order, order_line};
 use sea_orm::sea_query::{Condition, Expr};
@@ -14,34 +13,18 @@ pub struct Filter {
     pub customer_id: Option<Uuid>,
 }
 
-fn condition(f: &Filter) -> Condition {
-    let mut c = Condition::all();
-    if let Some(s) = &f.status {
-        c = c.add(order::Column::Status.eq(s.as_str()));
+impl super::crm::RecordFilter for Filter {
+    type Table = order::Entity;
+    fn condition(&self) -> Condition {
+        let mut c = Condition::all();
+        if let Some(s) = &self.status {
+            c = c.add(order::Column::Status.eq(s.as_str()));
+        }
+        if let Some(cu) = self.customer_id {
+            c = c.add(order::Column::CustomerId.eq(cu));
+        }
+        c
     }
-    if let Some(cu) = f.customer_id {
-        c = c.add(order::Column::CustomerId.eq(cu));
-    }
-    c
-}
-
-pub async fn list(
-    db: &impl ConnectionTrait,
-    reach: &Reach,
-    f: &Filter,
-    order: Order,
-    after: Option<&Seek>,
-    limit: u64,
-) -> Result<Vec<order::Model>, DbErr> {
-    super::crm::list::<order::Entity>(db, reach, condition(f), order, after, limit).await
-}
-
-pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
-    super::crm::count::<order::Entity>(db, reach, condition(f)).await
-}
-
-pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<order::Model>, DbErr> {
-    super::crm::get::<order::Entity>(db, reach, id).await
 }
 
 /// The lines of several orders (which the caller already read through a reach).
@@ -77,11 +60,6 @@ pub async fn replace_lines(db: &impl ConnectionTrait, workspace_id: Uuid, order_
         .await?;
     }
     Ok(())
-}
-
-/// Where a record sits, if the caller's reach covers it (explanations).
-pub async fn placement(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<super::crm::Placement>, DbErr> {
-    super::crm::placement::<order::Entity>(db, reach, id).await
 }
 
 /// Order count and total per status, within the reach, created in `[from, to)`.

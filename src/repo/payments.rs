@@ -1,10 +1,8 @@
 //! Payments, always through the caller's `Reach`.
 
-use super::seek::{Order, Seek};
-use crate::authz::scope::Reach;
 use entity::payment;
+use sea_orm::ColumnTrait;
 use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone)]
@@ -13,37 +11,16 @@ pub struct Filter {
     pub order_id: Option<Uuid>,
 }
 
-fn condition(f: &Filter) -> Condition {
-    let mut c = Condition::all();
-    if let Some(s) = &f.status {
-        c = c.add(payment::Column::Status.eq(s.as_str()));
+impl super::crm::RecordFilter for Filter {
+    type Table = payment::Entity;
+    fn condition(&self) -> Condition {
+        let mut c = Condition::all();
+        if let Some(s) = &self.status {
+            c = c.add(payment::Column::Status.eq(s.as_str()));
+        }
+        if let Some(o) = self.order_id {
+            c = c.add(payment::Column::OrderId.eq(o));
+        }
+        c
     }
-    if let Some(o) = f.order_id {
-        c = c.add(payment::Column::OrderId.eq(o));
-    }
-    c
-}
-
-pub async fn list(
-    db: &impl ConnectionTrait,
-    reach: &Reach,
-    f: &Filter,
-    order: Order,
-    after: Option<&Seek>,
-    limit: u64,
-) -> Result<Vec<payment::Model>, DbErr> {
-    super::crm::list::<payment::Entity>(db, reach, condition(f), order, after, limit).await
-}
-
-pub async fn count(db: &impl ConnectionTrait, reach: &Reach, f: &Filter) -> Result<u64, DbErr> {
-    super::crm::count::<payment::Entity>(db, reach, condition(f)).await
-}
-
-pub async fn get(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<payment::Model>, DbErr> {
-    super::crm::get::<payment::Entity>(db, reach, id).await
-}
-
-/// Where a record sits, if the caller's reach covers it (explanations).
-pub async fn placement(db: &impl ConnectionTrait, reach: &Reach, id: Uuid) -> Result<Option<super::crm::Placement>, DbErr> {
-    super::crm::placement::<payment::Entity>(db, reach, id).await
 }

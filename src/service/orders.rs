@@ -3,7 +3,6 @@
 //! cancelled by orders.cancel (before fulfilment), refunded by orders.refund (after).
 
 use crate::audit::Tx;
-use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
 use crate::authz::fields::require_write;
@@ -14,7 +13,7 @@ use crate::repo;
 use crate::service::records;
 use crate::state::AppState;
 use entity::order;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -29,24 +28,15 @@ pub struct OrderInput {
     pub internal_notes: Patch<String>,
 }
 
-fn changes(before: Option<&order::Model>, after: &order::Model, lines: Option<usize>) -> Value {
-    let plain = |m: Option<&order::Model>| -> [Value; 3] {
-        match m {
-            None => Default::default(),
-            Some(m) => [json!(m.status), json!(format_money(m.total_cents)), json!(m.customer_id.to_string())],
-        }
-    };
-    let (pb, pa) = (plain(before), plain(Some(after)));
-    let mut plain: Vec<_> = ["status", "total", "customerId"].iter().enumerate().map(|(i, n)| (*n, pb[i].clone(), pa[i].clone())).collect();
-    if let Some(n) = lines {
-        plain.push(("lines", Value::Null, json!(n)));
+crate::record_module! {
+    order::Entity, Orders, "order", write: OrdersWrite, delete: OrdersWrite, export: None,
+    |m| plain {
+        "status" => json!(m.status),
+        "total" => json!(format_money(m.total_cents)),
+        "customerId" => json!(m.customer_id.to_string()),
+    } secret {
+        OrderInternalNotes => m.internal_notes.clone(),
     }
-    let secret = [("internalNotes", before.and_then(|b| b.internal_notes.clone()), after.internal_notes.clone())];
-    record_changes(&plain, &secret)
-}
-
-fn event(ws: Uuid, action: &'static str, id: Uuid, changes: Value) -> AuditEvent {
-    AuditEvent::Record { workspace_id: ws, action, module: "orders", target_type: "order", id, changes }
 }
 
 /// Prices the lines from products the caller can read; returns (product, qty, price) and the total.
@@ -58,7 +48,7 @@ async fn price_lines(tx: &Tx<'_>, p: &UserPrincipal, lines: &[LineInput]) -> App
         Reach::for_permission(p, Permission::ProductsRead).map_err(|_| AppError::bad_input("lines", "you cannot read products"))?;
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let found: HashMap<Uuid, entity::product::Model> =
-        repo::products::get_many(tx.db(), &products, &ids).await?.into_iter().map(|m| (m.id, m)).collect();
+        repo::crm::get_many::<entity::product::Entity>(tx.db(), &products, &ids).await?.into_iter().map(|m| (m.id, m)).collect();
     let mut out = Vec::new();
     let mut total: i64 = 0;
     for l in lines {
@@ -94,7 +84,9 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: Ord
     let customer_id = input.customer_id.ok_or_else(|| AppError::bad_input("customerId", "is required"))?;
     let customers =
         Reach::for_permission(p, Permission::CustomersRead).map_err(|_| AppError::bad_input("customerId", "no such customer"))?;
-    repo::customers::get(tx.db(), &customers, customer_id).await?.ok_or_else(|| AppError::bad_input("customerId", "no such customer"))?;
+    repo::crm::get::<entity::customer::Entity>(tx.db(), &customers, customer_id)
+        .await?
+        .ok_or_else(|| AppError::bad_input("customerId", "no such customer"))?;
     let (lines, total) = price_lines(tx, p, input.lines.as_deref().unwrap_or_default()).await?;
     let now = state.clock.now();
     let at = reach.placement();
@@ -107,9 +99,9 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: Ord
         total_cents: total,
         internal_notes: notes(&input.internal_notes, None)?,
     });
-    let created = repo::crm::insert::<entity::order::Entity>(tx.db(), &reach, m).await?;
+    let created =
+        records::insert_as::<order::Entity>(tx, &reach, "order.created", m, &[("lines", json!(lines.len()))], AppError::from).await?;
     repo::orders::replace_lines(tx.db(), reach.workspace_id(), created.id, &lines).await?;
-    tx.audit(event(reach.workspace_id(), "order.created", created.id, changes(None, &created, Some(lines.len()))));
     Ok(created)
 }
 
@@ -131,7 +123,7 @@ pub async fn update(
     let before = records::lock::<entity::order::Entity>(tx, &reach, id, expected).await?;
     let mut after = before.clone();
     after.internal_notes = notes(&input.internal_notes, before.internal_notes.clone())?;
-    let mut line_count = None;
+    let mut note = Vec::new();
     if let Some(lines) = &input.lines {
         if before.status != "draft" {
             return Err(AppError::Conflict("only draft orders can change their lines".into()));
@@ -139,20 +131,25 @@ pub async fn update(
         let (priced, total) = price_lines(tx, p, lines).await?;
         repo::orders::replace_lines(tx.db(), reach.workspace_id(), id, &priced).await?;
         after.total_cents = total;
-        line_count = Some(priced.len());
+        note.push(("lines", json!(priced.len())));
     }
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<entity::order::Entity>(tx.db(), &reach, &before, after).await?;
-    tx.audit(event(reach.workspace_id(), "order.updated", id, changes(Some(&before), &after, line_count)));
-    Ok(after)
+    records::save_as::<order::Entity>(state, tx, &reach, "order.updated", &before, after, &note, AppError::from).await
 }
 
-#[derive(Clone, Copy)]
-pub enum Transition {
-    Process,
-    Cancel,
-    Refund,
-}
+/// The order's life: draft -> processing -> fulfilled (orders.process, one step at a
+/// time), cancelled before fulfilment, refunded after it; each step happens once.
+pub const PROCESS: records::Transition = records::Transition {
+    permission: Permission::OrdersProcess,
+    action: "order.processed",
+    steps: &[("draft", "processing"), ("processing", "fulfilled")],
+};
+pub const CANCEL: records::Transition = records::Transition {
+    permission: Permission::OrdersCancel,
+    action: "order.cancelled",
+    steps: &[("draft", "cancelled"), ("processing", "cancelled")],
+};
+pub const REFUND: records::Transition =
+    records::Transition { permission: Permission::OrdersRefund, action: "order.refunded", steps: &[("fulfilled", "refunded")] };
 
 pub async fn transition(
     state: &AppState,
@@ -160,26 +157,7 @@ pub async fn transition(
     p: &UserPrincipal,
     id: Uuid,
     expected: Option<i64>,
-    t: Transition,
+    t: &records::Transition,
 ) -> AppResult<order::Model> {
-    let (permission, action) = match t {
-        Transition::Process => (Permission::OrdersProcess, "order.processed"),
-        Transition::Cancel => (Permission::OrdersCancel, "order.cancelled"),
-        Transition::Refund => (Permission::OrdersRefund, "order.refunded"),
-    };
-    let reach = Reach::for_permission(p, permission)?;
-    let before = records::lock::<entity::order::Entity>(tx, &reach, id, expected).await?;
-    let next = match (t, before.status.as_str()) {
-        (Transition::Process, "draft") => "processing",
-        (Transition::Process, "processing") => "fulfilled",
-        (Transition::Cancel, "draft" | "processing") => "cancelled",
-        (Transition::Refund, "fulfilled") => "refunded",
-        (_, status) => return Err(AppError::Conflict(format!("not possible for an order that is {status}"))),
-    };
-    let mut after = before.clone();
-    after.status = next.into();
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<entity::order::Entity>(tx.db(), &reach, &before, after).await?;
-    tx.audit(event(reach.workspace_id(), action, id, changes(Some(&before), &after, None)));
-    Ok(after)
+    records::transition::<order::Entity>(state, tx, p, id, expected, t, |m| &mut m.status, "an order").await
 }

@@ -3,7 +3,6 @@
 //! email are sensitive fields.
 
 use crate::audit::Tx;
-use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
 use crate::authz::fields::require_write;
@@ -15,7 +14,7 @@ use crate::repo;
 use crate::service::records;
 use crate::state::AppState;
 use entity::payment;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 pub const METHODS: &[&str] = &["card", "transfer", "cash"];
@@ -30,26 +29,19 @@ pub struct NewPayment {
     pub payer_email: Option<String>,
 }
 
-fn changes(before: Option<&payment::Model>, after: &payment::Model) -> Value {
-    let plain = |m: Option<&payment::Model>| -> [Value; 4] {
-        match m {
-            None => Default::default(),
-            Some(m) => [json!(format_money(m.amount_cents)), json!(m.method), json!(m.status), json!(m.order_id.map(|o| o.to_string()))],
-        }
-    };
-    let (pb, pa) = (plain(before), plain(Some(after)));
-    let plain: Vec<_> =
-        ["amount", "method", "status", "orderId"].iter().enumerate().map(|(i, n)| (*n, pb[i].clone(), pa[i].clone())).collect();
-    let secret = [
-        ("cardLast4", before.and_then(|b| b.card_last4.clone()), after.card_last4.clone()),
-        ("iban", before.and_then(|b| b.iban.clone()), after.iban.clone()),
-        ("payerEmail", before.and_then(|b| b.payer_email.clone()), after.payer_email.clone()),
-    ];
-    record_changes(&plain, &secret)
-}
-
-fn event(ws: Uuid, action: &'static str, id: Uuid, changes: Value) -> AuditEvent {
-    AuditEvent::Record { workspace_id: ws, action, module: "payments", target_type: "payment", id, changes }
+crate::record_module! {
+    payment::Entity, Payments, "payment", write: PaymentsProcess, delete: PaymentsProcess, export: Some(PaymentsExport),
+    |m| plain {
+        "amount" => json!(format_money(m.amount_cents)),
+        "method" => json!(m.method),
+        "status" => json!(m.status),
+        "orderId" => json!(m.order_id.map(|o| o.to_string())),
+        "reference" => json!(m.reference),
+    } secret {
+        PaymentCardLast4 => m.card_last4.clone(),
+        PaymentIban => m.iban.clone(),
+        PaymentPayerEmail => m.payer_email.clone(),
+    }
 }
 
 pub async fn record(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: NewPayment) -> AppResult<payment::Model> {
@@ -91,7 +83,9 @@ pub async fn record(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: New
     let reference = input.reference.as_deref().map(|r| crate::domain::parse_name("reference", r, 100)).transpose()?;
     if let Some(o) = input.order_id {
         let orders = Reach::for_permission(p, Permission::OrdersRead).map_err(|_| AppError::bad_input("orderId", "no such order"))?;
-        repo::orders::get(tx.db(), &orders, o).await?.ok_or_else(|| AppError::bad_input("orderId", "no such order"))?;
+        repo::crm::get::<entity::order::Entity>(tx.db(), &orders, o)
+            .await?
+            .ok_or_else(|| AppError::bad_input("orderId", "no such order"))?;
     }
     let now = state.clock.now();
     let at = reach.placement();
@@ -108,33 +102,25 @@ pub async fn record(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: New
         iban,
         payer_email,
     });
-    let created = repo::crm::insert::<entity::payment::Entity>(tx.db(), &reach, m).await?;
-    tx.audit(event(reach.workspace_id(), "payment.processed", created.id, changes(None, &created)));
-    Ok(created)
+    records::insert_as::<payment::Entity>(tx, &reach, "payment.processed", m, &[], AppError::from).await
 }
 
-#[derive(Clone, Copy)]
-pub enum Step {
-    Reconcile,
-    Refund,
-}
+/// Reconciling and refunding: each happens once (see `records::Transition`).
+pub const RECONCILE: records::Transition =
+    records::Transition { permission: Permission::PaymentsReconcile, action: "payment.reconciled", steps: &[("processed", "reconciled")] };
+pub const REFUND: records::Transition = records::Transition {
+    permission: Permission::PaymentsRefund,
+    action: "payment.refunded",
+    steps: &[("processed", "refunded"), ("reconciled", "refunded")],
+};
 
-pub async fn step(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, expected: Option<i64>, s: Step) -> AppResult<payment::Model> {
-    let (permission, action) = match s {
-        Step::Reconcile => (Permission::PaymentsReconcile, "payment.reconciled"),
-        Step::Refund => (Permission::PaymentsRefund, "payment.refunded"),
-    };
-    let reach = Reach::for_permission(p, permission)?;
-    let before = records::lock::<entity::payment::Entity>(tx, &reach, id, expected).await?;
-    let next = match (s, before.status.as_str()) {
-        (Step::Reconcile, "processed") => "reconciled",
-        (Step::Refund, "processed" | "reconciled") => "refunded",
-        (_, status) => return Err(AppError::Conflict(format!("not possible for a payment that is {status}"))),
-    };
-    let mut after = before.clone();
-    after.status = next.into();
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<payment::Entity>(tx.db(), &reach, &before, after).await?;
-    tx.audit(event(reach.workspace_id(), action, id, changes(Some(&before), &after)));
-    Ok(after)
+pub async fn step(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    id: Uuid,
+    expected: Option<i64>,
+    t: &records::Transition,
+) -> AppResult<payment::Model> {
+    records::transition::<payment::Entity>(state, tx, p, id, expected, t, |m| &mut m.status, "a payment").await
 }

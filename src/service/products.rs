@@ -3,7 +3,6 @@
 //! sensitive fields.
 
 use crate::audit::Tx;
-use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
 use crate::authz::fields::require_write;
@@ -15,7 +14,7 @@ use crate::repo;
 use crate::service::records;
 use crate::state::AppState;
 use entity::product;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Default)]
@@ -73,38 +72,18 @@ fn apply(mut m: product::Model, patch: ProductPatch) -> AppResult<product::Model
     Ok(m)
 }
 
-fn changes(before: Option<&product::Model>, after: &product::Model) -> Value {
-    let plain = |m: Option<&product::Model>| -> [Value; 6] {
-        match m {
-            None => Default::default(),
-            Some(m) => [
-                json!(m.name),
-                json!(m.sku),
-                json!(format_money(m.price_cents)),
-                json!(m.stock),
-                json!(m.active),
-                json!(m.deleted_at.is_some()),
-            ],
-        }
-    };
-    let secret = |m: Option<&product::Model>| -> [Option<String>; 2] {
-        match m {
-            None => Default::default(),
-            Some(m) => [m.cost_price_cents.map(format_money), m.supplier.clone()],
-        }
-    };
-    let (pb, pa, sb, sa) = (plain(before), plain(Some(after)), secret(before), secret(Some(after)));
-    let plain: Vec<_> = ["name", "sku", "price", "stock", "active", "deleted"]
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (*n, pb[i].clone(), pa[i].clone()))
-        .collect();
-    let secret: Vec<_> = ["costPrice", "supplier"].iter().enumerate().map(|(i, n)| (*n, sb[i].clone(), sa[i].clone())).collect();
-    record_changes(&plain, &secret)
-}
-
-fn event(ws: Uuid, action: &'static str, id: Uuid, changes: Value) -> AuditEvent {
-    AuditEvent::Record { workspace_id: ws, action, module: "products", target_type: "product", id, changes }
+crate::record_module! {
+    product::Entity, Products, "product", write: ProductsWrite, delete: ProductsDelete, export: None,
+    |m| plain {
+        "name" => json!(m.name),
+        "sku" => json!(m.sku),
+        "price" => json!(format_money(m.price_cents)),
+        "stock" => json!(m.stock),
+        "active" => json!(m.active),
+    } secret {
+        ProductCostPrice => m.cost_price_cents.map(format_money),
+        ProductSupplier => m.supplier.clone(),
+    }
 }
 
 fn sku_taken(e: sea_orm::DbErr) -> AppError {
@@ -131,10 +110,7 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Pro
         stock: 0,
         active: true,
     });
-    let m = apply(blank, patch)?;
-    let created = repo::crm::insert::<entity::product::Entity>(tx.db(), &reach, m).await.map_err(sku_taken)?;
-    tx.audit(event(reach.workspace_id(), "product.created", created.id, changes(None, &created)));
-    Ok(created)
+    records::insert_as::<product::Entity>(tx, &reach, "product.created", apply(blank, patch)?, &[], sku_taken).await
 }
 
 pub async fn update(
@@ -147,12 +123,9 @@ pub async fn update(
 ) -> AppResult<product::Model> {
     let reach = Reach::for_permission(p, Permission::ProductsWrite)?;
     check_patch(p, &patch)?;
-    let before = records::lock::<entity::product::Entity>(tx, &reach, id, expected).await?;
-    let mut after = apply(before.clone(), patch)?;
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<entity::product::Entity>(tx.db(), &reach, &before, after).await.map_err(sku_taken)?;
-    tx.audit(event(reach.workspace_id(), "product.updated", id, changes(Some(&before), &after)));
-    Ok(after)
+    let before = records::lock::<product::Entity>(tx, &reach, id, expected).await?;
+    let after = apply(before.clone(), patch)?;
+    records::save_as::<product::Entity>(state, tx, &reach, "product.updated", &before, after, &[], sku_taken).await
 }
 
 /// Adds `delta` (negative to take out) to the stock; stock never goes below zero.
@@ -164,28 +137,32 @@ pub async fn adjust_inventory(
     expected: Option<i64>,
     delta: i32,
 ) -> AppResult<product::Model> {
-    let reach = Reach::for_permission(p, Permission::ProductsInventory)?;
-    let before = records::lock::<entity::product::Entity>(tx, &reach, id, expected).await?;
-    let stock = before
-        .stock
-        .checked_add(delta)
-        .filter(|s| *s >= 0)
-        .ok_or_else(|| AppError::bad_input("delta", format!("would take stock below zero (it is {})", before.stock)))?;
-    let mut after = before.clone();
-    after.stock = stock;
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<entity::product::Entity>(tx.db(), &reach, &before, after).await?;
-    tx.audit(event(reach.workspace_id(), "product.inventory_adjusted", id, changes(Some(&before), &after)));
-    Ok(after)
+    records::change::<product::Entity>(state, tx, p, Permission::ProductsInventory, "product.inventory_adjusted", id, expected, |mut m| {
+        m.stock = m
+            .stock
+            .checked_add(delta)
+            .filter(|s| *s >= 0)
+            .ok_or_else(|| AppError::bad_input("delta", format!("would take stock below zero (it is {})", m.stock)))?;
+        Ok(m)
+    })
+    .await
 }
 
 pub async fn delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, id: Uuid, expected: Option<i64>) -> AppResult<()> {
-    let reach = Reach::for_permission(p, Permission::ProductsDelete)?;
-    let before = records::lock::<entity::product::Entity>(tx, &reach, id, expected).await?;
-    let mut after = before.clone();
-    after.deleted_at = Some(state.clock.now());
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<entity::product::Entity>(tx.db(), &reach, &before, after).await?;
-    tx.audit(event(reach.workspace_id(), "product.deleted", id, changes(Some(&before), &after)));
-    Ok(())
+    records::delete::<product::Entity>(state, tx, p, id, expected).await
+}
+
+/// One change to many products, all or nothing (see `records::bulk_change`).
+pub async fn bulk_update(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    ids: &[Uuid],
+    patch: ProductPatch,
+) -> AppResult<Vec<product::Model>> {
+    check_patch(p, &patch)?;
+    records::bulk_change::<product::Entity>(state, tx, p, Permission::ProductsWrite, "product.updated", ids, sku_taken, |m| {
+        apply(m, patch.clone())
+    })
+    .await
 }

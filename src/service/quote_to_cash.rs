@@ -2,7 +2,6 @@
 //! Invoice bank details are a sensitive field; a job's log is its own history.
 
 use crate::audit::Tx;
-use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
 use crate::authz::fields::require_write;
@@ -11,12 +10,10 @@ use crate::domain::parse_name;
 use crate::domain::{Patch, format_money, parse_money};
 use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::repo::crm::CrmTable;
 use crate::service::records;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelBehavior, ActiveModelTrait, IntoActiveModel, TryIntoModel};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 /// A customer the principal can read, else "no such customer" (missing and out of
@@ -24,7 +21,9 @@ use uuid::Uuid;
 pub async fn readable_customer(tx: &Tx<'_>, p: &UserPrincipal, id: Uuid) -> AppResult<()> {
     let customers =
         Reach::for_permission(p, Permission::CustomersRead).map_err(|_| AppError::bad_input("customerId", "no such customer"))?;
-    repo::customers::get(tx.db(), &customers, id).await?.ok_or_else(|| AppError::bad_input("customerId", "no such customer"))?;
+    repo::crm::get::<entity::customer::Entity>(tx.db(), &customers, id)
+        .await?
+        .ok_or_else(|| AppError::bad_input("customerId", "no such customer"))?;
     Ok(())
 }
 
@@ -34,10 +33,6 @@ fn status(field: &str, allowed: &[&str], v: &Option<String>, cur: String) -> App
         Some(s) if allowed.contains(&s.as_str()) => Ok(s.clone()),
         Some(_) => Err(AppError::bad_input(field, format!("must be one of {}", allowed.join(", ")))),
     }
-}
-
-fn event(ws: Uuid, module: &'static str, target_type: &'static str, action: &'static str, id: Uuid, changes: Value) -> AuditEvent {
-    AuditEvent::Record { workspace_id: ws, action, module, target_type, id, changes }
 }
 
 struct Common {
@@ -62,13 +57,14 @@ pub struct QuotePatch {
     pub status: Option<String>,
 }
 
-fn quote_changes(b: Option<&entity::quote::Model>, a: &entity::quote::Model) -> Value {
-    let v = |m: Option<&entity::quote::Model>| {
-        m.map(|m| [json!(m.title), json!(format_money(m.amount_cents)), json!(m.status)]).unwrap_or_default()
-    };
-    let (pb, pa) = (v(b), v(Some(a)));
-    let plain: Vec<_> = ["title", "amount", "status"].iter().enumerate().map(|(i, n)| (*n, pb[i].clone(), pa[i].clone())).collect();
-    record_changes(&plain, &[])
+crate::record_module! {
+    entity::quote::Entity, Quotes, "quote", write: QuotesWrite, delete: QuotesWrite, export: None,
+    |m| plain {
+        "title" => json!(m.title),
+        "amount" => json!(format_money(m.amount_cents)),
+        "status" => json!(m.status),
+        "customerId" => json!(m.customer_id.to_string()),
+    } secret {}
 }
 
 fn apply_quote(mut m: entity::quote::Model, p: &QuotePatch) -> AppResult<entity::quote::Model> {
@@ -99,9 +95,7 @@ pub async fn create_quote(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patc
         amount_cents: 0,
         status: "draft".into(),
     });
-    let created = repo::crm::insert::<entity::quote::Entity>(tx.db(), &reach, apply_quote(blank, &patch)?).await?;
-    tx.audit(event(c.workspace_id, "quotes", "quote", "quote.created", created.id, quote_changes(None, &created)));
-    Ok(created)
+    records::insert::<entity::quote::Entity>(tx, &reach, apply_quote(blank, &patch)?).await
 }
 
 pub async fn update_quote(
@@ -112,16 +106,13 @@ pub async fn update_quote(
     expected: Option<i64>,
     patch: QuotePatch,
 ) -> AppResult<entity::quote::Model> {
-    let reach = Reach::for_permission(p, Permission::QuotesWrite)?;
     if patch.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "cannot change"));
     }
-    let before = records::lock::<entity::quote::Entity>(tx, &reach, id, expected).await?;
-    let mut after = apply_quote(before.clone(), &patch)?;
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<entity::quote::Entity>(tx.db(), &reach, &before, after).await?;
-    tx.audit(event(reach.workspace_id(), "quotes", "quote", "quote.updated", id, quote_changes(Some(&before), &after)));
-    Ok(after)
+    records::change::<entity::quote::Entity>(state, tx, p, Permission::QuotesWrite, "quote.updated", id, expected, |m| {
+        apply_quote(m, &patch)
+    })
+    .await
 }
 
 // ---- jobs ----
@@ -137,14 +128,15 @@ pub struct JobPatch {
     pub notes: Patch<String>,
 }
 
-fn job_changes(b: Option<&entity::job::Model>, a: &entity::job::Model) -> Value {
-    let v = |m: Option<&entity::job::Model>| {
-        m.map(|m| [json!(m.title), json!(m.status), json!(m.scheduled_for.map(|t| t.to_rfc3339())), json!(m.notes)]).unwrap_or_default()
-    };
-    let (pb, pa) = (v(b), v(Some(a)));
-    let plain: Vec<_> =
-        ["title", "status", "scheduledFor", "notes"].iter().enumerate().map(|(i, n)| (*n, pb[i].clone(), pa[i].clone())).collect();
-    record_changes(&plain, &[])
+crate::record_module! {
+    entity::job::Entity, Jobs, "job", write: JobsWrite, delete: JobsWrite, export: None,
+    |m| plain {
+        "title" => json!(m.title),
+        "status" => json!(m.status),
+        "scheduledFor" => json!(m.scheduled_for.map(|t| t.to_rfc3339())),
+        "notes" => json!(m.notes),
+        "customerId" => json!(m.customer_id.map(|c| c.to_string())),
+    } secret {}
 }
 
 fn apply_job(mut m: entity::job::Model, p: &JobPatch) -> AppResult<entity::job::Model> {
@@ -185,9 +177,7 @@ pub async fn create_job(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch:
         scheduled_for: None,
         notes: None,
     });
-    let created = repo::crm::insert::<entity::job::Entity>(tx.db(), &reach, apply_job(blank, &patch)?).await?;
-    tx.audit(event(c.workspace_id, "jobs", "job", "job.created", created.id, job_changes(None, &created)));
-    Ok(created)
+    records::insert::<entity::job::Entity>(tx, &reach, apply_job(blank, &patch)?).await
 }
 
 pub async fn update_job(
@@ -198,16 +188,10 @@ pub async fn update_job(
     expected: Option<i64>,
     patch: JobPatch,
 ) -> AppResult<entity::job::Model> {
-    let reach = Reach::for_permission(p, Permission::JobsWrite)?;
     if patch.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "cannot change"));
     }
-    let before = records::lock::<entity::job::Entity>(tx, &reach, id, expected).await?;
-    let mut after = apply_job(before.clone(), &patch)?;
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<entity::job::Entity>(tx.db(), &reach, &before, after).await?;
-    tx.audit(event(reach.workspace_id(), "jobs", "job", "job.updated", id, job_changes(Some(&before), &after)));
-    Ok(after)
+    records::change::<entity::job::Entity>(state, tx, p, Permission::JobsWrite, "job.updated", id, expected, |m| apply_job(m, &patch)).await
 }
 
 // ---- invoices ----
@@ -224,15 +208,17 @@ pub struct InvoicePatch {
     pub bank_details: Patch<String>,
 }
 
-fn invoice_changes(b: Option<&entity::invoice::Model>, a: &entity::invoice::Model) -> Value {
-    let v = |m: Option<&entity::invoice::Model>| {
-        m.map(|m| [json!(m.number), json!(format_money(m.amount_cents)), json!(m.status), json!(m.due_at.map(|t| t.to_rfc3339()))])
-            .unwrap_or_default()
-    };
-    let (pb, pa) = (v(b), v(Some(a)));
-    let plain: Vec<_> =
-        ["number", "amount", "status", "dueAt"].iter().enumerate().map(|(i, n)| (*n, pb[i].clone(), pa[i].clone())).collect();
-    record_changes(&plain, &[("bankDetails", b.and_then(|m| m.bank_details.clone()), a.bank_details.clone())])
+crate::record_module! {
+    entity::invoice::Entity, Invoices, "invoice", write: InvoicesWrite, delete: InvoicesWrite, export: None,
+    |m| plain {
+        "number" => json!(m.number),
+        "amount" => json!(format_money(m.amount_cents)),
+        "status" => json!(m.status),
+        "dueAt" => json!(m.due_at.map(|t| t.to_rfc3339())),
+        "customerId" => json!(m.customer_id.to_string()),
+    } secret {
+        InvoiceBankDetails => m.bank_details.clone(),
+    }
 }
 
 fn apply_invoice(mut m: entity::invoice::Model, p: &InvoicePatch) -> AppResult<entity::invoice::Model> {
@@ -286,10 +272,7 @@ pub async fn create_invoice(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, pa
         due_at: None,
         bank_details: None,
     });
-    let created =
-        repo::crm::insert::<entity::invoice::Entity>(tx.db(), &reach, apply_invoice(blank, &patch)?).await.map_err(number_taken)?;
-    tx.audit(event(c.workspace_id, "invoices", "invoice", "invoice.created", created.id, invoice_changes(None, &created)));
-    Ok(created)
+    records::insert_as::<entity::invoice::Entity>(tx, &reach, "invoice.created", apply_invoice(blank, &patch)?, &[], number_taken).await
 }
 
 pub async fn update_invoice(
@@ -308,48 +291,61 @@ pub async fn update_invoice(
         return Err(AppError::bad_input("customerId", "cannot change"));
     }
     let before = records::lock::<entity::invoice::Entity>(tx, &reach, id, expected).await?;
-    let mut after = apply_invoice(before.clone(), &patch)?;
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<entity::invoice::Entity>(tx.db(), &reach, &before, after).await.map_err(number_taken)?;
-    tx.audit(event(reach.workspace_id(), "invoices", "invoice", "invoice.updated", id, invoice_changes(Some(&before), &after)));
-    Ok(after)
+    let after = apply_invoice(before.clone(), &patch)?;
+    records::save_as::<entity::invoice::Entity>(state, tx, &reach, "invoice.updated", &before, after, &[], number_taken).await
 }
 
-/// Soft-deletes a ticket, quote, job or invoice (their module's write permission; the
-/// catalog has a separate delete permission only for customers and products).
-pub async fn delete<E: CrmTable>(
+fn fixed_customer(customer_id: Option<Uuid>) -> AppResult<()> {
+    match customer_id {
+        Some(_) => Err(AppError::bad_input("customerId", "cannot change")),
+        None => Ok(()),
+    }
+}
+
+/// One change to many quotes, all or nothing (see `records::bulk_change`).
+pub async fn bulk_update_quotes(
     state: &AppState,
     tx: &Tx<'_>,
     p: &UserPrincipal,
-    permission: Permission,
-    target_type: &'static str,
-    id: Uuid,
-    expected: Option<i64>,
-) -> AppResult<()>
-where
-    E::Model: IntoActiveModel<E::ActiveModel> + Clone,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + TryIntoModel<E::Model> + Send,
-{
-    let reach = Reach::for_permission(p, permission)?;
-    let before = records::lock::<E>(tx, &reach, id, expected).await?;
-    let now = state.clock.now();
-    let mut after = before.clone().into_active_model();
-    after.set(E::deleted_column(), Some(now).into());
-    after.set(E::updated_column(), now.into());
-    repo::crm::save::<E>(tx.db(), &reach, &before, after.try_into_model()?).await?;
-    let action = match target_type {
-        "ticket" => "ticket.deleted",
-        "quote" => "quote.deleted",
-        "job" => "job.deleted",
-        _ => "invoice.deleted",
-    };
-    tx.audit(event(
-        reach.workspace_id(),
-        permission.module().as_str(),
-        target_type,
-        action,
-        id,
-        json!({ "deleted": { "before": false, "after": true } }),
-    ));
-    Ok(())
+    ids: &[Uuid],
+    patch: QuotePatch,
+) -> AppResult<Vec<entity::quote::Model>> {
+    fixed_customer(patch.customer_id)?;
+    records::bulk_change::<entity::quote::Entity>(state, tx, p, Permission::QuotesWrite, "quote.updated", ids, AppError::from, |m| {
+        apply_quote(m, &patch)
+    })
+    .await
+}
+
+/// One change to many jobs, all or nothing.
+pub async fn bulk_update_jobs(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    ids: &[Uuid],
+    patch: JobPatch,
+) -> AppResult<Vec<entity::job::Model>> {
+    fixed_customer(patch.customer_id)?;
+    records::bulk_change::<entity::job::Entity>(state, tx, p, Permission::JobsWrite, "job.updated", ids, AppError::from, |m| {
+        apply_job(m, &patch)
+    })
+    .await
+}
+
+/// One change to many invoices, all or nothing (a number can be given to one only).
+pub async fn bulk_update_invoices(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    ids: &[Uuid],
+    patch: InvoicePatch,
+) -> AppResult<Vec<entity::invoice::Model>> {
+    if !matches!(patch.bank_details, Patch::Keep) {
+        require_write(&p.grants, &[SensitiveField::InvoiceBankDetails])?;
+    }
+    fixed_customer(patch.customer_id)?;
+    records::bulk_change::<entity::invoice::Entity>(state, tx, p, Permission::InvoicesWrite, "invoice.updated", ids, number_taken, |m| {
+        apply_invoice(m, &patch)
+    })
+    .await
 }

@@ -1,7 +1,6 @@
 //! Support tickets. Internal notes are a sensitive field.
 
 use crate::audit::Tx;
-use crate::audit::{AuditEvent, record_changes};
 use crate::auth::UserPrincipal;
 use crate::authz::catalog::{Permission, SensitiveField};
 use crate::authz::fields::require_write;
@@ -13,7 +12,7 @@ use crate::repo;
 use crate::service::records;
 use crate::state::AppState;
 use entity::ticket;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 pub const STATUSES: &[&str] = &["open", "pending", "closed"];
@@ -53,21 +52,17 @@ fn apply(mut m: ticket::Model, p: &TicketPatch) -> AppResult<ticket::Model> {
     Ok(m)
 }
 
-fn changes(before: Option<&ticket::Model>, after: &ticket::Model) -> Value {
-    let plain = |m: Option<&ticket::Model>| -> [Value; 4] {
-        match m {
-            None => Default::default(),
-            Some(m) => [json!(m.subject), json!(m.status), json!(m.priority), json!(m.description)],
-        }
-    };
-    let (pb, pa) = (plain(before), plain(Some(after)));
-    let plain: Vec<_> =
-        ["subject", "status", "priority", "description"].iter().enumerate().map(|(i, n)| (*n, pb[i].clone(), pa[i].clone())).collect();
-    record_changes(&plain, &[("internalNotes", before.and_then(|b| b.internal_notes.clone()), after.internal_notes.clone())])
-}
-
-fn event(ws: Uuid, action: &'static str, id: Uuid, changes: Value) -> AuditEvent {
-    AuditEvent::Record { workspace_id: ws, action, module: "tickets", target_type: "ticket", id, changes }
+crate::record_module! {
+    ticket::Entity, Tickets, "ticket", write: TicketsWrite, delete: TicketsWrite, export: None,
+    |m| plain {
+        "subject" => json!(m.subject),
+        "status" => json!(m.status),
+        "priority" => json!(m.priority),
+        "description" => json!(m.description),
+        "customerId" => json!(m.customer_id.map(|c| c.to_string())),
+    } secret {
+        TicketInternalNotes => m.internal_notes.clone(),
+    }
 }
 
 fn check(p: &UserPrincipal, patch: &TicketPatch) -> AppResult<()> {
@@ -84,7 +79,9 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Tic
     if let Some(c) = patch.customer_id {
         let customers =
             Reach::for_permission(p, Permission::CustomersRead).map_err(|_| AppError::bad_input("customerId", "no such customer"))?;
-        repo::customers::get(tx.db(), &customers, c).await?.ok_or_else(|| AppError::bad_input("customerId", "no such customer"))?;
+        repo::crm::get::<entity::customer::Entity>(tx.db(), &customers, c)
+            .await?
+            .ok_or_else(|| AppError::bad_input("customerId", "no such customer"))?;
     }
     let now = state.clock.now();
     let at = reach.placement();
@@ -99,10 +96,7 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Tic
         description: None,
         internal_notes: None,
     });
-    let m = apply(blank, &patch)?;
-    let created = repo::crm::insert::<entity::ticket::Entity>(tx.db(), &reach, m).await?;
-    tx.audit(event(reach.workspace_id(), "ticket.created", created.id, changes(None, &created)));
-    Ok(created)
+    records::insert::<ticket::Entity>(tx, &reach, apply(blank, &patch)?).await
 }
 
 pub async fn update(
@@ -113,15 +107,27 @@ pub async fn update(
     expected: Option<i64>,
     patch: TicketPatch,
 ) -> AppResult<ticket::Model> {
-    let reach = Reach::for_permission(p, Permission::TicketsWrite)?;
     check(p, &patch)?;
     if patch.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "a ticket's customer cannot change"));
     }
-    let before = records::lock::<entity::ticket::Entity>(tx, &reach, id, expected).await?;
-    let mut after = apply(before.clone(), &patch)?;
-    after.updated_at = state.clock.now();
-    let after = repo::crm::save::<entity::ticket::Entity>(tx.db(), &reach, &before, after).await?;
-    tx.audit(event(reach.workspace_id(), "ticket.updated", id, changes(Some(&before), &after)));
-    Ok(after)
+    records::change::<ticket::Entity>(state, tx, p, Permission::TicketsWrite, "ticket.updated", id, expected, |m| apply(m, &patch)).await
+}
+
+/// One change to many tickets, all or nothing (see `records::bulk_change`).
+pub async fn bulk_update(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    ids: &[Uuid],
+    patch: TicketPatch,
+) -> AppResult<Vec<ticket::Model>> {
+    check(p, &patch)?;
+    if patch.customer_id.is_some() {
+        return Err(AppError::bad_input("customerId", "a ticket's customer cannot change"));
+    }
+    records::bulk_change::<ticket::Entity>(state, tx, p, Permission::TicketsWrite, "ticket.updated", ids, AppError::from, |m| {
+        apply(m, &patch)
+    })
+    .await
 }

@@ -127,7 +127,7 @@ async fn exports_follow_scope_field_access_and_restrictions() {
     let e = r.ok()["exportCustomers"].clone();
     assert_eq!(e["rows"], 6, "the Sales department's customers");
     let csv = e["content"].as_str().unwrap();
-    assert!(csv.starts_with("id,name,status,ownerId,email,phone,taxId,notes,creditLimit,createdAt\n"));
+    assert!(csv.starts_with("id,name,status,ownerId,departmentId,teamId,groupId,email,phone,taxId,notes,creditLimit,createdAt\n"), "{csv}");
     assert_eq!(csv.lines().count(), 7);
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_entries WHERE action = 'customers.exported'", vec![]).await, 1);
 

@@ -12,6 +12,7 @@ mod audit_chain;
 mod audit_reads;
 mod audit_under_load;
 mod auth;
+mod bulk_export;
 mod control_chars;
 mod customers;
 mod escalation;
