@@ -194,6 +194,20 @@ pub struct CustomerInput {
     pub notes: MaybeUndefined<String>,
     /// A decimal amount such as "2500.00".
     pub credit_limit: MaybeUndefined<String>,
+    /// Only when creating: the user the new customer is assigned to (and placed with:
+    /// their department, team and primary group). Your customers scope must cover
+    /// them; by default the customer is yours. Later, `reassignCustomer`.
+    pub owner_id: Option<ID>,
+}
+
+impl CustomerInput {
+    /// The input of a change: an owner is given only when creating.
+    fn change(self) -> AppResult<CustomerPatch> {
+        if self.owner_id.is_some() {
+            return Err(AppError::bad_input("ownerId", "is given only when creating; use reassignCustomer"));
+        }
+        Ok(self.into())
+    }
 }
 
 impl From<CustomerInput> for CustomerPatch {
@@ -262,21 +276,64 @@ impl CustomersQuery {
     }
 }
 
+/// What an import did; with problems (or as a dry run) it created nothing.
+#[derive(async_graphql::SimpleObject)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub rows: i32,
+    pub created: i32,
+    pub problems: Vec<ImportProblem>,
+}
+
+/// One bad value: the CSV line (the header is line 1) or the JSON element (from 1), and
+/// the field.
+#[derive(async_graphql::SimpleObject)]
+pub struct ImportProblem {
+    pub line: u64,
+    pub field: String,
+    pub message: String,
+}
+
 #[derive(Default)]
 pub struct CustomersMutation;
 
 #[Object]
 impl CustomersMutation {
+    /// Creates customers from a CSV file (a header row naming the columns, then one
+    /// customer per line) or a JSON array of objects; columns: name (required), status,
+    /// email, phone, taxId, notes, creditLimit. All or nothing: one bad value anywhere
+    /// and nothing is created; the report lists every problem with its line and field.
+    /// `dryRun` only checks. Needs customers.import and customers.write, WRITE on any
+    /// sensitive column given, the bulkOperations restriction and at most
+    /// maxRecordsPerRequest rows; audited (each customer, and the import).
+    async fn import_customers(
+        &self,
+        ctx: &Context<'_>,
+        format: ExportFormat,
+        content: String,
+        #[graphql(default)] dry_run: bool,
+    ) -> AppResult<ImportReport> {
+        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+        let r = svc::import(state(ctx)?, &tx, p, format, &content, dry_run).await?;
+        Ok(ImportReport {
+            dry_run,
+            rows: i32::try_from(r.rows).unwrap_or(i32::MAX),
+            created: i32::try_from(r.created.len()).unwrap_or(i32::MAX),
+            problems: r.problems.into_iter().map(|p| ImportProblem { line: p.line, field: p.field, message: p.message }).collect(),
+        })
+    }
+
     /// Creates a customer assigned to you, in your department, team and primary group.
     async fn create_customer(&self, ctx: &Context<'_>, input: CustomerInput) -> AppResult<Customer> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::create(state(ctx)?, &tx, p, input.into()).await?;
+        let owner = input.owner_id.as_ref().map(|o| parse_id("ownerId", o)).transpose()?;
+        let m = svc::create(state(ctx)?, &tx, p, input.into(), owner).await?;
         Ok(Customer::project(m, &p.grants))
     }
 
     async fn update_customer(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, input: CustomerInput) -> AppResult<Customer> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into()).await?;
+        let m = svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.change()?).await?;
         Ok(Customer::project(m, &p.grants))
     }
 
@@ -293,7 +350,7 @@ impl CustomersMutation {
     async fn bulk_update_customers(&self, ctx: &Context<'_>, ids: Vec<ID>, input: CustomerInput) -> AppResult<Vec<Customer>> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let ids = ids.iter().map(|i| parse_id("ids", i)).collect::<Result<Vec<_>, _>>()?;
-        let rows = svc::bulk_update(state(ctx)?, &tx, p, &ids, input.into()).await?;
+        let rows = svc::bulk_update(state(ctx)?, &tx, p, &ids, input.change()?).await?;
         Ok(rows.into_iter().map(|m| Customer::project(m, &p.grants)).collect())
     }
 

@@ -58,6 +58,7 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Mutation", "bulkUpdateCustomers") => Permission(P::CustomersWrite),
         ("Mutation", "bulkDeleteCustomers") => Permission(P::CustomersDelete),
         ("Mutation", "exportCustomers") => Permission(P::CustomersExport),
+        ("Mutation", "importCustomers") => Permission(P::CustomersImport),
         ("Mutation", "bulkUpdateProducts") => Permission(P::ProductsWrite),
         ("Mutation", "bulkDeleteProducts") => Permission(P::ProductsDelete),
         ("Mutation", "exportProducts") => Permission(P::ProductsRead),

@@ -2,7 +2,9 @@
 //! variables, after GraphQL has decoded its escapes (`"\u0000"` is a NUL here, not six
 //! characters). Control characters are refused with BAD_USER_INPUT naming the field:
 //! they break PostgreSQL (NUL), widen SQLite LIKE patterns, and hide text in logs.
-//! Tab and newline are allowed only in the multi-line text fields below.
+//! Tab and newline are allowed only in the multi-line text fields below, and carriage
+//! returns besides only in files (an import's `content`, whose CSV lines may end in
+//! CRLF; its cells are checked again, field by field, like single writes).
 //!
 //! Runs once per document, before any resolver, for HTTP and WebSocket alike.
 
@@ -13,14 +15,23 @@ use async_graphql::{Value as ConstValue, Variables};
 /// Input fields that hold multi-line text (notes, descriptions, addresses, reasons).
 const MULTI_LINE: &[&str] = &["notes", "internalNotes", "description", "bankDetails", "reason"];
 
-fn refused(c: char, multi_line: bool) -> bool {
-    c.is_control() && !(multi_line && matches!(c, '\t' | '\n'))
+/// Arguments that hold a whole file.
+const FILES: &[&str] = &["content"];
+
+fn refused(c: char, multi_line: bool, file: bool) -> bool {
+    c.is_control() && !(multi_line && matches!(c, '\t' | '\n')) && !(file && matches!(c, '\t' | '\n' | '\r'))
 }
 
 fn check_str(s: &str, field: &str) -> AppResult<()> {
-    let multi_line = MULTI_LINE.contains(&field);
-    if s.chars().any(|c| refused(c, multi_line)) {
-        let allowed = if multi_line { " other than tab and newline" } else { "" };
+    let (multi_line, file) = (MULTI_LINE.contains(&field), FILES.contains(&field));
+    if s.chars().any(|c| refused(c, multi_line, file)) {
+        let allowed = if file {
+            " other than tab, newline and carriage return"
+        } else if multi_line {
+            " other than tab and newline"
+        } else {
+            ""
+        };
         return Err(AppError::bad_input(field, format!("must not contain control characters{allowed}")));
     }
     Ok(())

@@ -12,7 +12,7 @@ use crate::repo;
 use crate::service::records;
 use crate::state::AppState;
 use entity::customer;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Default)]
@@ -101,13 +101,21 @@ crate::record_module! {
     }
 }
 
-pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: CustomerPatch) -> AppResult<customer::Model> {
+/// A new customer, the author's or (`owner`) assigned to a user the author's scope
+/// covers (see `records::placement_for`).
+pub async fn create(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    patch: CustomerPatch,
+    owner: Option<Uuid>,
+) -> AppResult<customer::Model> {
     let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
     require_write(&p.grants, &sensitive_in(&patch))?;
     let name = patch.name.clone().ok_or_else(|| AppError::bad_input("name", "is required"))?;
     let blank = crate::new_record!(customer::Model {
         workspace_id: reach.workspace_id(),
-        placed: reach.placement(),
+        placed: records::placement_for(tx, &reach, owner).await?,
         now: state.clock.now(),
         name,
         status: "lead".into(),
@@ -186,4 +194,203 @@ pub use super::export::ExportFormat;
 /// The customers in the principal's scope matching `filter` (see `records::export`).
 pub async fn export(tx: &Tx<'_>, p: &UserPrincipal, filter: &repo::customers::Filter, format: ExportFormat) -> AppResult<(String, usize)> {
     records::export::<customer::Entity>(tx, p, repo::crm::RecordFilter::condition(filter), format).await
+}
+
+/// One bad value of an import: where (the CSV line, counting the header as line 1, or
+/// the JSON array's element, counting from 1) and which field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportProblem {
+    pub line: u64,
+    pub field: String,
+    pub message: String,
+}
+
+/// What an import did, or (dry run, or any problem) would have done.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub created: Vec<customer::Model>,
+    pub problems: Vec<ImportProblem>,
+}
+
+/// The columns an import takes: a customer's own fields. Placement comes from the
+/// importer, as for `createCustomer`.
+const IMPORT_COLUMNS: [&str; 7] = ["name", "status", "email", "phone", "taxId", "notes", "creditLimit"];
+
+/// One imported row: its line and its values by column (absent and empty alike unset).
+struct ImportRow {
+    line: u64,
+    values: Vec<(String, String)>,
+}
+
+fn import_rows(format: ExportFormat, content: &str) -> AppResult<Vec<ImportRow>> {
+    match format {
+        ExportFormat::Csv => {
+            let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(content.as_bytes());
+            let headers: Vec<String> = reader
+                .headers()
+                .map_err(|e| AppError::bad_input("content", format!("the header row cannot be read: {e}")))?
+                .iter()
+                .map(|h| h.trim().to_owned())
+                .collect();
+            let mut rows = Vec::new();
+            for record in reader.records() {
+                let record = record.map_err(|e| {
+                    let line = e.position().map_or(0, |p| p.line());
+                    AppError::bad_input("content", format!("line {line} cannot be read: {e}"))
+                })?;
+                let line = record.position().map_or(0, |p| p.line());
+                let values = headers.iter().cloned().zip(record.iter().map(str::to_owned)).collect();
+                rows.push(ImportRow { line, values });
+            }
+            Ok(rows)
+        }
+        ExportFormat::Json => {
+            let items: Vec<serde_json::Map<String, Value>> = serde_json::from_str(content)
+                .map_err(|e| AppError::bad_input("content", format!("must be a JSON array of objects: {e}")))?;
+            Ok(items
+                .into_iter()
+                .zip(1u64..)
+                .map(|(item, line)| ImportRow {
+                    line,
+                    values: item
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let text = match v {
+                                Value::Null => String::new(),
+                                Value::String(s) => s,
+                                other => other.to_string(),
+                            };
+                            (k, text)
+                        })
+                        .collect(),
+                })
+                .collect())
+        }
+    }
+}
+
+/// The patch a row asks for, or its problems.
+fn import_patch(row: &ImportRow) -> Result<CustomerPatch, Vec<ImportProblem>> {
+    let problem = |field: &str, message: String| ImportProblem { line: row.line, field: field.to_owned(), message };
+    let mut patch = CustomerPatch::default();
+    let mut problems = Vec::new();
+    for (column, value) in &row.values {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        // The rule the API applies to every string it receives (`graphql::text_guard`),
+        // cell by cell: only notes may hold tabs and newlines.
+        let multi_line = column == "notes";
+        if value.chars().any(|c| c.is_control() && !(multi_line && matches!(c, '\t' | '\n'))) {
+            problems.push(problem(column, "must not contain control characters".into()));
+            continue;
+        }
+        let set = Patch::Set(value.to_owned());
+        match column.as_str() {
+            "name" => patch.name = Some(value.to_owned()),
+            "status" => patch.status = Some(value.to_lowercase()),
+            "email" => patch.email = set,
+            "phone" => patch.phone = set,
+            "taxId" => patch.tax_id = set,
+            "notes" => patch.notes = set,
+            "creditLimit" => patch.credit_limit = set,
+            other => problems.push(problem(other, format!("is not a column of an import (use {})", IMPORT_COLUMNS.join(", ")))),
+        }
+    }
+    if patch.name.is_none() {
+        problems.push(problem("name", "is required".into()));
+    }
+    if problems.is_empty() { Ok(patch) } else { Err(problems) }
+}
+
+/// Creates customers from a CSV (header row first) or JSON file, all or nothing. Every
+/// row is checked like `createCustomer` (the same validation and field rules); one bad
+/// value anywhere means nothing is created and the report lists every problem with its
+/// line and field. A dry run checks and reports without creating anything. Needs
+/// customers.import and customers.write, the bulkOperations restriction, and at most
+/// maxRecordsPerRequest rows. Each created customer has its own entry, and the import
+/// one more.
+pub async fn import(
+    state: &AppState,
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    format: ExportFormat,
+    content: &str,
+    dry_run: bool,
+) -> AppResult<ImportReport> {
+    Reach::for_permission(p, Permission::CustomersImport)?;
+    let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
+    if !p.grants.restrictions.bulk_operations {
+        return Err(AppError::Denied("your roles do not allow bulk operations".into()));
+    }
+    let rows = import_rows(format, content)?;
+    let max = p.grants.restrictions.max_records_per_request as usize;
+    if rows.len() > max {
+        return Err(AppError::Denied(format!("the file has {} rows; your roles import at most {max} at a time", rows.len())));
+    }
+    if rows.is_empty() {
+        return Err(AppError::bad_input("content", "holds no rows"));
+    }
+    let now = state.clock.now();
+    let mut problems = Vec::new();
+    let mut checked = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let patch = match import_patch(row) {
+            Ok(patch) => patch,
+            Err(mut found) => {
+                problems.append(&mut found);
+                continue;
+            }
+        };
+        // Field rules first: a value the importer may not write is refused outright,
+        // as in a single create.
+        require_write(&p.grants, &sensitive_in(&patch))?;
+        let blank = crate::new_record!(customer::Model {
+            workspace_id: reach.workspace_id(),
+            placed: reach.placement(),
+            now: now,
+            name: String::new(),
+            status: "lead".into(),
+            email: None,
+            phone: None,
+            tax_id: None,
+            notes: None,
+            credit_limit_cents: None,
+        });
+        match apply(blank, patch) {
+            Ok(m) => checked.push(m),
+            Err(AppError::BadInput { field, message }) => problems.push(ImportProblem { line: row.line, field, message }),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut created = Vec::new();
+    if problems.is_empty() && !dry_run {
+        for m in checked {
+            created.push(records::insert::<customer::Entity>(tx, &reach, m).await?);
+        }
+    }
+    let outcome = if dry_run {
+        "dry run"
+    } else if problems.is_empty() {
+        "created"
+    } else {
+        "refused"
+    };
+    tx.audit(crate::audit::AuditEvent::Record {
+        workspace_id: reach.workspace_id(),
+        action: "customers.imported",
+        module: "customers",
+        target_type: "import",
+        id: Uuid::now_v7(),
+        changes: json!({
+            "rows": { "before": null, "after": rows.len() },
+            "created": { "before": null, "after": created.len() },
+            "problems": { "before": null, "after": problems.len() },
+            "format": { "before": null, "after": format.as_str() },
+            "outcome": { "before": null, "after": outcome },
+        }),
+    });
+    Ok(ImportReport { rows: rows.len(), created, problems })
 }

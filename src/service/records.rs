@@ -432,3 +432,29 @@ where
     });
     Ok((content, n))
 }
+
+/// Where a new record goes: with its author (None), or assigned to `owner` and placed in
+/// that user's department, team and primary group, which the author's reach must cover
+/// (a Staff member with an ASSIGNED scope places records only for themselves; a
+/// department-wide Manager for anyone in the department). The author stays the
+/// record's creator.
+pub async fn placement_for(tx: &Tx<'_>, reach: &Reach, owner: Option<Uuid>) -> AppResult<crate::authz::scope::Placement> {
+    let at = reach.placement().clone();
+    let Some(owner) = owner else { return Ok(at) };
+    let user = crate::repo::users::get(tx.db(), reach.workspace_id(), owner)
+        .await?
+        .filter(|u| u.active)
+        .ok_or_else(|| AppError::bad_input("ownerId", "no such active user"))?;
+    let covered = crate::authz::scope::matches(reach.scope(), &at, user.id, user.department_id, user.team_id, user.primary_group_id);
+    if !covered {
+        return Err(AppError::Denied("your scope does not let you place records for that user".into()));
+    }
+    Ok(crate::authz::scope::Placement {
+        department_id: user.department_id,
+        team_id: user.team_id,
+        primary_group_id: user.primary_group_id,
+        group_ids: Vec::new(),
+        new_record_owner: user.id,
+        ..at
+    })
+}

@@ -251,3 +251,65 @@ async fn a_page_of_records_gets_each_its_own_history() {
         assert_eq!(updated, id == ids[0]);
     }
 }
+
+/// A new customer can be assigned to someone else, but only to a user the author's
+/// scope covers; the author stays its creator.
+#[tokio::test]
+async fn a_customer_is_created_for_another_user_only_within_the_authors_scope() {
+    let app = TestApp::spawn().await;
+    let create = "mutation($i: CustomerInput!) { createCustomer(input: $i) { id ownerId } }";
+    let staff_id = app.user_id("demo", "staff").await;
+    let owner = app.login("demo", "owner").await;
+    let r = app.gql(create, json!({ "i": { "name": "For staff", "ownerId": staff_id } }), Some(&owner)).await;
+    let id = r.ok()["createCustomer"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.ok()["createCustomer"]["ownerId"], staff_id.as_str());
+    let staff = app.login("demo", "staff").await;
+    assert_eq!(
+        app.gql("query($id: ID!) { customer(id: $id) { name } }", json!({ "id": id }), Some(&staff)).await.ok()["customer"]["name"],
+        "For staff"
+    );
+    let creator = app.sql_values("SELECT created_by FROM customers WHERE id = ?", vec![uuid::Uuid::parse_str(&id).unwrap().into()]).await
+        [0]
+    .try_get_by_index::<uuid::Uuid>(0)
+    .unwrap();
+    assert_eq!(creator.to_string(), app.user_id("demo", "owner").await);
+
+    // Staff reach only their own records: they cannot place one for anybody else.
+    let manager_id = app.user_id("demo", "manager").await;
+    let r = app.gql(create, json!({ "i": { "name": "Sneaky", "ownerId": manager_id } }), Some(&staff)).await;
+    assert_eq!(r.code(), Some("FORBIDDEN"), "{}", r.body);
+    // A department-wide manager places records inside the department, not outside it.
+    let outside = app
+        .sql_values(
+            "SELECT u.id FROM users u JOIN workspaces w ON w.id = u.workspace_id WHERE w.slug = 'demo' AND u.active AND u.department_id IS NOT NULL \
+             AND u.department_id <> (SELECT department_id FROM users WHERE id = ?)",
+            vec![uuid::Uuid::parse_str(&manager_id).unwrap().into()],
+        )
+        .await;
+    let manager = app.login("demo", "manager").await;
+    let other: uuid::Uuid = outside.first().expect("a demo user of another department").try_get_by_index(0).unwrap();
+    let r = app.gql(create, json!({ "i": { "name": "Elsewhere", "ownerId": other.to_string() } }), Some(&manager)).await;
+    assert_eq!(r.code(), Some("FORBIDDEN"), "{}", r.body);
+    let inside = app
+        .sql_values(
+            "SELECT u.id FROM users u WHERE u.active AND u.id <> ? AND u.department_id = (SELECT department_id FROM users WHERE id = ?)",
+            vec![uuid::Uuid::parse_str(&manager_id).unwrap().into(), uuid::Uuid::parse_str(&manager_id).unwrap().into()],
+        )
+        .await;
+    let colleague: uuid::Uuid = inside[0].try_get_by_index(0).unwrap();
+    let r = app.gql(create, json!({ "i": { "name": "Colleague's", "ownerId": colleague.to_string() } }), Some(&manager)).await;
+    assert_eq!(r.ok()["createCustomer"]["ownerId"], colleague.to_string());
+
+    // Nobody is assigned a customer after leaving, and the owner is set only on creation.
+    let former = app.user_id("demo", "former").await;
+    let r = app.gql(create, json!({ "i": { "name": "For a leaver", "ownerId": former } }), Some(&owner)).await;
+    assert_eq!(r.code(), Some("BAD_USER_INPUT"));
+    let r = app
+        .gql(
+            "mutation($id: ID!, $i: CustomerInput!) { updateCustomer(id: $id, input: $i) { id } }",
+            json!({ "id": id, "i": { "ownerId": staff_id } }),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(r.code(), Some("BAD_USER_INPUT"));
+}

@@ -19,6 +19,7 @@ mod escalation;
 mod graphql_ws_node;
 mod hardening;
 mod impersonation;
+mod imports;
 mod leaks;
 mod lifecycle;
 mod lost_updates;
