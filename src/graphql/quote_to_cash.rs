@@ -99,6 +99,9 @@ impl Quote {
 pub struct QuoteInput {
     /// Only when creating; a customer you can read.
     pub customer_id: Option<ID>,
+    /// Only when creating: the user the record is assigned to and placed with (your
+    /// scope must cover them); by default, you.
+    pub owner_id: Option<ID>,
     pub title: Option<String>,
     pub amount: Option<String>,
     pub status: Option<QuoteStatus>,
@@ -108,6 +111,7 @@ impl QuoteInput {
     fn into_service(self) -> AppResult<QuotePatch> {
         Ok(QuotePatch {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            owner_id: self.owner_id.as_ref().map(|o| parse_id("ownerId", o)).transpose()?,
             title: self.title,
             amount: self.amount,
             status: self.status.map(|s| quote_status(s).to_owned()),
@@ -180,6 +184,9 @@ impl Job {
 pub struct JobInput {
     /// Only when creating; a customer you can read.
     pub customer_id: Option<ID>,
+    /// Only when creating: the user the record is assigned to and placed with (your
+    /// scope must cover them); by default, you.
+    pub owner_id: Option<ID>,
     pub title: Option<String>,
     pub status: Option<JobStatus>,
     pub scheduled_for: MaybeUndefined<DateTime<Utc>>,
@@ -190,6 +197,7 @@ impl JobInput {
     fn into_service(self) -> AppResult<JobPatch> {
         Ok(JobPatch {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            owner_id: self.owner_id.as_ref().map(|o| parse_id("ownerId", o)).transpose()?,
             title: self.title,
             status: self.status.map(|s| job_status(s).to_owned()),
             scheduled_for: patch(self.scheduled_for),
@@ -279,6 +287,9 @@ impl Invoice {
 pub struct InvoiceInput {
     /// Only when creating; a customer you can read.
     pub customer_id: Option<ID>,
+    /// Only when creating: the user the record is assigned to and placed with (your
+    /// scope must cover them); by default, you.
+    pub owner_id: Option<ID>,
     /// Unique in the workspace.
     pub number: Option<String>,
     pub amount: Option<String>,
@@ -292,6 +303,7 @@ impl InvoiceInput {
     fn into_service(self) -> AppResult<InvoicePatch> {
         Ok(InvoicePatch {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            owner_id: self.owner_id.as_ref().map(|o| parse_id("ownerId", o)).transpose()?,
             number: self.number,
             amount: self.amount,
             status: self.status.map(|s| invoice_status(s).to_owned()),

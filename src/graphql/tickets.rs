@@ -133,6 +133,9 @@ pub struct TicketFilter {
 pub struct TicketInput {
     /// Only when creating; a customer you can read.
     pub customer_id: Option<ID>,
+    /// Only when creating: the user the record is assigned to and placed with (your
+    /// scope must cover them); by default, you.
+    pub owner_id: Option<ID>,
     pub subject: Option<String>,
     pub status: Option<TicketStatus>,
     pub priority: Option<TicketPriority>,
@@ -145,6 +148,7 @@ impl TicketInput {
     fn into_service(self) -> AppResult<TicketPatch> {
         Ok(TicketPatch {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            owner_id: self.owner_id.as_ref().map(|o| parse_id("ownerId", o)).transpose()?,
             subject: self.subject,
             status: self.status.map(|s| status_str(s).to_owned()),
             priority: self.priority.map(|p| priority_str(p).to_owned()),

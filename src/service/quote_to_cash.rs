@@ -52,6 +52,8 @@ pub const QUOTE_STATUSES: &[&str] = &["draft", "sent", "accepted", "rejected"];
 #[derive(Default)]
 pub struct QuotePatch {
     pub customer_id: Option<Uuid>,
+    /// Only when creating (see `records::placement_for`).
+    pub owner_id: Option<Uuid>,
     pub title: Option<String>,
     pub amount: Option<String>,
     pub status: Option<String>,
@@ -85,7 +87,8 @@ pub async fn create_quote(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patc
     if patch.title.is_none() || patch.amount.is_none() {
         return Err(AppError::bad_input(if patch.title.is_none() { "title" } else { "amount" }, "is required"));
     }
-    let c = common(&reach, state);
+    let mut c = common(&reach, state);
+    c.at = records::placement_for(tx, &reach, patch.owner_id).await?;
     let blank = crate::new_record!(entity::quote::Model {
         workspace_id: c.workspace_id,
         placed: c.at,
@@ -106,9 +109,7 @@ pub async fn update_quote(
     expected: Option<i64>,
     patch: QuotePatch,
 ) -> AppResult<entity::quote::Model> {
-    if patch.customer_id.is_some() {
-        return Err(AppError::bad_input("customerId", "cannot change"));
-    }
+    fixed_customer(patch.customer_id, patch.owner_id)?;
     records::change::<entity::quote::Entity>(state, tx, p, Permission::QuotesWrite, "quote.updated", id, expected, |m| {
         apply_quote(m, &patch)
     })
@@ -122,6 +123,8 @@ pub const JOB_STATUSES: &[&str] = &["scheduled", "in_progress", "done"];
 #[derive(Default)]
 pub struct JobPatch {
     pub customer_id: Option<Uuid>,
+    /// Only when creating (see `records::placement_for`).
+    pub owner_id: Option<Uuid>,
     pub title: Option<String>,
     pub status: Option<String>,
     pub scheduled_for: Patch<DateTime<Utc>>,
@@ -166,7 +169,8 @@ pub async fn create_job(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch:
     if patch.title.is_none() {
         return Err(AppError::bad_input("title", "is required"));
     }
-    let c = common(&reach, state);
+    let mut c = common(&reach, state);
+    c.at = records::placement_for(tx, &reach, patch.owner_id).await?;
     let blank = crate::new_record!(entity::job::Model {
         workspace_id: c.workspace_id,
         placed: c.at,
@@ -188,9 +192,7 @@ pub async fn update_job(
     expected: Option<i64>,
     patch: JobPatch,
 ) -> AppResult<entity::job::Model> {
-    if patch.customer_id.is_some() {
-        return Err(AppError::bad_input("customerId", "cannot change"));
-    }
+    fixed_customer(patch.customer_id, patch.owner_id)?;
     records::change::<entity::job::Entity>(state, tx, p, Permission::JobsWrite, "job.updated", id, expected, |m| apply_job(m, &patch)).await
 }
 
@@ -201,6 +203,8 @@ pub const INVOICE_STATUSES: &[&str] = &["draft", "sent", "paid", "void"];
 #[derive(Default)]
 pub struct InvoicePatch {
     pub customer_id: Option<Uuid>,
+    /// Only when creating (see `records::placement_for`).
+    pub owner_id: Option<Uuid>,
     pub number: Option<String>,
     pub amount: Option<String>,
     pub status: Option<String>,
@@ -260,7 +264,8 @@ pub async fn create_invoice(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, pa
     if patch.number.is_none() || patch.amount.is_none() {
         return Err(AppError::bad_input(if patch.number.is_none() { "number" } else { "amount" }, "is required"));
     }
-    let c = common(&reach, state);
+    let mut c = common(&reach, state);
+    c.at = records::placement_for(tx, &reach, patch.owner_id).await?;
     let blank = crate::new_record!(entity::invoice::Model {
         workspace_id: c.workspace_id,
         placed: c.at,
@@ -287,19 +292,21 @@ pub async fn update_invoice(
     if !matches!(patch.bank_details, Patch::Keep) {
         require_write(&p.grants, &[SensitiveField::InvoiceBankDetails])?;
     }
-    if patch.customer_id.is_some() {
-        return Err(AppError::bad_input("customerId", "cannot change"));
-    }
+    fixed_customer(patch.customer_id, patch.owner_id)?;
     let before = records::lock::<entity::invoice::Entity>(tx, &reach, id, expected).await?;
     let after = apply_invoice(before.clone(), &patch)?;
     records::save_as::<entity::invoice::Entity>(state, tx, &reach, "invoice.updated", &before, after, &[], number_taken).await
 }
 
-fn fixed_customer(customer_id: Option<Uuid>) -> AppResult<()> {
-    match customer_id {
-        Some(_) => Err(AppError::bad_input("customerId", "cannot change")),
-        None => Ok(()),
+/// A record's customer and owner are given only when creating it.
+fn fixed_customer(customer_id: Option<Uuid>, owner_id: Option<Uuid>) -> AppResult<()> {
+    if customer_id.is_some() {
+        return Err(AppError::bad_input("customerId", "cannot change"));
     }
+    if owner_id.is_some() {
+        return Err(AppError::bad_input("ownerId", "is given only when creating"));
+    }
+    Ok(())
 }
 
 /// One change to many quotes, all or nothing (see `records::bulk_change`).
@@ -310,7 +317,7 @@ pub async fn bulk_update_quotes(
     ids: &[Uuid],
     patch: QuotePatch,
 ) -> AppResult<Vec<entity::quote::Model>> {
-    fixed_customer(patch.customer_id)?;
+    fixed_customer(patch.customer_id, patch.owner_id)?;
     records::bulk_change::<entity::quote::Entity>(state, tx, p, Permission::QuotesWrite, "quote.updated", ids, AppError::from, |m| {
         apply_quote(m, &patch)
     })
@@ -325,7 +332,7 @@ pub async fn bulk_update_jobs(
     ids: &[Uuid],
     patch: JobPatch,
 ) -> AppResult<Vec<entity::job::Model>> {
-    fixed_customer(patch.customer_id)?;
+    fixed_customer(patch.customer_id, patch.owner_id)?;
     records::bulk_change::<entity::job::Entity>(state, tx, p, Permission::JobsWrite, "job.updated", ids, AppError::from, |m| {
         apply_job(m, &patch)
     })
@@ -343,7 +350,7 @@ pub async fn bulk_update_invoices(
     if !matches!(patch.bank_details, Patch::Keep) {
         require_write(&p.grants, &[SensitiveField::InvoiceBankDetails])?;
     }
-    fixed_customer(patch.customer_id)?;
+    fixed_customer(patch.customer_id, patch.owner_id)?;
     records::bulk_change::<entity::invoice::Entity>(state, tx, p, Permission::InvoicesWrite, "invoice.updated", ids, number_taken, |m| {
         apply_invoice(m, &patch)
     })

@@ -21,6 +21,8 @@ pub const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
 #[derive(Default)]
 pub struct TicketPatch {
     pub customer_id: Option<Uuid>,
+    /// Only when creating (see `records::placement_for`).
+    pub owner_id: Option<Uuid>,
     pub subject: Option<String>,
     pub status: Option<String>,
     pub priority: Option<String>,
@@ -84,7 +86,7 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Tic
             .ok_or_else(|| AppError::bad_input("customerId", "no such customer"))?;
     }
     let now = state.clock.now();
-    let at = reach.placement();
+    let at = records::placement_for(tx, &reach, patch.owner_id).await?;
     let blank = crate::new_record!(ticket::Model {
         workspace_id: reach.workspace_id(),
         placed: at,
@@ -111,6 +113,9 @@ pub async fn update(
     if patch.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "a ticket's customer cannot change"));
     }
+    if patch.owner_id.is_some() {
+        return Err(AppError::bad_input("ownerId", "is given only when creating"));
+    }
     records::change::<ticket::Entity>(state, tx, p, Permission::TicketsWrite, "ticket.updated", id, expected, |m| apply(m, &patch)).await
 }
 
@@ -125,6 +130,9 @@ pub async fn bulk_update(
     check(p, &patch)?;
     if patch.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "a ticket's customer cannot change"));
+    }
+    if patch.owner_id.is_some() {
+        return Err(AppError::bad_input("ownerId", "is given only when creating"));
     }
     records::bulk_change::<ticket::Entity>(state, tx, p, Permission::TicketsWrite, "ticket.updated", ids, AppError::from, |m| {
         apply(m, &patch)

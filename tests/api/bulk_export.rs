@@ -232,3 +232,52 @@ async fn every_module_exports_what_its_reader_may_see_and_no_more() {
         assert!(!rows.is_empty(), "{op}");
     }
 }
+
+/// Every module that takes an owner on creation places the record with that user, only
+/// within the author's scope, and only on creation.
+#[tokio::test]
+async fn records_are_created_for_another_user_only_within_the_authors_scope() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    let staff = app.login("demo", "staff").await;
+    let (staff_id, manager_id) = (app.user_id("demo", "staff").await, app.user_id("demo", "manager").await);
+    let customer = a_customer(&app, &owner).await;
+    let staff_customer = a_customer(&app, &staff).await;
+    let cases = [
+        ("createTicket", "updateTicket", "ticket", "TicketInput", json!({ "subject": "Assigned" })),
+        ("createQuote", "updateQuote", "quote", "QuoteInput", json!({ "customerId": customer, "title": "Assigned", "amount": "1.00" })),
+        ("createJob", "updateJob", "job", "JobInput", json!({ "title": "Assigned" })),
+        (
+            "createInvoice",
+            "updateInvoice",
+            "invoice",
+            "InvoiceInput",
+            json!({ "customerId": customer, "number": "OWN-1", "amount": "1.00" }),
+        ),
+    ];
+    for (create, update, one, ty, input) in cases {
+        let q = format!("mutation($i: {ty}!) {{ {create}(input: $i) {{ id ownerId }} }}");
+        let mut for_staff = input.clone();
+        for_staff["ownerId"] = json!(staff_id);
+        let r = app.gql(&q, json!({ "i": for_staff }), Some(&owner)).await;
+        assert_eq!(r.ok()[create]["ownerId"], staff_id.as_str(), "{create}");
+        let id = r.ok()[create]["id"].as_str().unwrap().to_owned();
+        let read = app.gql(&format!("query($id: ID!) {{ {one}(id: $id) {{ id }} }}"), json!({ "id": id }), Some(&staff)).await;
+        assert_eq!(read.ok()[one]["id"], id.as_str(), "{create}: the new owner reads it");
+
+        let mut sneaky = input.clone();
+        sneaky["ownerId"] = json!(manager_id);
+        if let Some(n) = sneaky.get_mut("number") {
+            *n = json!("OWN-2");
+        }
+        if sneaky.get("customerId").is_some() {
+            sneaky["customerId"] = json!(staff_customer);
+        }
+        let r = app.gql(&q, json!({ "i": sneaky }), Some(&staff)).await;
+        assert_eq!(r.code(), Some("FORBIDDEN"), "{create}: staff place records only for themselves: {}", r.body);
+
+        let u = format!("mutation($id: ID!, $i: {ty}!) {{ {update}(id: $id, input: $i) {{ id }} }}");
+        let r = app.gql(&u, json!({ "id": id, "i": { "ownerId": manager_id } }), Some(&owner)).await;
+        assert_eq!(r.code(), Some("BAD_USER_INPUT"), "{update}: {}", r.body);
+    }
+}
