@@ -112,20 +112,27 @@ pub async fn create(
 ) -> AppResult<customer::Model> {
     let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
     require_write(&p.grants, &sensitive_in(&patch))?;
-    let name = patch.name.clone().ok_or_else(|| AppError::bad_input("name", "is required"))?;
-    let blank = crate::new_record!(customer::Model {
+    if patch.name.is_none() {
+        return Err(AppError::bad_input("name", "is required"));
+    }
+    let at = records::placement_for(tx, &reach, owner).await?;
+    records::insert::<customer::Entity>(tx, &reach, apply(blank(&reach, &at, state.clock.now()), patch)?).await
+}
+
+/// A new customer placed at `at`, before its fields are applied.
+fn blank(reach: &Reach, at: &crate::authz::scope::Placement, now: chrono::DateTime<chrono::Utc>) -> customer::Model {
+    crate::new_record!(customer::Model {
         workspace_id: reach.workspace_id(),
-        placed: records::placement_for(tx, &reach, owner).await?,
-        now: state.clock.now(),
-        name,
+        placed: at,
+        now: now,
+        name: String::new(),
         status: "lead".into(),
         email: None,
         phone: None,
         tax_id: None,
         notes: None,
         credit_limit_cents: None,
-    });
-    records::insert::<customer::Entity>(tx, &reach, apply(blank, patch)?).await
+    })
 }
 
 pub async fn update(
@@ -322,9 +329,7 @@ pub async fn import(
 ) -> AppResult<ImportReport> {
     Reach::for_permission(p, Permission::CustomersImport)?;
     let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
-    if !p.grants.restrictions.bulk_operations {
-        return Err(AppError::Denied("your roles do not allow bulk operations".into()));
-    }
+    records::require_bulk(p)?;
     let rows = import_rows(format, content)?;
     let max = p.grants.restrictions.max_records_per_request as usize;
     if rows.len() > max {
@@ -347,19 +352,7 @@ pub async fn import(
         // Field rules first: a value the importer may not write is refused outright,
         // as in a single create.
         require_write(&p.grants, &sensitive_in(&patch))?;
-        let blank = crate::new_record!(customer::Model {
-            workspace_id: reach.workspace_id(),
-            placed: reach.placement(),
-            now: now,
-            name: String::new(),
-            status: "lead".into(),
-            email: None,
-            phone: None,
-            tax_id: None,
-            notes: None,
-            credit_limit_cents: None,
-        });
-        match apply(blank, patch) {
+        match apply(blank(&reach, reach.placement(), now), patch) {
             Ok(m) => checked.push(m),
             Err(AppError::BadInput { field, message }) => problems.push(ImportProblem { line: row.line, field, message }),
             Err(e) => return Err(e),

@@ -303,12 +303,15 @@ where
     .await
 }
 
+/// The bulkOperations restriction, which every operation on many records needs.
+pub fn require_bulk(p: &UserPrincipal) -> AppResult<()> {
+    if p.grants.restrictions.bulk_operations { Ok(()) } else { Err(AppError::Denied("your roles do not allow bulk operations".into())) }
+}
+
 /// The bulkOperations restriction and at most maxRecordsPerRequest ids (100 at most),
 /// each named once.
 fn bulk_ids(p: &UserPrincipal, ids: &[Uuid]) -> AppResult<()> {
-    if !p.grants.restrictions.bulk_operations {
-        return Err(AppError::Denied("your roles do not allow bulk operations".into()));
-    }
+    require_bulk(p)?;
     let max = p.grants.restrictions.max_records_per_request.min(100) as usize;
     if ids.is_empty() {
         return Err(AppError::bad_input("ids", "name at least one record"));
