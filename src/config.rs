@@ -20,7 +20,12 @@ pub struct Config {
     pub session_idle_timeout: Duration,
     pub session_absolute_timeout: Duration,
     pub max_body_bytes: usize,
+    /// The largest file a multipart request may upload (an import).
+    pub max_upload_bytes: usize,
     pub execution_timeout: Duration,
+    /// How long a multipart request (an upload) may take to arrive, and then to run:
+    /// it replaces the body and execution timeouts for uploads, whose files are large.
+    pub upload_timeout: Duration,
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_aliases: usize,
@@ -155,7 +160,9 @@ impl Config {
             session_idle_timeout: Duration::from_secs(idle),
             session_absolute_timeout: Duration::from_secs(absolute),
             max_body_bytes: parse_num(&get, "PALISADE_MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20)? as usize,
+            max_upload_bytes: parse_num(&get, "PALISADE_MAX_UPLOAD_BYTES", 100 << 20, 1024, 4 << 30)? as usize,
             execution_timeout: Duration::from_millis(parse_num(&get, "PALISADE_EXECUTION_TIMEOUT_MS", 10_000, 100, 600_000)?),
+            upload_timeout: Duration::from_millis(parse_num(&get, "PALISADE_UPLOAD_TIMEOUT_MS", 300_000, 1_000, 3_600_000)?),
             max_depth: parse_num(&get, "PALISADE_MAX_DEPTH", 12, 2, 64)? as usize,
             max_complexity: parse_num(&get, "PALISADE_MAX_COMPLEXITY", 500, 10, 100_000)? as usize,
             max_aliases: parse_num(&get, "PALISADE_MAX_ALIASES", 30, 0, 1_000)? as usize,

@@ -18,6 +18,7 @@ mod m20261202_000011_accountability;
 mod m20261207_000012_master_two_factor;
 mod m20261207_000013_record_versions;
 mod m20261207_000014_list_indexes;
+mod m20261208_000015_owner_record_limit;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000012_master_two_factor::Migration),
             Box::new(m20261207_000013_record_versions::Migration),
             Box::new(m20261207_000014_list_indexes::Migration),
+            Box::new(m20261208_000015_owner_record_limit::Migration),
         ]
     }
 }

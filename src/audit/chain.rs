@@ -157,22 +157,48 @@ pub fn entry_hash(prev_hash: &str, e: &Model) -> String {
 /// chain, reads the head, fills `seq`, `prev_hash` and `hash`, inserts. Normalises the
 /// time to stored precision and a JSON-null `changes` to absent first, so what is hashed
 /// is exactly what is read back.
-pub(crate) async fn append(txn: &DatabaseTransaction, mut entry: Model) -> Result<Model, DbErr> {
-    entry.occurred_at = truncate_time(entry.occurred_at);
-    entry.changes = entry.changes.filter(|c| !c.is_null());
-    repo::lock_chain(txn, LOCK_NAMESPACE, lock_key(entry.workspace_id)).await?;
-    let (seq, prev) = match repo::chain_head(txn, entry.workspace_id).await? {
-        Some(head) => (head.seq.unwrap_or(0) + 1, head.hash.unwrap_or_default()),
-        None => match repo::anchor(txn, &chain_name(entry.workspace_id)).await? {
-            Some(a) => (a.seq + 1, a.hash),
-            None => (1, GENESIS.to_owned()),
-        },
-    };
-    entry.seq = Some(seq);
-    entry.hash = Some(entry_hash(&prev, &entry));
-    entry.prev_hash = Some(prev);
+pub(crate) async fn append(txn: &DatabaseTransaction, entry: Model) -> Result<Model, DbErr> {
+    let mut linked = link(txn, entry.workspace_id, vec![entry]).await?;
+    let entry = linked.pop().ok_or_else(|| DbErr::Custom("audit: nothing to append".into()))?;
     repo::insert(txn, entry.clone()).await?;
     Ok(entry)
+}
+
+/// Appends `entries`, all of one chain, as `append` would one by one, with one lock,
+/// one read of the head and one insert (an import's thousands of entries).
+pub(crate) async fn append_many(txn: &DatabaseTransaction, entries: Vec<Model>) -> Result<(), DbErr> {
+    let Some(first) = entries.first() else { return Ok(()) };
+    let chain = first.workspace_id;
+    if entries.iter().any(|e| e.workspace_id != chain) {
+        return Err(DbErr::Custom("audit: one batch spans several chains".into()));
+    }
+    let linked = link(txn, chain, entries).await?;
+    repo::insert_many(txn, linked).await
+}
+
+/// `entries` normalised and linked after the head of `chain`, which stays locked until
+/// `txn` ends.
+async fn link(txn: &DatabaseTransaction, chain: Option<Uuid>, entries: Vec<Model>) -> Result<Vec<Model>, DbErr> {
+    repo::lock_chain(txn, LOCK_NAMESPACE, lock_key(chain)).await?;
+    let (mut seq, mut prev) = match repo::chain_head(txn, chain).await? {
+        Some(head) => (head.seq.unwrap_or(0), head.hash.unwrap_or_default()),
+        None => match repo::anchor(txn, &chain_name(chain)).await? {
+            Some(a) => (a.seq, a.hash),
+            None => (0, GENESIS.to_owned()),
+        },
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for mut entry in entries {
+        entry.occurred_at = truncate_time(entry.occurred_at);
+        entry.changes = entry.changes.filter(|c| !c.is_null());
+        seq += 1;
+        entry.seq = Some(seq);
+        let hash = entry_hash(&prev, &entry);
+        entry.prev_hash = Some(std::mem::replace(&mut prev, hash.clone()));
+        entry.hash = Some(hash);
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 pub const GAP: &str = "missing entry (gap in sequence)";

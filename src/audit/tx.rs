@@ -7,7 +7,8 @@
 //! commits (or, as a failure entry, when it does not). `RequestState` is the slot the
 //! gate fills, one per request, plus what reads must leave on the record.
 
-use super::AuditEvent;
+use super::{Actor, AuditEvent};
+use crate::auth::RequestMeta;
 use futures_util::future::BoxFuture;
 use sea_orm::DatabaseTransaction;
 use std::sync::{Arc, Mutex};
@@ -99,11 +100,14 @@ impl RequestState {
 pub struct Tx<'a> {
     db: Arc<DatabaseTransaction>,
     state: &'a RequestState,
+    /// Who the entries written now (`audit_now`) are by, as the gate would write them.
+    actor: Actor,
+    meta: Option<RequestMeta>,
 }
 
 impl<'a> Tx<'a> {
-    pub(crate) fn bind(db: Arc<DatabaseTransaction>, state: &'a RequestState) -> Self {
-        Self { db, state }
+    pub(crate) fn bind(db: Arc<DatabaseTransaction>, state: &'a RequestState, actor: Actor, meta: Option<RequestMeta>) -> Self {
+        Self { db, state, actor, meta }
     }
 
     pub fn db(&self) -> &DatabaseTransaction {
@@ -113,6 +117,22 @@ impl<'a> Tx<'a> {
     /// Recorded in the log if (and only if) the mutation commits.
     pub fn audit(&self, event: AuditEvent) {
         self.state.lock_pending().on_success.push(event);
+    }
+
+    /// Writes `events` into `txn` (this mutation's transaction, or a savepoint of it)
+    /// now rather than at commit, for an operation with more entries than it should
+    /// hold in memory (an import). They stay on the record only if the mutation (and
+    /// the savepoint) commits, like every other entry. Streams learn of them from the
+    /// mutation's last entry, which the gate announces: they read what they missed from
+    /// the log.
+    pub async fn audit_now(
+        &self,
+        txn: &DatabaseTransaction,
+        events: Vec<AuditEvent>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), sea_orm::DbErr> {
+        let cx = super::writer::EntryContext { actor: self.actor.clone(), meta: self.meta.as_ref(), now };
+        super::writer::write_many(txn, events.into_iter().map(AuditEvent::into_record).collect(), &cx).await
     }
 
     /// Recorded in the log if the mutation fails, instead of the generic refusal entry.

@@ -26,8 +26,17 @@ pub(crate) async fn write_entry(
     outcome: &str,
     error_code: Option<&str>,
 ) -> Result<entity::audit_entry::Model, DbErr> {
+    super::chain::append(txn, entry(record, cx, outcome, error_code)).await
+}
+
+/// Appends successful entries of one workspace to its chain inside `txn`, in one go.
+pub(crate) async fn write_many(txn: &DatabaseTransaction, records: Vec<AuditRecord>, cx: &EntryContext<'_>) -> Result<(), DbErr> {
+    super::chain::append_many(txn, records.into_iter().map(|r| entry(r, cx, "success", None)).collect()).await
+}
+
+fn entry(record: AuditRecord, cx: &EntryContext<'_>, outcome: &str, error_code: Option<&str>) -> entity::audit_entry::Model {
     let actor = record.actor.unwrap_or_else(|| cx.actor.clone());
-    let entry = entity::audit_entry::Model {
+    entity::audit_entry::Model {
         id: uuid::Uuid::now_v7(),
         workspace_id: record.workspace_id,
         occurred_at: cx.now,
@@ -49,8 +58,7 @@ pub(crate) async fn write_entry(
         seq: None,
         prev_hash: None,
         hash: None,
-    };
-    super::chain::append(txn, entry).await
+    }
 }
 
 /// Writes `events` as the `system` actor inside `txn`: for work outside any request

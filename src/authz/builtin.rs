@@ -108,7 +108,7 @@ pub fn specs() -> Vec<BuiltinSpec> {
             permissions: Permission::ALL.iter().copied().collect(),
             scopes: Module::ALL.iter().map(|m| (*m, Scope::All)).collect(),
             fields: SensitiveField::ALL.iter().map(|f| (*f, Write)).collect(),
-            restrictions: Restrictions { data_export: true, bulk_operations: true, api_access: true, max_records_per_request: 1000 },
+            restrictions: Restrictions { data_export: true, bulk_operations: true, api_access: true, max_records_per_request: 1_000_000 },
         },
         BuiltinSpec {
             builtin: BuiltinRole::Manager,

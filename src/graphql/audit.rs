@@ -289,7 +289,7 @@ pub struct AuditMutation;
 impl AuditMutation {
     /// Exports the entries you may read that match `filter`, newest first, masked like
     /// `auditLog`. Needs audit.export, the dataExport restriction and a recent step-up;
-    /// at most your maxRecordsPerRequest entries (narrow the filter for more). Audited.
+    /// at most your maxRecordsPerRequest entries, and 10,000 (narrow the filter for more). Audited.
     async fn export_audit_log(&self, ctx: &Context<'_>, format: ExportFormat, filter: Option<AuditLogFilter>) -> AppResult<ExportPayload> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let (content, rows) = svc::export(&tx, p, filter.unwrap_or_default().parse()?, format).await?;

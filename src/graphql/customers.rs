@@ -18,7 +18,7 @@ use crate::repo::seek::{Order, SortKey};
 use crate::service::customers::{self as svc, CustomerPatch};
 use crate::service::export::ExportFormat;
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Upload};
 use chrono::{DateTime, Utc};
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
@@ -282,6 +282,9 @@ pub struct ImportReport {
     pub dry_run: bool,
     pub rows: i32,
     pub created: i32,
+    /// Every problem found.
+    pub problem_count: i32,
+    /// The first 1,000 problems, in file order.
     pub problems: Vec<ImportProblem>,
 }
 
@@ -301,24 +304,41 @@ pub struct CustomersMutation;
 impl CustomersMutation {
     /// Creates customers from a CSV file (a header row naming the columns, then one
     /// customer per line) or a JSON array of objects; columns: name (required), status,
-    /// email, phone, taxId, notes, creditLimit. All or nothing: one bad value anywhere
-    /// and nothing is created; the report lists every problem with its line and field.
-    /// `dryRun` only checks. Needs customers.import and customers.write, WRITE on any
-    /// sensitive column given, the bulkOperations restriction and at most
-    /// maxRecordsPerRequest rows; audited (each customer, and the import).
+    /// email, phone, taxId, notes, creditLimit. The file is `content` (text in the
+    /// request) or `file` (an upload: a multipart request, for files of any size up to
+    /// the server's upload limit). All or nothing: one bad value anywhere and nothing is
+    /// created; the report gives the problems with their line and field. `dryRun` only
+    /// checks. Needs customers.import and customers.write, WRITE on any sensitive column
+    /// given, the bulkOperations restriction and at most maxRecordsPerRequest rows;
+    /// audited (each customer, and the import).
     async fn import_customers(
         &self,
         ctx: &Context<'_>,
         format: ExportFormat,
-        content: String,
+        content: Option<String>,
+        file: Option<Upload>,
         #[graphql(default)] dry_run: bool,
     ) -> AppResult<ImportReport> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let r = svc::import(state(ctx)?, &tx, p, format, &content, dry_run).await?;
+        let (file, given_as): (Box<dyn std::io::Read + Send>, _) = match (content, file) {
+            (Some(text), None) => (Box::new(std::io::Cursor::new(text.into_bytes())), "content"),
+            (None, Some(upload)) => {
+                let upload = upload.value(ctx).map_err(|_| AppError::bad_input("file", "the upload is missing from the request"))?;
+                (Box::new(upload.content), "file")
+            }
+            _ => return Err(AppError::bad_input("content", "give the file as either content or file")),
+        };
+        // The service names the file `content`; an upload's problems name the argument
+        // the caller used.
+        let r = svc::import(state(ctx)?, &tx, p, format, file, dry_run).await.map_err(|e| match e {
+            AppError::BadInput { field, message } if field == "content" => AppError::BadInput { field: given_as.into(), message },
+            e => e,
+        })?;
         Ok(ImportReport {
             dry_run,
             rows: i32::try_from(r.rows).unwrap_or(i32::MAX),
-            created: i32::try_from(r.created.len()).unwrap_or(i32::MAX),
+            created: i32::try_from(r.created).unwrap_or(i32::MAX),
+            problem_count: i32::try_from(r.problem_count).unwrap_or(i32::MAX),
             problems: r.problems.into_iter().map(|p| ImportProblem { line: p.line, field: p.field, message: p.message }).collect(),
         })
     }

@@ -67,7 +67,8 @@ impl<'a> Tx<'a> {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or_else(|| AppError::internal("Tx::current outside a gated mutation"))?;
-        Ok(Self::bind(db, state))
+        let actor = ctx.data_opt::<Principal>().map_or_else(|| Actor::of(&Principal::Anonymous), Actor::of);
+        Ok(Self::bind(db, state, actor, ctx.data_opt::<RequestMeta>().cloned()))
     }
 }
 

@@ -1,7 +1,9 @@
 //! POST /graphql and GET /graphql.
 //!
 //! Guarantees: only `application/json` (or `application/graphql`) bodies are executed,
-//! so a cross-site HTML form cannot reach a mutation; GET never runs a mutation;
+//! and multipart uploads only with a header no HTML form can send (`UPLOAD_HEADER`),
+//! so a cross-site HTML form cannot reach a mutation; an upload's operation is bounded
+//! like a JSON body and its file lands in an unlinked temporary file; GET never runs a mutation;
 //! batches are refused; NUL characters are refused before anything runs; the principal
 //! is authenticated once, before execution, from a session re-read for this request;
 //! INTERNAL and SERVICE_UNAVAILABLE errors carry the request id and nothing else, on
@@ -18,8 +20,7 @@ use async_graphql::Value;
 use async_graphql::parser::types::OperationType;
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequest, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use std::net::SocketAddr;
@@ -56,10 +57,18 @@ pub(super) async fn post(
     State(s): State<HttpState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Extension(rid): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: axum::extract::Request,
 ) -> Response {
-    let body = match body {
+    let headers = req.headers().clone();
+    let content_type = media_type(&headers);
+    if content_type.as_deref() == Some("multipart/form-data") {
+        if !headers.contains_key(UPLOAD_HEADER) {
+            let why = format!("a multipart request must carry the {UPLOAD_HEADER} header");
+            return reject(&rid, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &why);
+        }
+        return execute(s, addr, rid, headers, Body::Upload(req.into_body())).await;
+    }
+    let body = match Bytes::from_request(req, &s).await {
         Ok(b) => b,
         Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let msg = format!("the request body is too large (at most {} bytes)", s.app.config.max_body_bytes);
@@ -67,11 +76,6 @@ pub(super) async fn post(
         }
         Err(_) => return reject(&rid, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "could not read the request body"),
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
     let request = match content_type.as_deref() {
         Some("application/json") => match parse_json(&body) {
             Ok(r) => r,
@@ -86,11 +90,93 @@ pub(super) async fn post(
                 &rid,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "BAD_USER_INPUT",
-                "Content-Type must be application/json (or application/graphql)",
+                "Content-Type must be application/json, application/graphql or (to upload a file) multipart/form-data",
             );
         }
     };
-    execute(s, addr, rid, headers, request).await
+    execute(s, addr, rid, headers, Body::Ready(Box::new(request))).await
+}
+
+/// The request's media type, lowercase, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    value.split(';').next().map(|v| v.trim().to_ascii_lowercase())
+}
+
+/// Whether the request is an upload, which gets `PALISADE_UPLOAD_TIMEOUT_MS` to arrive
+/// and to run instead of the body and execution timeouts.
+pub(super) fn is_multipart(headers: &HeaderMap) -> bool {
+    media_type(headers).as_deref() == Some("multipart/form-data")
+}
+
+/// What is to be executed: a request already parsed, or an upload still to be read,
+/// which waits until its caller is known and has been metered, so that nobody who is
+/// not signed in can make the server store a file.
+enum Body {
+    Ready(Box<async_graphql::Request>),
+    Upload(axum::body::Body),
+}
+
+/// The header a multipart request must carry. An HTML form can post multipart/form-data
+/// to another site without asking first; it cannot add a header, and a script that
+/// adds one is asked first (CORS preflight), so only allowed origins get through.
+pub const UPLOAD_HEADER: &str = "x-palisade-upload";
+
+/// A request in the GraphQL multipart request format (`operations`, `map`, then one
+/// file): the operation as in a JSON body and bounded like one, the file streamed to an
+/// unlinked temporary file of at most `PALISADE_MAX_UPLOAD_BYTES`.
+async fn multipart(s: &HttpState, headers: &HeaderMap, body: axum::body::Body) -> Result<async_graphql::Request, (StatusCode, String)> {
+    use tokio::io::AsyncWriteExt;
+    let bad = |why: String| (StatusCode::BAD_REQUEST, why);
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let boundary = multer::parse_boundary(content_type).map_err(|_| bad("the multipart boundary is missing".into()))?;
+    let (max_body, max_file) = (s.app.config.max_body_bytes, s.app.config.max_upload_bytes);
+    let limits = multer::SizeLimit::new()
+        .whole_stream((max_file + 2 * max_body) as u64)
+        .for_field("operations", max_body as u64)
+        .for_field("map", max_body as u64)
+        .per_field(max_file as u64);
+    let mut parts = multer::Multipart::with_constraints(body.into_data_stream(), boundary, multer::Constraints::new().size_limit(limits));
+    let too_large = |e: &multer::Error| matches!(e, multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. });
+    let unreadable = |e: multer::Error| {
+        if too_large(&e) {
+            (StatusCode::PAYLOAD_TOO_LARGE, format!("the upload is too large (a file of at most {max_file} bytes)"))
+        } else {
+            bad("the multipart body cannot be read".into())
+        }
+    };
+    let (mut operations, mut map, mut upload) = (None, None, None);
+    while let Some(mut field) = parts.next_field().await.map_err(unreadable)? {
+        match field.name() {
+            Some("operations") => operations = Some(field.bytes().await.map_err(unreadable)?),
+            Some("map") => map = Some(field.bytes().await.map_err(unreadable)?),
+            Some(name) if upload.is_none() && field.file_name().is_some() => {
+                let name = name.to_owned();
+                let filename = field.file_name().unwrap_or_default().to_owned();
+                let content_type = field.content_type().map(ToString::to_string);
+                let failed = |_| (StatusCode::INTERNAL_SERVER_ERROR, "the upload could not be stored".to_owned());
+                let mut file = tokio::fs::File::from_std(tempfile::tempfile().map_err(failed)?);
+                while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
+                    file.write_all(&chunk).await.map_err(failed)?;
+                }
+                let mut file = file.into_std().await;
+                std::io::Seek::rewind(&mut file).map_err(failed)?;
+                upload = Some((name, async_graphql::UploadValue { filename, content_type, content: file }));
+            }
+            _ => return Err(bad("a multipart request carries operations, map and one file".into())),
+        }
+    }
+    let operations = operations.ok_or_else(|| bad("the multipart request has no operations part".into()))?;
+    let mut request = parse_json(&operations).map_err(bad)?;
+    let map: std::collections::HashMap<String, Vec<String>> = match map {
+        Some(m) => serde_json::from_slice(&m).map_err(|_| bad("the map part is not a JSON object of paths".into()))?,
+        None => Default::default(),
+    };
+    if let Some((name, value)) = upload {
+        let paths = map.get(&name).filter(|p| p.len() == 1).ok_or_else(|| bad(format!("the map must give the file {name:?} one place")))?;
+        request.set_upload(&paths[0], value);
+    }
+    Ok(request)
 }
 
 pub(super) async fn get(
@@ -128,10 +214,10 @@ pub(super) async fn get(
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
     }
-    execute(s, addr, rid, headers, request).await
+    execute(s, addr, rid, headers, Body::Ready(Box::new(request))).await
 }
 
-async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: HeaderMap, request: async_graphql::Request) -> Response {
+async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: HeaderMap, body: Body) -> Response {
     let app = &s.app;
     let client_ip = crate::auth::security_settings::client_ip(addr.ip(), &headers, &app.config.trusted_proxies);
     let presented = cookie::token(&app.config, &headers);
@@ -210,6 +296,21 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
             }
         }
     }
+    let upload = matches!(body, Body::Upload(_));
+    let request = match body {
+        Body::Ready(request) => *request,
+        Body::Upload(_) if matches!(principal, Principal::Anonymous) => {
+            let e = AppError::Unauthenticated;
+            return reject(&rid, StatusCode::UNAUTHORIZED, e.code(), "sign in to upload a file");
+        }
+        Body::Upload(body) => match multipart(&s, &headers, body).await {
+            Ok(request) => request,
+            Err((status, why)) => {
+                let code = if status == StatusCode::INTERNAL_SERVER_ERROR { "INTERNAL" } else { "BAD_USER_INPUT" };
+                return reject(&rid, status, code, &why);
+            }
+        },
+    };
     let meta = RequestMeta {
         request_id: rid.0.clone(),
         ip: Some(client_ip),
@@ -219,13 +320,11 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
     };
     let request_state = std::sync::Arc::new(RequestState::default());
     let request = request.data(principal.clone()).data(meta.clone()).data(request_state.clone());
-    let mut response = match tokio::time::timeout(app.config.execution_timeout, s.schema.execute(request)).await {
+    let limit = if upload { app.config.upload_timeout } else { app.config.execution_timeout };
+    let mut response = match tokio::time::timeout(limit, s.schema.execute(request)).await {
         Ok(r) => r,
         Err(_) => {
-            tracing::error!(
-                timeout_ms = app.config.execution_timeout.as_millis() as u64,
-                "request stopped: it ran past the execution timeout"
-            );
+            tracing::error!(timeout_ms = limit.as_millis() as u64, "request stopped: it ran past the execution timeout");
             return reject(&rid, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "the request took too long and was stopped");
         }
     };

@@ -91,7 +91,9 @@ async fn observe(State(state): State<HttpState>, req: Request, next: Next) -> Re
     let id = uuid::Uuid::now_v7().to_string();
     let (mut req, body_late) = {
         let (parts, body) = req.into_parts();
-        let (body, tripped) = deadline::bounded(body, state.app.config.http.body_timeout);
+        let limit =
+            if graphql::is_multipart(&parts.headers) { state.app.config.upload_timeout } else { state.app.config.http.body_timeout };
+        let (body, tripped) = deadline::bounded(body, limit);
         (Request::from_parts(parts, body), tripped)
     };
     req.extensions_mut().insert(RequestId(id.clone()));

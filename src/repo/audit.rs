@@ -5,11 +5,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-/// Written only through `audit::chain::append`, called by the gate's single writer
-/// (see `audit::writer::write_entry`).
-pub(crate) async fn insert(db: &DatabaseTransaction, e: audit_entry::Model) -> Result<(), DbErr> {
+fn active(e: audit_entry::Model) -> audit_entry::ActiveModel {
     use sea_orm::ActiveValue::Set;
-    let entry = audit_entry::ActiveModel {
+    audit_entry::ActiveModel {
         id: Set(e.id),
         workspace_id: Set(e.workspace_id),
         occurred_at: Set(e.occurred_at),
@@ -31,8 +29,21 @@ pub(crate) async fn insert(db: &DatabaseTransaction, e: audit_entry::Model) -> R
         seq: Set(e.seq),
         prev_hash: Set(e.prev_hash),
         hash: Set(e.hash),
-    };
-    entry.insert(db).await.map(|_| ())
+    }
+}
+
+/// Written only through `audit::chain::append`, called by the gate's single writer
+/// (see `audit::writer::write_entry`).
+pub(crate) async fn insert(db: &DatabaseTransaction, e: audit_entry::Model) -> Result<(), DbErr> {
+    active(e).insert(db).await.map(|_| ())
+}
+
+/// Several entries in one statement (`audit::chain::append_many`).
+pub(crate) async fn insert_many(db: &DatabaseTransaction, entries: Vec<audit_entry::Model>) -> Result<(), DbErr> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    audit_entry::Entity::insert_many(entries.into_iter().map(active)).exec_without_returning(db).await.map(|_| ())
 }
 
 /// Entries of one hash chain: a workspace's, or (None) the platform chain.

@@ -82,6 +82,21 @@ where
     m.into_active_model().reset_all().insert(db).await
 }
 
+/// Inserts new records of the caller's workspace in one statement (an import's batch).
+pub async fn insert_many<E: CrmTable>(db: &impl ConnectionTrait, reach: &Reach, models: Vec<E::Model>) -> Result<(), DbErr>
+where
+    E::Model: IntoActiveModel<E::ActiveModel>,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+{
+    if models.iter().any(|m| E::workspace(m) != reach.workspace_id()) {
+        return Err(DbErr::Custom(format!("a record of another workspace in {}", E::TABLE)));
+    }
+    if models.is_empty() {
+        return Ok(());
+    }
+    E::insert_many(models.into_iter().map(|m| m.into_active_model().reset_all())).exec_without_returning(db).await.map(|_| ())
+}
+
 /// Writes the columns in which `after` differs from `before` (the row as `locked` read
 /// it), with the version bumped, only while the row is still at `before`'s version.
 /// Returns the record as stored. `RecordNotUpdated` when the row moved on meanwhile or

@@ -9,10 +9,11 @@ use crate::authz::scope::Reach;
 use crate::domain::{Email, Patch, format_money, parse_money, parse_name};
 use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::records;
+use crate::service::{import, records};
 use crate::state::AppState;
 use entity::customer;
-use serde_json::{Value, json};
+use sea_orm::TransactionTrait;
+use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Default)]
@@ -203,83 +204,13 @@ pub async fn export(tx: &Tx<'_>, p: &UserPrincipal, filter: &repo::customers::Fi
     records::export::<customer::Entity>(tx, p, repo::crm::RecordFilter::condition(filter), format).await
 }
 
-/// One bad value of an import: where (the CSV line, counting the header as line 1, or
-/// the JSON array's element, counting from 1) and which field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportProblem {
-    pub line: u64,
-    pub field: String,
-    pub message: String,
-}
-
-/// What an import did, or (dry run, or any problem) would have done.
-#[derive(Debug, Clone)]
-pub struct ImportReport {
-    pub rows: usize,
-    pub created: Vec<customer::Model>,
-    pub problems: Vec<ImportProblem>,
-}
-
 /// The columns an import takes: a customer's own fields. Placement comes from the
 /// importer, as for `createCustomer`.
 const IMPORT_COLUMNS: [&str; 7] = ["name", "status", "email", "phone", "taxId", "notes", "creditLimit"];
 
-/// One imported row: its line and its values by column (absent and empty alike unset).
-struct ImportRow {
-    line: u64,
-    values: Vec<(String, String)>,
-}
-
-fn import_rows(format: ExportFormat, content: &str) -> AppResult<Vec<ImportRow>> {
-    match format {
-        ExportFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(content.as_bytes());
-            let headers: Vec<String> = reader
-                .headers()
-                .map_err(|e| AppError::bad_input("content", format!("the header row cannot be read: {e}")))?
-                .iter()
-                .map(|h| h.trim().to_owned())
-                .collect();
-            let mut rows = Vec::new();
-            for record in reader.records() {
-                let record = record.map_err(|e| {
-                    let line = e.position().map_or(0, |p| p.line());
-                    AppError::bad_input("content", format!("line {line} cannot be read: {e}"))
-                })?;
-                let line = record.position().map_or(0, |p| p.line());
-                let values = headers.iter().cloned().zip(record.iter().map(str::to_owned)).collect();
-                rows.push(ImportRow { line, values });
-            }
-            Ok(rows)
-        }
-        ExportFormat::Json => {
-            let items: Vec<serde_json::Map<String, Value>> = serde_json::from_str(content)
-                .map_err(|e| AppError::bad_input("content", format!("must be a JSON array of objects: {e}")))?;
-            Ok(items
-                .into_iter()
-                .zip(1u64..)
-                .map(|(item, line)| ImportRow {
-                    line,
-                    values: item
-                        .into_iter()
-                        .map(|(k, v)| {
-                            let text = match v {
-                                Value::Null => String::new(),
-                                Value::String(s) => s,
-                                other => other.to_string(),
-                            };
-                            (k, text)
-                        })
-                        .collect(),
-                })
-                .collect())
-        }
-    }
-}
-
 /// The patch a row asks for, or its problems.
-fn import_patch(row: &ImportRow) -> Result<CustomerPatch, Vec<ImportProblem>> {
-    let problem = |field: &str, message: String| ImportProblem { line: row.line, field: field.to_owned(), message };
+fn import_patch(row: &import::Row) -> Result<CustomerPatch, Vec<import::Problem>> {
+    let problem = |field: &str, message: String| import::Problem { line: row.line, field: field.to_owned(), message };
     let mut patch = CustomerPatch::default();
     let mut problems = Vec::new();
     for (column, value) in &row.values {
@@ -314,63 +245,74 @@ fn import_patch(row: &ImportRow) -> Result<CustomerPatch, Vec<ImportProblem>> {
 
 /// Creates customers from a CSV (header row first) or JSON file, all or nothing. Every
 /// row is checked like `createCustomer` (the same validation and field rules); one bad
-/// value anywhere means nothing is created and the report lists every problem with its
+/// value anywhere means nothing is created and the report gives every problem with its
 /// line and field. A dry run checks and reports without creating anything. Needs
 /// customers.import and customers.write, the bulkOperations restriction, and at most
 /// maxRecordsPerRequest rows. Each created customer has its own entry, and the import
 /// one more.
+///
+/// The file is read and written in batches (`service::import`), inside a savepoint
+/// that is released only if every row was good: memory holds a batch, not the file.
 pub async fn import(
     state: &AppState,
     tx: &Tx<'_>,
     p: &UserPrincipal,
     format: ExportFormat,
-    content: &str,
+    file: Box<dyn std::io::Read + Send>,
     dry_run: bool,
-) -> AppResult<ImportReport> {
+) -> AppResult<import::Report> {
     Reach::for_permission(p, Permission::CustomersImport)?;
     let reach = Reach::for_permission(p, Permission::CustomersWrite)?;
     records::require_bulk(p)?;
-    let rows = import_rows(format, content)?;
     let max = p.grants.restrictions.max_records_per_request as usize;
-    if rows.len() > max {
-        return Err(AppError::Denied(format!("the file has {} rows; your roles import at most {max} at a time", rows.len())));
-    }
-    if rows.is_empty() {
-        return Err(AppError::bad_input("content", "holds no rows"));
-    }
     let now = state.clock.now();
-    let mut problems = Vec::new();
-    let mut checked = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let patch = match import_patch(row) {
-            Ok(patch) => patch,
-            Err(mut found) => {
-                problems.append(&mut found);
-                continue;
+    let mut batches = import::read(format, file);
+    let savepoint = tx.db().begin().await?;
+    let mut report = import::Report::default();
+    while let Some(batch) = batches.recv().await {
+        let batch = batch?;
+        report.rows += batch.len();
+        if report.rows > max {
+            return Err(AppError::Denied(format!("the file has more than {max} rows; your roles import at most {max} at a time")));
+        }
+        let mut checked = Vec::with_capacity(batch.len());
+        for row in &batch {
+            let patch = match import_patch(row) {
+                Ok(patch) => patch,
+                Err(found) => {
+                    found.into_iter().for_each(|f| report.problem(f));
+                    continue;
+                }
+            };
+            // Field rules first: a value the importer may not write is refused
+            // outright, as in a single create.
+            require_write(&p.grants, &sensitive_in(&patch))?;
+            match apply(blank(&reach, reach.placement(), now), patch) {
+                Ok(m) => checked.push(m),
+                Err(AppError::BadInput { field, message }) => report.problem(import::Problem { line: row.line, field, message }),
+                Err(e) => return Err(e),
             }
-        };
-        // Field rules first: a value the importer may not write is refused outright,
-        // as in a single create.
-        require_write(&p.grants, &sensitive_in(&patch))?;
-        match apply(blank(&reach, reach.placement(), now), patch) {
-            Ok(m) => checked.push(m),
-            Err(AppError::BadInput { field, message }) => problems.push(ImportProblem { line: row.line, field, message }),
-            Err(e) => return Err(e),
+        }
+        if report.problem_count == 0 && !dry_run {
+            report.created += records::insert_batch::<customer::Entity>(tx, &savepoint, &reach, checked, now).await?;
         }
     }
-    let mut created = Vec::new();
-    if problems.is_empty() && !dry_run {
-        for m in checked {
-            created.push(records::insert::<customer::Entity>(tx, &reach, m).await?);
-        }
+    if report.rows == 0 {
+        return Err(AppError::bad_input("content", "holds no rows"));
     }
     let outcome = if dry_run {
         "dry run"
-    } else if problems.is_empty() {
+    } else if report.problem_count == 0 {
         "created"
     } else {
         "refused"
     };
+    if outcome == "created" {
+        savepoint.commit().await?;
+    } else {
+        savepoint.rollback().await?;
+        report.created = 0;
+    }
     tx.audit(crate::audit::AuditEvent::Record {
         workspace_id: reach.workspace_id(),
         action: "customers.imported",
@@ -378,12 +320,12 @@ pub async fn import(
         target_type: "import",
         id: Uuid::now_v7(),
         changes: json!({
-            "rows": { "before": null, "after": rows.len() },
-            "created": { "before": null, "after": created.len() },
-            "problems": { "before": null, "after": problems.len() },
+            "rows": { "before": null, "after": report.rows },
+            "created": { "before": null, "after": report.created },
+            "problems": { "before": null, "after": report.problem_count },
             "format": { "before": null, "after": format.as_str() },
             "outcome": { "before": null, "after": outcome },
         }),
     });
-    Ok(ImportReport { rows: rows.len(), created, problems })
+    Ok(report)
 }

@@ -20,17 +20,27 @@ impl ExportFormat {
     }
 }
 
-/// The dataExport restriction, and at most maxRecordsPerRequest rows: a larger export
-/// is refused (narrow the filter), never silently cut short. Returns the row limit.
+/// The most rows one export returns, whatever the roles allow: the file is built in
+/// memory and returned inside the GraphQL answer.
+pub const MAX_ROWS: u64 = 10_000;
+
+/// The dataExport restriction, and at most maxRecordsPerRequest (and `MAX_ROWS`) rows:
+/// a larger export is refused (narrow the filter), never silently cut short. Returns
+/// the row limit.
 pub fn check(p: &UserPrincipal, matching: u64) -> AppResult<u64> {
     if !p.grants.restrictions.data_export {
         return Err(AppError::Denied("your roles do not allow data export".into()));
     }
-    let max = u64::from(p.grants.restrictions.max_records_per_request);
-    if matching > max {
-        return Err(AppError::Denied(format!("{matching} records match; your roles export at most {max} at a time (narrow the filter)")));
+    let allowed = u64::from(p.grants.restrictions.max_records_per_request);
+    if matching > allowed {
+        return Err(AppError::Denied(format!(
+            "{matching} records match; your roles export at most {allowed} at a time (narrow the filter)"
+        )));
     }
-    Ok(max)
+    if matching > MAX_ROWS {
+        return Err(AppError::Denied(format!("{matching} records match; an export holds at most {MAX_ROWS} (narrow the filter)")));
+    }
+    Ok(allowed.min(MAX_ROWS))
 }
 
 /// A spreadsheet must not run a cell as a formula.

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod customers;
 pub mod export;
+pub mod import;
 pub mod master_auth;
 pub mod notify;
 pub mod orders;

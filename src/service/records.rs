@@ -164,6 +164,27 @@ where
     Ok(created)
 }
 
+/// Inserts a batch of new records into `txn` (the mutation's transaction or a savepoint
+/// of it) with their entries written at once (`Tx::audit_now`), so that an import of
+/// any size holds one batch in memory, never the whole file.
+pub async fn insert_batch<M: RecordModule>(
+    tx: &Tx<'_>,
+    txn: &sea_orm::DatabaseTransaction,
+    reach: &Reach,
+    models: Vec<M::Model>,
+    now: DateTime<Utc>,
+) -> AppResult<usize>
+where
+    M::Model: Clone + IntoActiveModel<M::ActiveModel>,
+    M::ActiveModel: ActiveModelTrait<Entity = M> + ActiveModelBehavior + TryIntoModel<M::Model> + Send,
+{
+    let events = models.iter().map(|m| event::<M>(reach.workspace_id(), M::CREATED, M::id_of(m), changes::<M>(None, m))).collect();
+    let n = models.len();
+    crm::insert_many::<M>(txn, reach, models).await?;
+    tx.audit_now(txn, events, now).await?;
+    Ok(n)
+}
+
 fn noted(mut changes: Value, note: &Note) -> Value {
     if let Value::Object(map) = &mut changes {
         for (k, v) in note {

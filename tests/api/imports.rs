@@ -134,3 +134,171 @@ async fn imports_follow_permissions_field_rules_and_restrictions() {
     assert_eq!(import(&app, &guest, "CSV", "name\nA Ltd\nB Ltd\n", false).await.ok()["importCustomers"]["created"], 2);
     assert_eq!(customers(&app).await, before + 3);
 }
+
+const UPLOAD: &str = "mutation($f: ExportFormat!, $file: Upload, $d: Boolean) { importCustomers(format: $f, file: $file, dryRun: $d) { dryRun rows created problemCount problems { line field message } } }";
+
+/// A GraphQL multipart request (operations, map, then `files`, each named by its index).
+fn multipart(app: &TestApp, token: Option<&str>, operations: serde_json::Value, map: &str, files: &[&[u8]]) -> reqwest::RequestBuilder {
+    let boundary = "palisade-test-boundary-7c1e";
+    let mut body = Vec::new();
+    let mut part = |head: String, content: &[u8]| {
+        body.extend_from_slice(format!("--{boundary}\r\n{head}\r\n\r\n").as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    };
+    part("Content-Disposition: form-data; name=\"operations\"".into(), operations.to_string().as_bytes());
+    part("Content-Disposition: form-data; name=\"map\"".into(), map.as_bytes());
+    for (i, file) in files.iter().enumerate() {
+        part(format!("Content-Disposition: form-data; name=\"{i}\"; filename=\"customers.csv\"\r\nContent-Type: text/csv"), file);
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut req = app
+        .client
+        .post(format!("{}/graphql", app.url))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req
+}
+
+async fn upload(app: &TestApp, token: &str, file: &str, dry_run: bool) -> crate::helpers::Reply {
+    let operations = json!({ "query": UPLOAD, "variables": { "f": "CSV", "file": null, "d": dry_run } });
+    app.raw(multipart(app, Some(token), operations, r#"{"0": ["variables.file"]}"#, &[file.as_bytes()]).header("x-palisade-upload", "1"))
+        .await
+}
+
+fn csv(rows: usize, bad_line: Option<usize>) -> String {
+    let mut out = String::from("name,status,email\n");
+    for i in 0..rows {
+        // Line numbers count the header: row i is on line i + 2.
+        let email = if bad_line == Some(i + 2) { "not-an-email".to_owned() } else { format!("u{i}@example.com") };
+        out.push_str(&format!("Upload {i} Ltd,lead,{email}\n"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_uploaded_file_is_imported_in_batches_and_still_all_or_nothing() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    let before = customers(&app).await;
+    let created_before = entries(&app, "customer.created").await;
+
+    // 1,200 rows are three batches: the bad row in the last one undoes the two before.
+    let r = upload(&app, &owner, &csv(1_200, Some(1_201)), false).await;
+    let report = r.ok()["importCustomers"].clone();
+    assert_eq!(
+        (report["rows"].clone(), report["created"].clone(), report["problemCount"].clone()),
+        (json!(1200), json!(0), json!(1)),
+        "{report}"
+    );
+    assert_eq!((report["problems"][0]["line"].clone(), report["problems"][0]["field"].clone()), (json!(1201), json!("email")));
+    assert_eq!(customers(&app).await, before, "nothing of a file with a bad row stays");
+    assert_eq!(entries(&app, "customer.created").await, created_before, "nor any entry for what was undone");
+
+    let r = upload(&app, &owner, &csv(1_200, None), true).await;
+    assert_eq!(r.ok()["importCustomers"], json!({ "dryRun": true, "rows": 1200, "created": 0, "problemCount": 0, "problems": [] }));
+    assert_eq!(customers(&app).await, before);
+
+    let r = upload(&app, &owner, &csv(1_200, None), false).await;
+    assert_eq!(r.ok()["importCustomers"]["created"], 1200, "{}", r.body);
+    assert_eq!(customers(&app).await, before + 1200);
+    assert_eq!(entries(&app, "customer.created").await, created_before + 1200, "one entry per customer, written a batch at a time");
+    let verified = app.gql("{ verifyAuditChain { ok checked } }", json!({}), Some(&owner)).await;
+    assert_eq!(verified.ok()["verifyAuditChain"]["ok"], true, "the batched entries extend the chain: {}", verified.body);
+    let owner_id = app.user_id("demo", "owner").await;
+    let owned = app
+        .count(
+            "SELECT COUNT(*) FROM customers WHERE name LIKE 'Upload %' AND owner_id = ?",
+            vec![uuid::Uuid::parse_str(&owner_id).unwrap().into()],
+        )
+        .await;
+    assert_eq!(owned, 1200, "each imported customer is the importer's");
+
+    // A file of many bad rows lists the first thousand and counts them all.
+    let mut many = String::from("name,status\n");
+    for i in 0..1_500 {
+        many.push_str(&format!("Bad {i},gold\n"));
+    }
+    let report = upload(&app, &owner, &many, false).await.ok()["importCustomers"].clone();
+    assert_eq!(
+        (report["problemCount"].clone(), report["problems"].as_array().unwrap().len()),
+        (json!(1500), 1000),
+        "{}",
+        report["problemCount"]
+    );
+    assert_eq!(report["problems"][999]["line"], 1001);
+
+    // The file and the inline content are two ways to give the same thing: one of them.
+    let both = json!({ "query": "mutation($file: Upload) { importCustomers(format: CSV, content: \"name\\nX\\n\", file: $file) { created } }", "variables": { "file": null } });
+    let r = app
+        .raw(multipart(&app, Some(&owner), both, r#"{"0": ["variables.file"]}"#, &[b"name\nY\n"]).header("x-palisade-upload", "1"))
+        .await;
+    assert_eq!(r.code(), Some("BAD_USER_INPUT"), "{}", r.body);
+    let r = app.gql("mutation { importCustomers(format: CSV) { created } }", json!({}), Some(&owner)).await;
+    assert_eq!(r.code(), Some("BAD_USER_INPUT"), "{}", r.body);
+    assert_eq!(customers(&app).await, before + 1200);
+}
+
+#[tokio::test]
+async fn uploads_need_the_header_a_signed_in_caller_and_a_bounded_file() {
+    let app = TestApp::spawn_with(&[("PALISADE_MAX_UPLOAD_BYTES", "4096")]).await;
+    let owner = app.login("demo", "owner").await;
+    let before = customers(&app).await;
+    let operations = || json!({ "query": UPLOAD, "variables": { "f": "CSV", "file": null, "d": false } });
+    let map = r#"{"0": ["variables.file"]}"#;
+    let small: &[u8] = b"name\nForm Ltd\n";
+
+    // A cross-site HTML form can post multipart with the victim's cookie, but cannot
+    // add a header.
+    let r = app.raw(multipart(&app, Some(&owner), operations(), map, &[small])).await;
+    assert_eq!((r.status, r.code()), (400, Some("BAD_USER_INPUT")), "{}", r.body);
+    // Nobody who is not signed in gets a file stored.
+    let r = app.raw(multipart(&app, None, operations(), map, &[small]).header("x-palisade-upload", "1")).await;
+    assert_eq!((r.status, r.code()), (401, Some("UNAUTHENTICATED")), "{}", r.body);
+    let r = app.raw(multipart(&app, Some("not-a-token"), operations(), map, &[small]).header("x-palisade-upload", "1")).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+
+    // Over PALISADE_MAX_UPLOAD_BYTES: 413, and nothing runs.
+    let big = csv(200, None);
+    assert!(big.len() > 4096);
+    let r = app.raw(multipart(&app, Some(&owner), operations(), map, &[big.as_bytes()]).header("x-palisade-upload", "1")).await;
+    assert_eq!((r.status, r.code()), (413, Some("BAD_USER_INPUT")), "{}", r.body);
+
+    // One file, in one place; anything else is refused before the operation runs.
+    let r = app.raw(multipart(&app, Some(&owner), operations(), map, &[small, small]).header("x-palisade-upload", "1")).await;
+    assert_eq!((r.status, r.code()), (400, Some("BAD_USER_INPUT")), "{}", r.body);
+    for map in [r#"{}"#, r#"{"0": ["variables.file", "variables.f"]}"#, r#"["variables.file"]"#] {
+        let r = app.raw(multipart(&app, Some(&owner), operations(), map, &[small]).header("x-palisade-upload", "1")).await;
+        assert_eq!((r.status, r.code()), (400, Some("BAD_USER_INPUT")), "{map}: {}", r.body);
+    }
+    let r = app.raw(multipart(&app, Some(&owner), json!([operations()]), map, &[small]).header("x-palisade-upload", "1")).await;
+    assert_eq!((r.status, r.code()), (400, Some("BAD_USER_INPUT")), "a batch: {}", r.body);
+    // A file that is not text: refused, naming the argument it came in.
+    let r = app.raw(multipart(&app, Some(&owner), operations(), map, &[b"name\n\xff\xfe Ltd\n"]).header("x-palisade-upload", "1")).await;
+    assert_eq!((r.code(), r.body["errors"][0]["extensions"]["field"].as_str()), (Some("BAD_USER_INPUT"), Some("file")), "{}", r.body);
+    assert_eq!(customers(&app).await, before);
+
+    // And the same request, well formed, imports.
+    let r = app.raw(multipart(&app, Some(&owner), operations(), map, &[small]).header("x-palisade-upload", "1")).await;
+    assert_eq!(r.ok()["importCustomers"]["created"], 1, "{}", r.body);
+    assert_eq!(customers(&app).await, before + 1);
+}
+
+#[tokio::test]
+async fn an_owner_imports_more_than_an_export_holds_and_the_export_says_so() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    // The built-in Owner may import far more than a page (1,000,000 rows a request);
+    // an export built inside the answer stops at 10,000.
+    let r = upload(&app, &owner, &csv(10_001, None), false).await;
+    assert_eq!(r.ok()["importCustomers"]["created"], 10_001, "{}", r.body);
+    let export = "mutation($s: String) { exportCustomers(format: CSV, filter: { search: $s }) { rows } }";
+    let r = app.gql(export, json!({ "s": null }), Some(&owner)).await;
+    assert_eq!(r.code(), Some("FORBIDDEN"), "{}", r.body);
+    assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("at most 10000"), "{}", r.body);
+    let r = app.gql(export, json!({ "s": "Upload 9999 Ltd" }), Some(&owner)).await;
+    assert_eq!(r.ok()["exportCustomers"]["rows"], 1, "{}", r.body);
+}
