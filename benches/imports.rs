@@ -1,16 +1,18 @@
-//! Customer imports by file upload (#12): the server's memory must not grow with the
-//! file, and its speed per row must not fall as the file grows.
+//! Large files in and out (#12): customer imports by file upload and exports by
+//! download. The server's memory must not grow with the file, and its speed per row
+//! must not fall as the file grows.
 //!
 //! Starts the real `palisade serve --demo` as a child process (so that its memory is
-//! its own, not the bench's), uploads a SMALL-row and then a BIG-row CSV file as the
-//! demo Owner, and reads the server's peak resident memory (`VmHWM` in
-//! /proc/<pid>/status) after each. Reported side by side in one run:
+//! its own, not the bench's). As the demo Owner, it uploads a SMALL-row CSV file, then
+//! downloads the whole workspace's customers as CSV; then the same with a BIG-row file
+//! (the download then holds SMALL + BIG rows). Before each step the server's peak
+//! resident memory is reset (`5` to /proc/<pid>/clear_refs) and after it read
+//! (`VmHWM`), so each step has its own peak. Reported side by side in one run:
 //!
-//! - rows per second, BIG against SMALL (target >= 0.8: the time per row stays flat);
-//! - how far the peak grew during each import: the BIG file must not raise the peak
-//!   by much more than the SMALL one did (target: growth during BIG < 2x the growth
-//!   during SMALL + 8 MiB), where an import that held the file would grow by the
-//!   file (BIG / SMALL times as much).
+//! - rows per second, BIG against SMALL, for the import and the download (target
+//!   >= 0.8: the time per row stays flat);
+//! - how far each step raised the server's memory, BIG against SMALL: a server that
+//!   held the file would grow by the file, about BIG / SMALL times as much.
 //!
 //! The server runs with its defaults (an upload has `PALISADE_UPLOAD_TIMEOUT_MS`).
 //! Backend: DATABASE_URL and REDIS_URL if set (the database must be empty or hold only
@@ -73,6 +75,33 @@ async fn upload(client: &reqwest::Client, url: &str, token: &str, content: Vec<u
     res.json().await.unwrap()
 }
 
+/// The whole demo workspace's customers as one CSV download: (rows, bytes).
+async fn download(client: &reqwest::Client, base: &str, url: &str, token: &str) -> (usize, usize) {
+    let asked: Value = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": "mutation { exportCustomers(format: CSV, download: true) { rows download { url } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = asked["data"]["exportCustomers"]["download"]["url"].as_str().unwrap_or_else(|| panic!("export: {asked}"));
+    let mut res = client.get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Counted as it arrives, not kept: the bench's own memory is not the server's, but
+    // there is no need to hold the file.
+    let (mut lines, mut bytes) = (0usize, 0usize);
+    while let Some(chunk) = res.chunk().await.unwrap() {
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        bytes += chunk.len();
+    }
+    let rows = lines - 1;
+    assert_eq!(rows as u64, asked["data"]["exportCustomers"]["rows"].as_u64().unwrap(), "every matching row arrived");
+    (rows, bytes)
+}
+
 #[tokio::main]
 async fn main() {
     let (small, big): (usize, usize) = (env_or("SMALL", 10_000), env_or("BIG", 100_000));
@@ -117,38 +146,63 @@ async fn main() {
     // Warm up: pools, prepared statements and allocator arenas exist before the peak is read.
     let warm = upload(&client, &url, &token, file(1_000, &format!("w{run}"))).await;
     assert_eq!(warm["data"]["importCustomers"]["created"], 1_000, "{warm}");
-    let mut peaks = vec![peak_kib(&child)];
-    let mut results = Vec::new();
+    assert!(download(&client, &base, &url, &token).await.0 > 0);
+    // Each phase's peak on its own: the kernel resets the high-water mark on request.
+    let phase_peak = |child: &Child| peak_kib(child);
+    let reset = |child: &Child| std::fs::write(format!("/proc/{}/clear_refs", child.id()), "5").unwrap();
+    let mut imports = Vec::new();
+    let mut downloads = Vec::new();
     for (label, rows) in [("small", small), ("big", big)] {
         let content = file(rows, &format!("{label}{run}"));
         let bytes = content.len();
+        reset(&child);
+        let base_kib = peak_kib(&child);
         let start = Instant::now();
         let reply = upload(&client, &url, &token, content).await;
         let elapsed = start.elapsed().as_secs_f64();
         assert_eq!(reply["data"]["importCustomers"]["created"], rows, "{reply}");
-        peaks.push(peak_kib(&child));
-        results.push((label, rows, bytes, elapsed));
+        imports.push((label, rows, bytes, elapsed, base_kib, phase_peak(&child)));
+        // Then the whole workspace as one download.
+        reset(&child);
+        let base_kib = peak_kib(&child);
+        let start = Instant::now();
+        let (got, bytes) = download(&client, &base, &url, &token).await;
+        downloads.push((label, got, bytes, start.elapsed().as_secs_f64(), base_kib, phase_peak(&child)));
     }
     child.kill().unwrap();
     child.wait().unwrap();
 
     let mib = |kib: u64| kib as f64 / 1024.0;
-    println!("{backend}: customers imported by upload, one request each, all or nothing");
-    for (i, (label, rows, bytes, elapsed)) in results.iter().enumerate() {
-        println!(
-            "  {label:<5} {rows:>7} rows ({:6.1} MiB file): {elapsed:6.2}s, {:8.0} rows/s, server peak {:6.1} MiB (+{:.1} MiB during this import)",
-            *bytes as f64 / 1_048_576.0,
-            *rows as f64 / elapsed,
-            mib(peaks[i + 1]),
-            mib(peaks[i + 1] - peaks[i]),
-        );
+    println!("{backend}: one request each, at the server's defaults");
+    for (title, steps) in
+        [("imports (upload, all or nothing)", &imports), ("exports of the whole workspace after each (download, streamed)", &downloads)]
+    {
+        println!("  {title}:");
+        for (label, rows, bytes, elapsed, base_kib, peak) in steps {
+            println!(
+                "    {label:<5} {rows:>7} rows ({:6.1} MiB): {elapsed:6.2}s, {:8.0} rows/s, server resident {:6.1} MiB before, peak {:6.1} MiB (+{:.1})",
+                *bytes as f64 / 1_048_576.0,
+                *rows as f64 / elapsed,
+                mib(*base_kib),
+                mib(*peak),
+                mib(peak.saturating_sub(*base_kib)),
+            );
+        }
     }
-    let rate = |i: usize| results[i].1 as f64 / results[i].3;
-    let (grew_small, grew_big) = (mib(peaks[1] - peaks[0]), mib(peaks[2] - peaks[1]));
+    let rate = |v: &[(&str, usize, usize, f64, u64, u64)], i: usize| v[i].1 as f64 / v[i].3;
+    let growth = |v: &[(&str, usize, usize, f64, u64, u64)], i: usize| mib(v[i].5.saturating_sub(v[i].4));
     println!("ratios (targets in brackets):");
-    println!("  rows/s, big / small               {:6.2}  (>= 0.8)", rate(1) / rate(0));
+    println!("  import rows/s, big / small          {:6.2}  (>= 0.8)", rate(&imports, 1) / rate(&imports, 0));
+    println!("  download rows/s, big / small        {:6.2}  (>= 0.8)", rate(&downloads, 1) / rate(&downloads, 0));
     println!(
-        "  peak growth, big vs small         +{grew_big:.1} MiB vs +{grew_small:.1} MiB  (< 2 x small + 8 MiB; holding the file would be ~{:.0}x)",
+        "  peak growth, import big vs small    +{:.1} vs +{:.1} MiB  (not with the file: it is {:.0}x larger)",
+        growth(&imports, 1),
+        growth(&imports, 0),
         big as f64 / small as f64
+    );
+    println!(
+        "  peak growth, download big vs small  +{:.1} vs +{:.1} MiB  (not with the file)",
+        growth(&downloads, 1),
+        growth(&downloads, 0)
     );
 }

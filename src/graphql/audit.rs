@@ -293,7 +293,7 @@ impl AuditMutation {
     async fn export_audit_log(&self, ctx: &Context<'_>, format: ExportFormat, filter: Option<AuditLogFilter>) -> AppResult<ExportPayload> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let (content, rows) = svc::export(&tx, p, filter.unwrap_or_default().parse()?, format).await?;
-        Ok(ExportPayload { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content })
+        Ok(ExportPayload { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content: Some(content), download: None })
     }
 
     /// Sets how many days the workspace keeps audit entries (30 to 36500), or null for

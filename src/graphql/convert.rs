@@ -48,15 +48,61 @@ pub(crate) fn patch<T>(m: MaybeUndefined<T>) -> Patch<T> {
 #[derive(SimpleObject)]
 pub struct ExportPayload {
     pub format: ExportFormat,
+    /// The rows in the file; for a download, the records that matched when it was asked
+    /// for.
     pub rows: i32,
-    /// The file's content (CSV with a header row, or a JSON array).
-    pub content: String,
+    /// The file's content (CSV with a header row, or a JSON array); null for a download.
+    pub content: Option<String>,
+    /// Where to fetch the file, when it was asked for as a download.
+    pub download: Option<ExportDownload>,
+}
+
+/// A file to fetch: `GET url` with the same session (cookie or bearer token) or API
+/// key that asked for it, once, before `expiresAt`. It streams; its content is what
+/// the export would have returned inline, read when it is fetched.
+#[derive(SimpleObject)]
+pub struct ExportDownload {
+    /// A path on this server: `/exports/<ticket>`.
+    pub url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl ExportPayload {
     /// What `service::records::export` rendered.
     pub fn of(format: ExportFormat, (content, rows): (String, usize)) -> Self {
-        Self { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content }
+        Self { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content: Some(content), download: None }
+    }
+
+    /// A download ticket `service::downloads::issue` handed out.
+    pub fn ticket(format: ExportFormat, issued: crate::service::downloads::Issued) -> Self {
+        Self {
+            format,
+            rows: i32::try_from(issued.rows).unwrap_or(i32::MAX),
+            content: None,
+            download: Some(ExportDownload { url: format!("/exports/{}", issued.token), expires_at: issued.expires_at }),
+        }
+    }
+}
+
+/// A module's export, in the answer or (`download`) as a ticket: the same checks and
+/// entry either way.
+pub(crate) async fn export<M: crate::service::records::RecordModule>(
+    ctx: &Context<'_>,
+    format: ExportFormat,
+    download: bool,
+    filter: sea_orm::sea_query::Condition,
+    customers: Option<crate::repo::customers::Filter>,
+) -> AppResult<ExportPayload>
+where
+    M::Model: Clone + sea_orm::IntoActiveModel<M::ActiveModel> + Sync,
+    M::ActiveModel: sea_orm::ActiveModelTrait<Entity = M> + sea_orm::ActiveModelBehavior + sea_orm::TryIntoModel<M::Model> + Send,
+{
+    let (p, tx) = (super::context::user(ctx)?, crate::audit::Tx::current(ctx)?);
+    if download {
+        let issued = crate::service::downloads::issue::<M>(super::context::state(ctx)?, &tx, p, filter, customers, format).await?;
+        Ok(ExportPayload::ticket(format, issued))
+    } else {
+        Ok(ExportPayload::of(format, crate::service::records::export::<M>(&tx, p, filter, format).await?))
     }
 }
 

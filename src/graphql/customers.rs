@@ -384,8 +384,16 @@ impl CustomersMutation {
 
     /// Exports the customers in your scope, sensitive fields as you may see them.
     /// Needs customers.export and the dataExport restriction; audited.
-    async fn export_customers(&self, ctx: &Context<'_>, format: ExportFormat, filter: Option<CustomerFilter>) -> AppResult<ExportPayload> {
-        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
+    /// At most 10,000 rows in the answer; `download: true` answers with a file to fetch
+    /// instead, which streams (see `ExportDownload`).
+    async fn export_customers(
+        &self,
+        ctx: &Context<'_>,
+        format: ExportFormat,
+        filter: Option<CustomerFilter>,
+        #[graphql(default)] download: bool,
+    ) -> AppResult<ExportPayload> {
+        let p = user(ctx)?;
         let f = filter.unwrap_or_default();
         if f.email.is_some() {
             require_read(&p.grants, F::CustomerEmail)?;
@@ -396,8 +404,8 @@ impl CustomersMutation {
             owner_id: f.owner_id.as_ref().map(|o| parse_id("filter.ownerId", o)).transpose()?,
             email: f.email,
         };
-        let (content, rows) = svc::export(&tx, p, &filter, format).await?;
-        Ok(ExportPayload { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content })
+        let condition = repo::crm::RecordFilter::condition(&filter);
+        super::convert::export::<entity::customer::Entity>(ctx, format, download, condition, Some(filter)).await
     }
 
     async fn delete_customer(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>) -> AppResult<bool> {

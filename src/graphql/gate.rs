@@ -250,6 +250,22 @@ pub(crate) async fn audit_flood_refusal(state: &AppState, meta: &RequestMeta, pr
     audit_sampled(state, &cx, sample_key, record, "RATE_LIMITED").await;
 }
 
+/// Starts the download of an export ticket (`GET /exports/{ticket}`): the file's
+/// pieces, once its `export.downloaded` entry is on the record (fails closed: no entry,
+/// no file).
+pub(crate) async fn download(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    ticket: &str,
+) -> AppResult<crate::service::downloads::Download> {
+    let (download, record) = crate::service::downloads::open(state, principal, ticket).await?;
+    let cx = EntryContext { actor: Actor::of(principal), meta: Some(meta), now: state.clock.now() };
+    let written = write_batch(&state.db, state.write_lock.as_ref(), None, &cx, vec![(record, "success", None)]).await?;
+    state.audit_bus.announce(written);
+    Ok(download)
+}
+
 /// A refused root field outside the gate (a subscription refused by the WebSocket
 /// handler), written like the gate writes its own refusals.
 pub(crate) async fn audit_refusal(

@@ -24,7 +24,6 @@ use crate::repo::crm;
 use crate::repo::seek;
 use crate::service::export::ExportFormat;
 use crate::service::orders::{self as svc, LineInput, OrderInput as SvcInput};
-use crate::service::records;
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
@@ -302,9 +301,10 @@ pub struct OrdersMutation;
 #[Object]
 impl OrdersMutation {
     /// Exports the orders in your scope (dataExport); audited.
-    async fn export_orders(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
-        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(ExportPayload::of(format, records::export::<entity::order::Entity>(&tx, p, Condition::all(), format).await?))
+    /// At most 10,000 rows in the answer; `download: true` answers with a file to fetch
+    /// instead, which streams (see `ExportDownload`).
+    async fn export_orders(&self, ctx: &Context<'_>, format: ExportFormat, #[graphql(default)] download: bool) -> AppResult<ExportPayload> {
+        super::convert::export::<entity::order::Entity>(ctx, format, download, Condition::all(), None).await
     }
 
     /// Creates a draft order for a customer you can read, from products you can read.

@@ -19,7 +19,6 @@ use crate::repo::crm;
 use crate::repo::seek::Order;
 use crate::service::export::ExportFormat;
 use crate::service::payments::{self as svc, NewPayment};
-use crate::service::records;
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
@@ -185,9 +184,15 @@ pub struct PaymentsMutation;
 impl PaymentsMutation {
     /// Exports the payments in your scope, card, IBAN and payer email as you may see
     /// them. Needs payments.export and the dataExport restriction; audited.
-    async fn export_payments(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
-        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(ExportPayload::of(format, records::export::<entity::payment::Entity>(&tx, p, Condition::all(), format).await?))
+    /// At most 10,000 rows in the answer; `download: true` answers with a file to fetch
+    /// instead, which streams (see `ExportDownload`).
+    async fn export_payments(
+        &self,
+        ctx: &Context<'_>,
+        format: ExportFormat,
+        #[graphql(default)] download: bool,
+    ) -> AppResult<ExportPayload> {
+        super::convert::export::<entity::payment::Entity>(ctx, format, download, Condition::all(), None).await
     }
 
     /// Records a received payment (payments.process).

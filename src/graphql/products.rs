@@ -194,9 +194,15 @@ impl ProductsMutation {
 
     /// Exports the products in your scope, sensitive fields as you may see them. Needs
     /// the dataExport restriction; audited.
-    async fn export_products(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
-        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(ExportPayload::of(format, records::export::<entity::product::Entity>(&tx, p, Condition::all(), format).await?))
+    /// At most 10,000 rows in the answer; `download: true` answers with a file to fetch
+    /// instead, which streams (see `ExportDownload`).
+    async fn export_products(
+        &self,
+        ctx: &Context<'_>,
+        format: ExportFormat,
+        #[graphql(default)] download: bool,
+    ) -> AppResult<ExportPayload> {
+        super::convert::export::<entity::product::Entity>(ctx, format, download, Condition::all(), None).await
     }
 
     async fn create_product(&self, ctx: &Context<'_>, input: ProductInput) -> AppResult<Product> {

@@ -428,9 +428,10 @@ impl QuoteToCashMutation {
     }
 
     /// Exports the quotes in your scope (dataExport); audited.
-    async fn export_quotes(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
-        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(ExportPayload::of(format, records::export::<entity::quote::Entity>(&tx, p, Condition::all(), format).await?))
+    /// At most 10,000 rows in the answer; `download: true` answers with a file to fetch
+    /// instead, which streams (see `ExportDownload`).
+    async fn export_quotes(&self, ctx: &Context<'_>, format: ExportFormat, #[graphql(default)] download: bool) -> AppResult<ExportPayload> {
+        super::convert::export::<entity::quote::Entity>(ctx, format, download, Condition::all(), None).await
     }
 
     /// Applies one change to several jobs, all or nothing (bulkOperations).
@@ -448,9 +449,10 @@ impl QuoteToCashMutation {
     }
 
     /// Exports the jobs in your scope (dataExport); audited.
-    async fn export_jobs(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
-        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(ExportPayload::of(format, records::export::<entity::job::Entity>(&tx, p, Condition::all(), format).await?))
+    /// At most 10,000 rows in the answer; `download: true` answers with a file to fetch
+    /// instead, which streams (see `ExportDownload`).
+    async fn export_jobs(&self, ctx: &Context<'_>, format: ExportFormat, #[graphql(default)] download: bool) -> AppResult<ExportPayload> {
+        super::convert::export::<entity::job::Entity>(ctx, format, download, Condition::all(), None).await
     }
 
     /// Applies one change to several invoices, all or nothing (bulkOperations).
@@ -469,9 +471,15 @@ impl QuoteToCashMutation {
 
     /// Exports the invoices in your scope, bank details as you may see them
     /// (dataExport); audited.
-    async fn export_invoices(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
-        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(ExportPayload::of(format, records::export::<entity::invoice::Entity>(&tx, p, Condition::all(), format).await?))
+    /// At most 10,000 rows in the answer; `download: true` answers with a file to fetch
+    /// instead, which streams (see `ExportDownload`).
+    async fn export_invoices(
+        &self,
+        ctx: &Context<'_>,
+        format: ExportFormat,
+        #[graphql(default)] download: bool,
+    ) -> AppResult<ExportPayload> {
+        super::convert::export::<entity::invoice::Entity>(ctx, format, download, Condition::all(), None).await
     }
 
     async fn create_quote(&self, ctx: &Context<'_>, input: QuoteInput) -> AppResult<Quote> {

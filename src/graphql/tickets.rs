@@ -215,9 +215,15 @@ impl TicketsMutation {
     }
 
     /// Exports the tickets in your scope (dataExport); audited.
-    async fn export_tickets(&self, ctx: &Context<'_>, format: ExportFormat) -> AppResult<ExportPayload> {
-        let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(ExportPayload::of(format, records::export::<entity::ticket::Entity>(&tx, p, Condition::all(), format).await?))
+    /// At most 10,000 rows in the answer; `download: true` answers with a file to fetch
+    /// instead, which streams (see `ExportDownload`).
+    async fn export_tickets(
+        &self,
+        ctx: &Context<'_>,
+        format: ExportFormat,
+        #[graphql(default)] download: bool,
+    ) -> AppResult<ExportPayload> {
+        super::convert::export::<entity::ticket::Entity>(ctx, format, download, Condition::all(), None).await
     }
 
     async fn create_ticket(&self, ctx: &Context<'_>, input: TicketInput) -> AppResult<Ticket> {

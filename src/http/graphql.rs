@@ -217,10 +217,20 @@ pub(super) async fn get(
     execute(s, addr, rid, headers, Body::Ready(Box::new(request))).await
 }
 
-async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: HeaderMap, body: Body) -> Response {
+/// Who is calling: the principal of the presented session or API key (anonymous
+/// without one), after its rate limit, with what the request says about itself; or the
+/// answer that refuses it (restricted session, throttled, store down).
+pub(super) struct Caller {
+    pub principal: Principal,
+    pub meta: RequestMeta,
+    /// The cookie named a session that no longer exists: the answer clears it.
+    pub clear_cookie: bool,
+}
+
+pub(super) async fn caller(s: &HttpState, addr: SocketAddr, rid: &RequestId, headers: &HeaderMap) -> Result<Caller, Response> {
     let app = &s.app;
-    let client_ip = crate::auth::security_settings::client_ip(addr.ip(), &headers, &app.config.trusted_proxies);
-    let presented = cookie::token(&app.config, &headers);
+    let client_ip = crate::auth::security_settings::client_ip(addr.ip(), headers, &app.config.trusted_proxies);
+    let presented = cookie::token(&app.config, headers);
     let mut clear_cookie = false;
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>());
     // The credential's rate verdict, when it was metered while resolving it.
@@ -246,7 +256,7 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
                 };
                 crate::graphql::gate::audit_restricted_session(app, &meta, &restricted).await;
                 let e = AppError::LoginRestricted;
-                return reject(&rid, StatusCode::FORBIDDEN, e.code(), &e.message());
+                return Err(reject(rid, StatusCode::FORBIDDEN, e.code(), &e.message()));
             }
             Err(e) => {
                 if let AppError::Internal(detail) = &e {
@@ -257,7 +267,7 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
                     AppError::LoginRestricted | AppError::WorkspaceSuspended => StatusCode::FORBIDDEN,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
-                return reject(&rid, status, e.code(), &e.message());
+                return Err(reject(rid, status, e.code(), &e.message()));
             }
         },
     };
@@ -284,7 +294,7 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
                     device: None,
                 };
                 crate::graphql::gate::audit_flood_refusal(app, &meta, &principal, bucket.name(), &key).await;
-                return too_many(retry_after_secs);
+                return Err(too_many(retry_after_secs));
             }
             // The address bucket only guards against floods; with the store down, a
             // sign-in still meets its own buckets, which refuse it and put that on
@@ -292,10 +302,26 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
             Err(AppError::Unavailable) if matches!(principal, Principal::Anonymous) => {}
             Err(e) => {
                 let status = if e == AppError::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
-                return reject(&rid, status, e.code(), &e.message());
+                return Err(reject(rid, status, e.code(), &e.message()));
             }
         }
     }
+    let meta = RequestMeta {
+        request_id: rid.0.clone(),
+        ip: Some(client_ip),
+        user_agent,
+        token: presented.map(|(t, _)| Secret::new(t)),
+        device: cookie::device(&app.config, headers),
+    };
+    Ok(Caller { principal, meta, clear_cookie })
+}
+
+async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: HeaderMap, body: Body) -> Response {
+    let app = &s.app;
+    let Caller { principal, meta, clear_cookie } = match caller(&s, addr, &rid, &headers).await {
+        Ok(c) => c,
+        Err(refused) => return refused,
+    };
     let upload = matches!(body, Body::Upload(_));
     let request = match body {
         Body::Ready(request) => *request,
@@ -310,13 +336,6 @@ async fn execute(s: HttpState, addr: SocketAddr, rid: RequestId, headers: Header
                 return reject(&rid, status, code, &why);
             }
         },
-    };
-    let meta = RequestMeta {
-        request_id: rid.0.clone(),
-        ip: Some(client_ip),
-        user_agent,
-        token: presented.map(|(t, _)| Secret::new(t)),
-        device: cookie::device(&app.config, &headers),
     };
     let request_state = std::sync::Arc::new(RequestState::default());
     let request = request.data(principal.clone()).data(meta.clone()).data(request_state.clone());

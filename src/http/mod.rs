@@ -1,6 +1,7 @@
 //! HTTP: routes, request ids, security headers, CORS, metrics.
 
 mod deadline;
+mod exports;
 mod graphql;
 pub mod server;
 pub mod ws;
@@ -64,6 +65,7 @@ pub fn router(app: AppState) -> Router {
     let mut router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))
+        .route("/exports/{ticket}", get(exports::download))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -77,7 +79,7 @@ pub fn router(app: AppState) -> Router {
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
                 .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static(graphql::UPLOAD_HEADER)])
                 .allow_credentials(true)
                 .max_age(std::time::Duration::from_secs(600)),
         );
@@ -103,6 +105,7 @@ async fn observe(State(state): State<HttpState>, req: Request, next: Next) -> Re
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",
+        Some("/exports/{ticket}") => "/exports",
         _ => "other",
     };
     // ERROR level so that the span (and its request id) exists whatever RUST_LOG lets

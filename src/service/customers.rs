@@ -199,11 +199,6 @@ pub async fn bulk_delete(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, ids: 
 
 pub use super::export::ExportFormat;
 
-/// The customers in the principal's scope matching `filter` (see `records::export`).
-pub async fn export(tx: &Tx<'_>, p: &UserPrincipal, filter: &repo::customers::Filter, format: ExportFormat) -> AppResult<(String, usize)> {
-    records::export::<customer::Entity>(tx, p, repo::crm::RecordFilter::condition(filter), format).await
-}
-
 /// The columns an import takes: a customer's own fields. Placement comes from the
 /// importer, as for `createCustomer`.
 const IMPORT_COLUMNS: [&str; 7] = ["name", "status", "email", "phone", "taxId", "notes", "creditLimit"];

@@ -28,6 +28,19 @@ pub const MAX_ROWS: u64 = 10_000;
 /// a larger export is refused (narrow the filter), never silently cut short. Returns
 /// the row limit.
 pub fn check(p: &UserPrincipal, matching: u64) -> AppResult<u64> {
+    check_download(p, matching)?;
+    if matching > MAX_ROWS {
+        return Err(AppError::Denied(format!(
+            "{matching} records match; an export in the answer holds at most {MAX_ROWS} (narrow the filter, or download it)"
+        )));
+    }
+    let allowed = u64::from(p.grants.restrictions.max_records_per_request);
+    Ok(allowed.min(MAX_ROWS))
+}
+
+/// The dataExport restriction and at most maxRecordsPerRequest rows, for an export
+/// that is downloaded (streamed), which `MAX_ROWS` does not bound.
+pub fn check_download(p: &UserPrincipal, matching: u64) -> AppResult<()> {
     if !p.grants.restrictions.data_export {
         return Err(AppError::Denied("your roles do not allow data export".into()));
     }
@@ -37,10 +50,7 @@ pub fn check(p: &UserPrincipal, matching: u64) -> AppResult<u64> {
             "{matching} records match; your roles export at most {allowed} at a time (narrow the filter)"
         )));
     }
-    if matching > MAX_ROWS {
-        return Err(AppError::Denied(format!("{matching} records match; an export holds at most {MAX_ROWS} (narrow the filter)")));
-    }
-    Ok(allowed.min(MAX_ROWS))
+    Ok(())
 }
 
 /// A spreadsheet must not run a cell as a formula.
@@ -52,27 +62,66 @@ fn csv_cell(s: &str) -> String {
 /// `rows` in `format`, each row's values in the order of `columns`. In CSV a null is an
 /// empty cell and a structured value its compact JSON.
 pub fn render(columns: &[&str], rows: Vec<Vec<Value>>, format: ExportFormat) -> AppResult<String> {
-    match format {
-        ExportFormat::Json => {
-            let arr: Vec<Value> =
-                rows.into_iter().map(|r| Value::Object(columns.iter().map(|c| (*c).to_owned()).zip(r).collect())).collect();
-            serde_json::to_string(&arr).map_err(AppError::internal)
+    let mut file = Pieces::new(columns, format);
+    let mut out = file.head();
+    out.push_str(&file.rows(rows)?);
+    out.push_str(file.tail());
+    Ok(out)
+}
+
+/// A file rendered a batch of rows at a time, for a download that streams: head, then
+/// each batch's rows, then tail are, end to end, the bytes `render` makes of all rows.
+pub struct Pieces {
+    columns: Vec<String>,
+    format: ExportFormat,
+    first: bool,
+}
+
+impl Pieces {
+    pub fn new(columns: &[&str], format: ExportFormat) -> Self {
+        Self { columns: columns.iter().map(|c| (*c).to_owned()).collect(), format, first: true }
+    }
+
+    pub fn head(&self) -> String {
+        match self.format {
+            ExportFormat::Json => "[".to_owned(),
+            ExportFormat::Csv => self.columns.join(",") + "\n",
         }
-        ExportFormat::Csv => {
-            let mut out = columns.join(",") + "\n";
-            for r in rows {
-                let cells: Vec<String> = r
-                    .iter()
-                    .map(|v| match v {
-                        Value::Null => String::new(),
-                        Value::String(s) => csv_cell(s),
-                        other => csv_cell(&other.to_string()),
-                    })
-                    .collect();
-                out.push_str(&cells.join(","));
-                out.push('\n');
+    }
+
+    pub fn rows(&mut self, rows: Vec<Vec<Value>>) -> AppResult<String> {
+        let mut out = String::new();
+        for r in rows {
+            match self.format {
+                ExportFormat::Json => {
+                    if !self.first {
+                        out.push(',');
+                    }
+                    let object = Value::Object(self.columns.iter().cloned().zip(r).collect());
+                    out.push_str(&serde_json::to_string(&object).map_err(AppError::internal)?);
+                }
+                ExportFormat::Csv => {
+                    let cells: Vec<String> = r
+                        .iter()
+                        .map(|v| match v {
+                            Value::Null => String::new(),
+                            Value::String(s) => csv_cell(s),
+                            other => csv_cell(&other.to_string()),
+                        })
+                        .collect();
+                    out.push_str(&cells.join(","));
+                    out.push('\n');
+                }
             }
-            Ok(out)
+            self.first = false;
+        }
+        Ok(out)
+    }
+
+    pub fn tail(&self) -> &'static str {
+        match self.format {
+            ExportFormat::Json => "]",
+            ExportFormat::Csv => "",
         }
     }
 }
@@ -94,5 +143,21 @@ mod tests {
         );
         let json = render(&["a", "b", "c", "d"], rows, ExportFormat::Json).unwrap();
         assert_eq!(serde_json::from_str::<Value>(&json).unwrap()[0]["d"]["k"], "v\"");
+    }
+
+    #[test]
+    fn pieces_make_the_same_file_as_one_render() {
+        let rows: Vec<Vec<Value>> = (0..5).map(|i| vec![json!(i), json!(format!("r{i}"))]).collect();
+        for format in [ExportFormat::Csv, ExportFormat::Json] {
+            let mut pieces = Pieces::new(&["n", "s"], format);
+            let mut streamed = pieces.head();
+            streamed.push_str(&pieces.rows(rows[..2].to_vec()).unwrap());
+            streamed.push_str(&pieces.rows(Vec::new()).unwrap());
+            streamed.push_str(&pieces.rows(rows[2..].to_vec()).unwrap());
+            streamed.push_str(pieces.tail());
+            assert_eq!(streamed, render(&["n", "s"], rows.clone(), format).unwrap(), "{format:?}");
+        }
+        let empty = Pieces::new(&["n"], ExportFormat::Json);
+        assert_eq!(empty.head() + empty.tail(), "[]");
     }
 }

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod customers;
+pub mod downloads;
 pub mod export;
 pub mod import;
 pub mod master_auth;

@@ -404,11 +404,55 @@ where
     Ok(ids.len())
 }
 
+/// What an export of `M` may read: the module's read permission and its export
+/// permission where the catalog has one.
+fn export_reach<M: RecordModule>(p: &UserPrincipal) -> AppResult<Reach>
+where
+    M::Model: Clone + IntoActiveModel<M::ActiveModel>,
+    M::ActiveModel: ActiveModelTrait<Entity = M> + ActiveModelBehavior + TryIntoModel<M::Model> + Send,
+{
+    let read = Reach::for_permission(p, M::MODULE.read_permission().ok_or(AppError::Forbidden)?)?;
+    if let Some(permission) = M::EXPORT {
+        Reach::for_permission(p, permission)?;
+    }
+    Ok(read)
+}
+
+/// An export's columns: `id`, the plain fields, the sensitive ones, `createdAt`.
+fn export_columns<M: RecordModule>() -> Vec<&'static str>
+where
+    M::Model: Clone + IntoActiveModel<M::ActiveModel>,
+    M::ActiveModel: ActiveModelTrait<Entity = M> + ActiveModelBehavior + TryIntoModel<M::Model> + Send,
+{
+    let mut columns = vec!["id"];
+    columns.extend(M::PLAIN);
+    columns.extend(M::SECRET.iter().map(|f| f.name()));
+    columns.push("createdAt");
+    columns
+}
+
+/// One record as an export row, sensitive fields as the reader may see them (value,
+/// mask or nothing).
+fn export_row<M: RecordModule>(p: &UserPrincipal, m: &M::Model) -> Vec<Value>
+where
+    M::Model: Clone + IntoActiveModel<M::ActiveModel>,
+    M::ActiveModel: ActiveModelTrait<Entity = M> + ActiveModelBehavior + TryIntoModel<M::Model> + Send,
+{
+    let a = M::audited(m);
+    let mut row = vec![Value::String(M::id_of(m).to_string())];
+    row.extend(a.plain);
+    for (f, v) in M::SECRET.iter().zip(a.secret) {
+        row.push(crate::authz::fields::protect(&p.grants, *f, v).shown().map_or(Value::Null, Value::String));
+    }
+    row.push(Value::String(M::created(m).to_rfc3339()));
+    row
+}
+
 /// The records the principal reads that match `filter`, oldest first, every field as
 /// the principal may see it (sensitive ones as value, mask or nothing). Needs the
 /// module's read permission, its export permission where the catalog has one, and the
-/// dataExport restriction; a larger set than maxRecordsPerRequest is refused, never
-/// cut short. One entry records the export.
+/// dataExport restriction; a larger set than maxRecordsPerRequest (or
+/// `export::MAX_ROWS`) is refused, never cut short. One entry records the export.
 pub async fn export<M: RecordModule>(
     tx: &Tx<'_>,
     p: &UserPrincipal,
@@ -419,33 +463,13 @@ where
     M::Model: Clone + IntoActiveModel<M::ActiveModel> + Sync,
     M::ActiveModel: ActiveModelTrait<Entity = M> + ActiveModelBehavior + TryIntoModel<M::Model> + Send,
 {
-    let read_permission = M::MODULE.read_permission().ok_or(AppError::Forbidden)?;
-    let read = Reach::for_permission(p, read_permission)?;
-    if let Some(permission) = M::EXPORT {
-        Reach::for_permission(p, permission)?;
-    }
+    let read = export_reach::<M>(p)?;
     let max = super::export::check(p, crm::count::<M>(tx.db(), &read, filter.clone()).await?)?;
     let order = crate::repo::seek::Order::asc(crate::repo::seek::SortKey::Id);
     let rows = crm::list::<M>(tx.db(), &read, filter, order, None, max).await?;
-    let mut columns = vec!["id"];
-    columns.extend(M::PLAIN);
-    columns.extend(M::SECRET.iter().map(|f| f.name()));
-    columns.push("createdAt");
-    let records: Vec<Vec<Value>> = rows
-        .iter()
-        .map(|m| {
-            let a = M::audited(m);
-            let mut row = vec![Value::String(M::id_of(m).to_string())];
-            row.extend(a.plain);
-            for (f, v) in M::SECRET.iter().zip(a.secret) {
-                row.push(crate::authz::fields::protect(&p.grants, *f, v).shown().map_or(Value::Null, Value::String));
-            }
-            row.push(Value::String(M::created(m).to_rfc3339()));
-            row
-        })
-        .collect();
+    let records: Vec<Vec<Value>> = rows.iter().map(|m| export_row::<M>(p, m)).collect();
     let n = records.len();
-    let content = super::export::render(&columns, records, format)?;
+    let content = super::export::render(&export_columns::<M>(), records, format)?;
     tx.audit(AuditEvent::Record {
         workspace_id: read.workspace_id(),
         action: M::EXPORTED,
@@ -455,6 +479,102 @@ where
         changes: serde_json::json!({ "rows": { "before": null, "after": n }, "format": { "before": null, "after": format.as_str() } }),
     });
     Ok((content, n))
+}
+
+/// The checks of `export`, for an export to be downloaded instead (`service::downloads`):
+/// how many records match, at most maxRecordsPerRequest (`export::MAX_ROWS` does not
+/// apply: the download streams). The export's entry is written here, naming the
+/// download `ticket`.
+pub async fn export_download<M: RecordModule>(
+    tx: &Tx<'_>,
+    p: &UserPrincipal,
+    filter: sea_orm::sea_query::Condition,
+    format: super::export::ExportFormat,
+    ticket: Uuid,
+) -> AppResult<u64>
+where
+    M::Model: Clone + IntoActiveModel<M::ActiveModel> + Sync,
+    M::ActiveModel: ActiveModelTrait<Entity = M> + ActiveModelBehavior + TryIntoModel<M::Model> + Send,
+{
+    let read = export_reach::<M>(p)?;
+    let matching = crm::count::<M>(tx.db(), &read, filter).await?;
+    super::export::check_download(p, matching)?;
+    tx.audit(AuditEvent::Record {
+        workspace_id: read.workspace_id(),
+        action: M::EXPORTED,
+        module: M::MODULE.as_str(),
+        target_type: "export",
+        id: ticket,
+        changes: serde_json::json!({
+            "rows": { "before": null, "after": matching },
+            "format": { "before": null, "after": format.as_str() },
+            "delivery": { "before": null, "after": "download" },
+        }),
+    });
+    Ok(matching)
+}
+
+/// The file of `export`, rendered `BATCH` records at a time as the receiver takes
+/// them: what the principal reads now (their reach and field access at download
+/// time), oldest first. Memory holds a batch. An error (or more rows than
+/// maxRecordsPerRequest) ends the stream with `Err`, so the download fails instead
+/// of ending short.
+pub fn export_stream<M: RecordModule>(
+    db: sea_orm::DatabaseConnection,
+    p: UserPrincipal,
+    filter: sea_orm::sea_query::Condition,
+    format: super::export::ExportFormat,
+) -> AppResult<tokio::sync::mpsc::Receiver<AppResult<String>>>
+where
+    M::Model: Clone + IntoActiveModel<M::ActiveModel> + Sync + Send,
+    M::ActiveModel: ActiveModelTrait<Entity = M> + ActiveModelBehavior + TryIntoModel<M::Model> + Send,
+{
+    const BATCH: u64 = 1_000;
+    let read = export_reach::<M>(&p)?;
+    super::export::check_download(&p, 0)?;
+    let max = u64::from(p.grants.restrictions.max_records_per_request);
+    let (send, receive) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let order = crate::repo::seek::Order::asc(crate::repo::seek::SortKey::Id);
+        let mut file = super::export::Pieces::new(&export_columns::<M>(), format);
+        if send.send(Ok(file.head())).await.is_err() {
+            return;
+        }
+        let (mut after, mut sent) = (None, 0u64);
+        loop {
+            let batch = match crm::list::<M>(&db, &read, filter.clone(), order, after.as_ref(), BATCH).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = send.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            sent += batch.len() as u64;
+            if sent > max {
+                let _ = send.send(Err(AppError::Denied(format!("more than {max} records match now")))).await;
+                return;
+            }
+            let last = match batch.last().map(|m| crm::seek_of::<M>(m, order)) {
+                Some(Ok(seek)) => Some(seek),
+                Some(Err(e)) => {
+                    let _ = send.send(Err(e.into())).await;
+                    return;
+                }
+                None => None,
+            };
+            let full = batch.len() as u64 == BATCH;
+            let rows = file.rows(batch.iter().map(|m| export_row::<M>(&p, m)).collect());
+            if send.send(rows).await.is_err() {
+                return;
+            }
+            match last {
+                Some(seek) if full => after = Some(seek),
+                _ => break,
+            }
+        }
+        let _ = send.send(Ok(file.tail().to_owned())).await;
+    });
+    Ok(receive)
 }
 
 /// Where a new record goes: with its author (None), or assigned to `owner` and placed in

@@ -301,4 +301,16 @@ async fn an_owner_imports_more_than_an_export_holds_and_the_export_says_so() {
     assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("at most 10000"), "{}", r.body);
     let r = app.gql(export, json!({ "s": "Upload 9999 Ltd" }), Some(&owner)).await;
     assert_eq!(r.ok()["exportCustomers"]["rows"], 1, "{}", r.body);
+
+    // As a download it holds them all: the file streams.
+    let r = app.gql("mutation { exportCustomers(format: CSV, download: true) { rows download { url } } }", json!({}), Some(&owner)).await;
+    let ticket = r.ok()["exportCustomers"].clone();
+    let all = customers(&app).await;
+    assert_eq!(ticket["rows"], all - app.count("SELECT COUNT(*) FROM customers WHERE workspace_id <> (SELECT id FROM workspaces WHERE slug = 'demo') OR deleted_at IS NOT NULL", vec![]).await);
+    let res =
+        app.client.get(format!("{}{}", app.url, ticket["download"]["url"].as_str().unwrap())).bearer_auth(&owner).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let file = res.text().await.unwrap();
+    assert_eq!(file.lines().count() as i64, ticket["rows"].as_i64().unwrap() + 1, "every row and the header");
+    assert!(file.contains("Upload 0 Ltd") && file.contains("Upload 10000 Ltd"));
 }

@@ -15,6 +15,7 @@ mod auth;
 mod bulk_export;
 mod control_chars;
 mod customers;
+mod downloads;
 mod escalation;
 mod graphql_ws_node;
 mod hardening;
