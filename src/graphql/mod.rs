@@ -59,6 +59,7 @@ pub struct Mutation(
     quote_to_cash::QuoteToCashMutation,
     payments::PaymentsMutation,
     tickets::TicketsMutation,
+    reports::ReportsMutation,
     team::TeamMutation,
     security::SecurityMutation,
     apikeys::ApiKeysMutation,

@@ -231,6 +231,9 @@ pub struct OrderLineInput {
 pub struct OrderInput {
     /// Required when creating; cannot change afterwards.
     pub customer_id: Option<ID>,
+    /// Only when creating: the user the order is assigned to and placed with (your
+    /// scope must cover them); by default, you.
+    pub owner_id: Option<ID>,
     /// Replaces the lines (draft orders only). Prices come from the products.
     pub lines: Option<Vec<OrderLineInput>>,
     /// Needs WRITE on order internal notes; null clears.
@@ -241,6 +244,7 @@ impl OrderInput {
     fn into_service(self) -> AppResult<SvcInput> {
         Ok(SvcInput {
             customer_id: self.customer_id.as_ref().map(|c| parse_id("customerId", c)).transpose()?,
+            owner_id: self.owner_id.as_ref().map(|o| parse_id("ownerId", o)).transpose()?,
             lines: self
                 .lines
                 .map(|ls| {

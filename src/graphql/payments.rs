@@ -123,6 +123,9 @@ pub struct PaymentFilter {
 pub struct RecordPaymentInput {
     /// An order you can read, if the payment is for one.
     pub order_id: Option<ID>,
+    /// The user the payment is assigned to and placed with (your scope must cover
+    /// them); by default, you.
+    pub owner_id: Option<ID>,
     /// A decimal amount such as "49.90".
     pub amount: String,
     pub method: PaymentMethod,
@@ -200,6 +203,7 @@ impl PaymentsMutation {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
         let input = NewPayment {
             order_id: input.order_id.as_ref().map(|o| parse_id("orderId", o)).transpose()?,
+            owner_id: input.owner_id.as_ref().map(|o| parse_id("ownerId", o)).transpose()?,
             amount: input.amount,
             method: match input.method {
                 PaymentMethod::Card => "card",

@@ -121,6 +121,9 @@ pub struct ProductFilter {
 
 #[derive(InputObject)]
 pub struct ProductInput {
+    /// Only when creating: the user the record is assigned to and placed with (your
+    /// scope must cover them); by default, you.
+    pub owner_id: Option<ID>,
     pub name: Option<String>,
     pub sku: Option<String>,
     pub active: Option<bool>,
@@ -132,9 +135,17 @@ pub struct ProductInput {
     pub supplier: MaybeUndefined<String>,
 }
 
-impl From<ProductInput> for ProductPatch {
-    fn from(i: ProductInput) -> Self {
-        Self { name: i.name, sku: i.sku, active: i.active, price: i.price, cost_price: patch(i.cost_price), supplier: patch(i.supplier) }
+impl ProductInput {
+    fn into_service(self) -> AppResult<ProductPatch> {
+        Ok(ProductPatch {
+            owner_id: self.owner_id.as_ref().map(|o| parse_id("ownerId", o)).transpose()?,
+            name: self.name,
+            sku: self.sku,
+            active: self.active,
+            price: self.price,
+            cost_price: patch(self.cost_price),
+            supplier: patch(self.supplier),
+        })
     }
 }
 
@@ -181,7 +192,7 @@ impl ProductsMutation {
     /// restriction; at most maxRecordsPerRequest ids.
     async fn bulk_update_products(&self, ctx: &Context<'_>, ids: Vec<ID>, input: ProductInput) -> AppResult<Vec<Product>> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let rows = svc::bulk_update(state(ctx)?, &tx, p, &parse_ids(&ids)?, input.into()).await?;
+        let rows = svc::bulk_update(state(ctx)?, &tx, p, &parse_ids(&ids)?, input.into_service()?).await?;
         Ok(rows.into_iter().map(|m| Product::project(m, &p.grants)).collect())
     }
 
@@ -207,12 +218,15 @@ impl ProductsMutation {
 
     async fn create_product(&self, ctx: &Context<'_>, input: ProductInput) -> AppResult<Product> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Product::project(svc::create(state(ctx)?, &tx, p, input.into()).await?, &p.grants))
+        Ok(Product::project(svc::create(state(ctx)?, &tx, p, input.into_service()?).await?, &p.grants))
     }
 
     async fn update_product(&self, ctx: &Context<'_>, id: ID, expected_version: Option<i64>, input: ProductInput) -> AppResult<Product> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        Ok(Product::project(svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into()).await?, &p.grants))
+        Ok(Product::project(
+            svc::update(state(ctx)?, &tx, p, parse_id("id", &id)?, expected_version, input.into_service()?).await?,
+            &p.grants,
+        ))
     }
 
     /// Adds to (or, negative, takes from) the stock. Needs products.inventory.

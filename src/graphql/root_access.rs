@@ -101,6 +101,7 @@ pub fn policy(root: &str, field: &str) -> Option<Access> {
         ("Mutation", "refundOrder") => Permission(P::OrdersRefund),
         ("Query", "salesReport") => Permission(P::ReportsRead),
         ("Query", "pipelineAnalytics") => Permission(P::AnalyticsRead),
+        ("Mutation", "exportAnalytics") => Permission(P::AnalyticsExport),
         ("Query", "tickets") => Permission(P::TicketsRead),
         ("Query", "ticket") => Permission(P::TicketsRead),
         ("Mutation", "createTicket") => Permission(P::TicketsWrite),
@@ -197,6 +198,7 @@ pub fn needs_step_up(root: &str, field: &str) -> bool {
                 | "exportJobs"
                 | "exportInvoices"
                 | "exportTickets"
+                | "exportAnalytics"
                 | "createApiKey"
                 | "revokeApiKey"
                 | "updateSupportAccess"

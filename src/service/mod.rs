@@ -7,6 +7,7 @@ use crate::error::AppResult;
 use crate::state::AppState;
 use uuid::Uuid;
 
+pub mod analytics;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;

@@ -24,6 +24,8 @@ pub struct LineInput {
 
 pub struct OrderInput {
     pub customer_id: Option<Uuid>,
+    /// Only when creating (see `records::placement_for`).
+    pub owner_id: Option<Uuid>,
     pub lines: Option<Vec<LineInput>>,
     pub internal_notes: Patch<String>,
 }
@@ -89,7 +91,7 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: Ord
         .ok_or_else(|| AppError::bad_input("customerId", "no such customer"))?;
     let (lines, total) = price_lines(tx, p, input.lines.as_deref().unwrap_or_default()).await?;
     let now = state.clock.now();
-    let at = reach.placement();
+    let at = records::placement_for(tx, &reach, input.owner_id).await?;
     let m = crate::new_record!(order::Model {
         workspace_id: reach.workspace_id(),
         placed: at,
@@ -119,6 +121,9 @@ pub async fn update(
     }
     if input.customer_id.is_some() {
         return Err(AppError::bad_input("customerId", "an order's customer cannot change"));
+    }
+    if input.owner_id.is_some() {
+        return Err(AppError::bad_input("ownerId", "is given only when creating"));
     }
     let before = records::lock::<entity::order::Entity>(tx, &reach, id, expected).await?;
     let mut after = before.clone();

@@ -21,6 +21,8 @@ pub const METHODS: &[&str] = &["card", "transfer", "cash"];
 
 pub struct NewPayment {
     pub order_id: Option<Uuid>,
+    /// The user the payment is assigned to (see `records::placement_for`).
+    pub owner_id: Option<Uuid>,
     pub amount: String,
     pub method: String,
     pub reference: Option<String>,
@@ -88,7 +90,7 @@ pub async fn record(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, input: New
             .ok_or_else(|| AppError::bad_input("orderId", "no such order"))?;
     }
     let now = state.clock.now();
-    let at = reach.placement();
+    let at = records::placement_for(tx, &reach, input.owner_id).await?;
     let m = crate::new_record!(payment::Model {
         workspace_id: reach.workspace_id(),
         placed: at,

@@ -19,12 +19,22 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, Default)]
 pub struct ProductPatch {
+    /// Only when creating (see `records::placement_for`).
+    pub owner_id: Option<Uuid>,
     pub name: Option<String>,
     pub sku: Option<String>,
     pub active: Option<bool>,
     pub price: Option<String>,
     pub cost_price: Patch<String>,
     pub supplier: Patch<String>,
+}
+
+/// A change to an existing product: the owner is given only when creating.
+fn only_on_create(patch: &ProductPatch) -> AppResult<()> {
+    if patch.owner_id.is_some() {
+        return Err(AppError::bad_input("ownerId", "is given only when creating"));
+    }
+    Ok(())
 }
 
 fn check_patch(p: &UserPrincipal, patch: &ProductPatch) -> AppResult<()> {
@@ -97,7 +107,7 @@ pub async fn create(state: &AppState, tx: &Tx<'_>, p: &UserPrincipal, patch: Pro
         return Err(AppError::bad_input(if patch.name.is_none() { "name" } else { "sku" }, "is required"));
     }
     let now = state.clock.now();
-    let at = reach.placement();
+    let at = records::placement_for(tx, &reach, patch.owner_id).await?;
     let blank = crate::new_record!(product::Model {
         workspace_id: reach.workspace_id(),
         placed: at,
@@ -123,6 +133,7 @@ pub async fn update(
 ) -> AppResult<product::Model> {
     let reach = Reach::for_permission(p, Permission::ProductsWrite)?;
     check_patch(p, &patch)?;
+    only_on_create(&patch)?;
     let before = records::lock::<product::Entity>(tx, &reach, id, expected).await?;
     let after = apply(before.clone(), patch)?;
     records::save_as::<product::Entity>(state, tx, &reach, "product.updated", &before, after, &[], sku_taken).await
@@ -161,6 +172,7 @@ pub async fn bulk_update(
     patch: ProductPatch,
 ) -> AppResult<Vec<product::Model>> {
     check_patch(p, &patch)?;
+    only_on_create(&patch)?;
     records::bulk_change::<product::Entity>(state, tx, p, Permission::ProductsWrite, "product.updated", ids, sku_taken, |m| {
         apply(m, patch.clone())
     })

@@ -281,3 +281,71 @@ async fn records_are_created_for_another_user_only_within_the_authors_scope() {
         assert_eq!(r.code(), Some("BAD_USER_INPUT"), "{update}: {}", r.body);
     }
 }
+
+/// Orders, products and payments take an owner on creation too: placed with that user
+/// only within the author's scope, and never afterwards.
+#[tokio::test]
+async fn orders_products_and_payments_are_created_for_another_user_only_within_scope() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    let (staff_id, manager_id) = (app.user_id("demo", "staff").await, app.user_id("demo", "manager").await);
+    let customer = a_customer(&app, &owner).await;
+    // A clerk who writes products, orders and payments, each for their own records only.
+    let clerk = app
+        .create_role(
+            &owner,
+            json!({ "name": "Clerk", "rank": 30,
+                "permissions": ["PRODUCTS_READ", "PRODUCTS_WRITE", "ORDERS_READ", "ORDERS_WRITE", "PAYMENTS_READ", "PAYMENTS_PROCESS", "CUSTOMERS_READ"],
+                "scopes": [{ "module": "PRODUCTS", "scope": "ASSIGNED" }, { "module": "ORDERS", "scope": "ASSIGNED" },
+                    { "module": "PAYMENTS", "scope": "ASSIGNED" }, { "module": "CUSTOMERS", "scope": "ALL" }] }),
+        )
+        .await;
+    let guest_id = app.user_id("demo", "guest").await;
+    app.assign_role(&owner, &clerk, &guest_id).await;
+    let guest = app.login("demo", "guest").await;
+    // A product the clerk reads (it is theirs), for the orders' lines.
+    let r = app
+        .gql(
+            "mutation($i: ProductInput!) { createProduct(input: $i) { id ownerId } }",
+            json!({ "i": { "name": "Line item", "sku": "own-line", "price": "2.00", "ownerId": guest_id } }),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(r.ok()["createProduct"]["ownerId"], guest_id.as_str());
+    let product = r.ok()["createProduct"]["id"].clone();
+    let lines = json!([{ "productId": product, "quantity": 1 }]);
+    let cases = [
+        ("createProduct", Some(("updateProduct", "ProductInput")), "ProductInput", json!({ "name": "Owned", "sku": "own-1" })),
+        ("createOrder", Some(("updateOrder", "OrderInput")), "OrderInput", json!({ "customerId": customer, "lines": lines })),
+        ("recordPayment", None, "RecordPaymentInput", json!({ "amount": "1.00", "method": "CASH" })),
+    ];
+    for (create, update, ty, input) in cases {
+        let q = format!("mutation($i: {ty}!) {{ {create}(input: $i) {{ id ownerId }} }}");
+        let mut for_staff = input.clone();
+        for_staff["ownerId"] = json!(staff_id);
+        let r = app.gql(&q, json!({ "i": for_staff }), Some(&owner)).await;
+        assert_eq!(r.ok()[create]["ownerId"], staff_id.as_str(), "{create}");
+        let id = r.ok()[create]["id"].as_str().unwrap().to_owned();
+
+        let mut sneaky = input.clone();
+        sneaky["ownerId"] = json!(manager_id);
+        if let Some(sku) = sneaky.get_mut("sku") {
+            *sku = json!("own-2");
+        }
+        let r = app.gql(&q, json!({ "i": sneaky }), Some(&guest)).await;
+        assert_eq!(r.code(), Some("FORBIDDEN"), "{create}: an assigned scope places records only for oneself: {}", r.body);
+        let mut own = input.clone();
+        own["ownerId"] = json!(guest_id);
+        if let Some(sku) = own.get_mut("sku") {
+            *sku = json!("own-3");
+        }
+        let r = app.gql(&q, json!({ "i": own }), Some(&guest)).await;
+        assert_eq!(r.ok()[create]["ownerId"], guest_id.as_str(), "{create}: for oneself it is allowed");
+
+        if let Some((update, ty)) = update {
+            let u = format!("mutation($id: ID!, $i: {ty}!) {{ {update}(id: $id, input: $i) {{ id }} }}");
+            let r = app.gql(&u, json!({ "id": id, "i": { "ownerId": manager_id } }), Some(&owner)).await;
+            assert_eq!(r.code(), Some("BAD_USER_INPUT"), "{update}: {}", r.body);
+        }
+    }
+}

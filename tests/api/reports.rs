@@ -80,3 +80,99 @@ async fn pipeline_analytics_needs_analytics_and_the_breakdown_needs_advanced() {
     assert!(r.body["data"]["pipelineAnalytics"]["byOwner"].is_null());
     assert_eq!(r.code(), Some("FORBIDDEN"));
 }
+
+const EXPORT_ANALYTICS: &str = "mutation($f: ExportFormat!) { exportAnalytics(format: $f) { rows content } }";
+
+/// The export's rows as (report, key, count).
+fn analytics_rows(content: &str) -> Vec<(String, String, i64)> {
+    let rows: Vec<serde_json::Value> = serde_json::from_str(content).unwrap();
+    rows.iter()
+        .map(|r| (r["report"].as_str().unwrap().to_owned(), r["key"].as_str().unwrap().to_owned(), r["count"].as_i64().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_analytics_export_counts_what_its_reader_reaches_and_names_what_it_left_out() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    // The guest gets analytics.export and customers (no reports, no advanced), ranked
+    // above their Guest role so that its restrictions apply; sam (Staff) gets
+    // analytics.export without the dataExport restriction.
+    let analyst = app
+        .create_role(
+            &owner,
+            json!({ "name": "Pipeline exporter", "rank": 30, "permissions": ["CUSTOMERS_READ", "ANALYTICS_READ", "ANALYTICS_EXPORT"],
+                "scopes": [{ "module": "CUSTOMERS", "scope": "ALL" }],
+                "restrictions": { "dataExport": true, "bulkOperations": false, "apiAccess": false, "maxRecordsPerRequest": 100 } }),
+        )
+        .await;
+    let guest_id = app.user_id("demo", "guest").await;
+    app.assign_role(&owner, &analyst, &guest_id).await;
+    let no_export = app
+        .create_role(
+            &owner,
+            json!({ "name": "Analyst without export", "rank": 30, "permissions": ["CUSTOMERS_READ", "ANALYTICS_READ", "ANALYTICS_EXPORT"],
+                "scopes": [{ "module": "CUSTOMERS", "scope": "ALL" }] }),
+        )
+        .await;
+    let sam_id = app.user_id("demo", "sam").await;
+    app.assign_role(&owner, &no_export, &sam_id).await;
+
+    // who -> the sections exported (each must agree with the report it comes from), or
+    // the refusal.
+    let cases: [(&str, Result<&[&str], &str>); 5] = [
+        ("owner", Ok(&["sales", "pipeline", "pipelineByOwner"])),
+        ("manager", Ok(&["sales", "pipeline", "pipelineByOwner"])),
+        ("guest", Ok(&["pipeline"])),
+        ("staff", Err("FORBIDDEN")),
+        ("sam", Err("FORBIDDEN")),
+    ];
+    for (who, expected) in cases {
+        let t = app.login("demo", who).await;
+        let r = app.gql(EXPORT_ANALYTICS, json!({ "f": "JSON" }), Some(&t)).await;
+        let sections = match expected {
+            Err(code) => {
+                assert_eq!(r.code(), Some(code), "{who}: {}", r.body);
+                continue;
+            }
+            Ok(sections) => sections,
+        };
+        let e = r.ok()["exportAnalytics"].clone();
+        let rows = analytics_rows(e["content"].as_str().unwrap());
+        assert_eq!(e["rows"], rows.len(), "{who}");
+        let mut got: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        got.dedup();
+        assert_eq!(got, sections, "{who}");
+        let sum = |report: &str| rows.iter().filter(|r| r.0 == report).map(|r| r.2).sum::<i64>();
+        let pipeline = app.gql(PIPELINE, json!({}), Some(&t)).await;
+        let in_report: i64 = pipeline.body["data"]["pipelineAnalytics"]["byStatus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["customers"].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum("pipeline"), in_report, "{who}: the pipeline as pipelineAnalytics counts it");
+        if sections.contains(&"sales") {
+            let sales = app.gql(SALES, json!({}), Some(&t)).await;
+            assert_eq!(sum("sales"), sales.ok()["salesReport"]["orders"].as_i64().unwrap(), "{who}: sales as salesReport counts them");
+            assert_eq!(sum("pipelineByOwner"), in_report, "{who}");
+        }
+    }
+    // Each export on the record, with what it left out.
+    assert_eq!(app.entries("analytics.exported").await.len(), 3);
+    let guest = uuid::Uuid::parse_str(&guest_id).unwrap();
+    let changes = app
+        .sql_values(
+            "SELECT CAST(changes AS TEXT) FROM audit_entries WHERE action = 'analytics.exported' AND actor_id = ?",
+            vec![guest.into()],
+        )
+        .await;
+    let changes: serde_json::Value = serde_json::from_str(&changes[0].try_get_by_index::<String>(0).unwrap()).unwrap();
+    assert_eq!(changes["omitted"]["after"], json!(["sales", "pipelineByOwner"]), "{changes}");
+    assert_eq!(changes["sections"]["after"], json!(["pipeline"]));
+
+    // The CSV has its header and a row per aggregate.
+    let r = app.gql(EXPORT_ANALYTICS, json!({ "f": "CSV" }), Some(&owner)).await;
+    let csv = r.ok()["exportAnalytics"]["content"].as_str().unwrap().to_owned();
+    assert!(csv.starts_with("report,key,count,total\nsales,"), "{csv}");
+}
