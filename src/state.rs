@@ -25,6 +25,9 @@ pub struct AppState {
     /// second writer instead of queueing it, and the embedded default is one instance,
     /// so queueing here is both correct and enough. None on PostgreSQL.
     pub write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Writes the entries requests owe for what they read, many requests per
+    /// transaction.
+    pub read_audit: crate::audit::group::GroupWriter,
     pub limiter: Arc<crate::auth::ratelimit::RateLimiter>,
     pub mailer: crate::mail::Mailer,
     /// Seals TOTP seeds at rest.

@@ -176,6 +176,24 @@ pub(crate) async fn append_many(txn: &DatabaseTransaction, entries: Vec<Model>) 
     repo::insert_many(txn, linked).await
 }
 
+/// Appends `entries` of any chains, each chain's in the order given, with one lock, one
+/// read of the head and one insert per chain: a batch of requests' entries (the group
+/// writer). Chains are locked in one fixed order, so two such batches cannot deadlock.
+/// Returns the entries as stored, in the order given.
+pub(crate) async fn append_all(txn: &DatabaseTransaction, entries: Vec<Model>) -> Result<Vec<Model>, DbErr> {
+    let mut chains: Vec<(i32, Option<Uuid>)> = entries.iter().map(|e| (lock_key(e.workspace_id), e.workspace_id)).collect();
+    chains.sort_unstable();
+    chains.dedup();
+    let mut stored: std::collections::HashMap<Uuid, Model> = std::collections::HashMap::with_capacity(entries.len());
+    for (_, chain) in chains {
+        let of_chain: Vec<Model> = entries.iter().filter(|e| e.workspace_id == chain).cloned().collect();
+        let linked = link(txn, chain, of_chain).await?;
+        repo::insert_many(txn, linked.clone()).await?;
+        stored.extend(linked.into_iter().map(|e| (e.id, e)));
+    }
+    entries.iter().map(|e| stored.remove(&e.id).ok_or_else(|| DbErr::Custom("audit: an entry was not appended".into()))).collect()
+}
+
 /// `entries` normalised and linked after the head of `chain`, which stays locked until
 /// `txn` ends.
 async fn link(txn: &DatabaseTransaction, chain: Option<Uuid>, entries: Vec<Model>) -> Result<Vec<Model>, DbErr> {

@@ -8,6 +8,7 @@
 
 pub mod bus;
 pub mod chain;
+pub mod group;
 pub mod tx;
 pub mod writer;
 

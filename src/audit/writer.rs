@@ -34,6 +34,11 @@ pub(crate) async fn write_many(txn: &DatabaseTransaction, records: Vec<AuditReco
     super::chain::append_many(txn, records.into_iter().map(|r| entry(r, cx, "success", None)).collect()).await
 }
 
+/// The rows `outcomes` become, for `group::GroupWriter::write`.
+pub(crate) fn entries(outcomes: Vec<Outcome>, cx: &EntryContext<'_>) -> Vec<entity::audit_entry::Model> {
+    outcomes.into_iter().map(|(record, outcome, code)| entry(record, cx, outcome, code.as_deref())).collect()
+}
+
 fn entry(record: AuditRecord, cx: &EntryContext<'_>, outcome: &str, error_code: Option<&str>) -> entity::audit_entry::Model {
     let actor = record.actor.unwrap_or_else(|| cx.actor.clone());
     entity::audit_entry::Model {

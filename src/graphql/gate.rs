@@ -179,7 +179,7 @@ pub(crate) async fn audit_reads(state: &AppState, rs: &RequestState, principal: 
         return Ok(());
     }
     let cx = EntryContext { actor: Actor::of(principal), meta: Some(meta), now: state.clock.now() };
-    match write_batch(&state.db, state.write_lock.as_ref(), None, &cx, records).await {
+    match state.read_audit.write(crate::audit::writer::entries(records, &cx)).await {
         Ok(written) => {
             state.audit_bus.announce(written);
             Ok(())
