@@ -289,11 +289,23 @@ pub struct AuditMutation;
 impl AuditMutation {
     /// Exports the entries you may read that match `filter`, newest first, masked like
     /// `auditLog`. Needs audit.export, the dataExport restriction and a recent step-up;
-    /// at most your maxRecordsPerRequest entries, and 10,000 (narrow the filter for more). Audited.
-    async fn export_audit_log(&self, ctx: &Context<'_>, format: ExportFormat, filter: Option<AuditLogFilter>) -> AppResult<ExportPayload> {
+    /// at most your maxRecordsPerRequest entries, and 10,000 in the answer (narrow the
+    /// filter for more); `download: true` answers with a file to fetch instead, which
+    /// streams (see `ExportDownload`). Audited.
+    async fn export_audit_log(
+        &self,
+        ctx: &Context<'_>,
+        format: ExportFormat,
+        filter: Option<AuditLogFilter>,
+        #[graphql(default)] download: bool,
+    ) -> AppResult<ExportPayload> {
         let (p, tx) = (user(ctx)?, Tx::current(ctx)?);
-        let (content, rows) = svc::export(&tx, p, filter.unwrap_or_default().parse()?, format).await?;
-        Ok(ExportPayload { format, rows: i32::try_from(rows).unwrap_or(i32::MAX), content: Some(content), download: None })
+        let filter = filter.unwrap_or_default().parse()?;
+        if download {
+            let issued = crate::service::downloads::issue_audit(state(ctx)?, &tx, p, filter, format).await?;
+            return Ok(ExportPayload::ticket(format, issued));
+        }
+        Ok(ExportPayload::of(format, svc::export(&tx, p, filter, format).await?))
     }
 
     /// Sets how many days the workspace keeps audit entries (30 to 36500), or null for

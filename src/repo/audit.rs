@@ -100,7 +100,7 @@ pub(crate) async fn chain_page(
         .await
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuditFilter {
     pub action: Option<String>,
     pub module: Option<String>,

@@ -42,6 +42,10 @@ struct Ticket {
     format: String,
     /// The customers' list filter, for a customer export.
     customers: Option<crate::repo::customers::Filter>,
+    /// The audit log's filter (without the reader's modules, which are the
+    /// downloader's at download time), for an audit export.
+    #[serde(default)]
+    audit: Option<crate::repo::audit::AuditFilter>,
 }
 
 /// A ticket handed out: the token (shown once), when it expires, how many records
@@ -104,11 +108,43 @@ where
         module: M::MODULE.as_str().to_owned(),
         format: format.as_str().to_owned(),
         customers,
+        audit: None,
     };
+    hand_out(state, tx, ticket, rows).await
+}
+
+/// Checks and audits an export of the audit log matching `filter`, and hands out its
+/// ticket.
+pub async fn issue_audit(
+    state: &AppState,
+    tx: &crate::audit::Tx<'_>,
+    p: &UserPrincipal,
+    filter: crate::repo::audit::AuditFilter,
+    format: ExportFormat,
+) -> AppResult<Issued> {
+    let credential = credential(p).ok_or(AppError::Forbidden)?;
+    let id = Uuid::now_v7();
+    let rows = super::audit::export_download(tx, p, &filter, format, id).await?;
+    let filter = crate::repo::audit::AuditFilter { visible_modules: None, ..filter };
+    let ticket = Ticket {
+        id,
+        workspace_id: p.workspace_id,
+        user_id: p.user_id,
+        credential,
+        module: Module::Audit.as_str().to_owned(),
+        format: format.as_str().to_owned(),
+        customers: None,
+        audit: Some(filter),
+    };
+    hand_out(state, tx, ticket, rows).await
+}
+
+/// Stores `ticket` under a new token, for as long as its export's entry commits.
+async fn hand_out(state: &AppState, tx: &crate::audit::Tx<'_>, ticket: Ticket, rows: u64) -> AppResult<Issued> {
     let token = new_token();
     let key = store_key(&token);
     let value = serde_json::to_string(&ticket).map_err(AppError::internal)?;
-    state.store.set(&key, &value, TICKET_TTL).await.map_err(|_| AppError::Unavailable)?;
+    state.store.set(&key, &value, TICKET_TTL).await?;
     // A ticket whose export entry did not commit must not be usable.
     let store = state.store.clone();
     tx.on_rollback(move || {
@@ -126,13 +162,13 @@ where
 pub async fn open(state: &AppState, principal: &Principal, token: &str) -> AppResult<(Download, AuditRecord)> {
     let Principal::User(p) = principal else { return Err(AppError::Unauthenticated) };
     let key = store_key(token);
-    let value = state.store.get(&key).await.map_err(|_| AppError::Unavailable)?.ok_or(AppError::NotFound)?;
+    let value = state.store.get(&key).await?.ok_or(AppError::NotFound)?;
     let ticket: Ticket = serde_json::from_str(&value).map_err(AppError::internal)?;
     if ticket.workspace_id != p.workspace_id || ticket.user_id != p.user_id || credential(p).as_deref() != Some(&ticket.credential) {
         return Err(AppError::NotFound);
     }
     // Of two downloads racing for one ticket, only the one that deletes it goes on.
-    if !state.store.del(&key).await.map_err(|_| AppError::Unavailable)? {
+    if !state.store.del(&key).await? {
         return Err(AppError::NotFound);
     }
     let format = match ticket.format.as_str() {
@@ -151,6 +187,7 @@ pub async fn open(state: &AppState, principal: &Principal, token: &str) -> AppRe
         Module::Jobs => records::export_stream::<entity::job::Entity>(db, owner, Condition::all(), format),
         Module::Invoices => records::export_stream::<entity::invoice::Entity>(db, owner, Condition::all(), format),
         Module::Tickets => records::export_stream::<entity::ticket::Entity>(db, owner, Condition::all(), format),
+        Module::Audit => super::audit::export_stream(db, owner, ticket.audit.clone().unwrap_or_default(), format),
         _ => Err(AppError::internal("a ticket names a module without records")),
     }?;
     let record = AuditRecord {

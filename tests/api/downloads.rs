@@ -137,3 +137,35 @@ async fn a_download_reads_as_its_asker_may_read_when_it_is_fetched() {
     let r = app.gql("mutation { exportCustomers(format: CSV, download: true) { download { url } } }", json!({}), Some(&staff)).await;
     assert_eq!(r.code(), Some("FORBIDDEN"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn the_audit_log_downloads_like_it_exports() {
+    let app = TestApp::spawn().await;
+    let owner = app.login("demo", "owner").await;
+    for i in 0..3 {
+        app.gql(
+            &format!("mutation {{ createCustomer(input: {{ name: \"Logged {i}\", taxId: \"GB00000000{i}\" }}) {{ id }} }}"),
+            json!({}),
+            Some(&owner),
+        )
+        .await
+        .ok();
+    }
+    // The customers' entries: the file is the inline export's, newest first. (The
+    // exports' own entries are in the audit module, outside the filter.)
+    let q = "mutation($d: Boolean!) { exportAuditLog(format: CSV, filter: { module: \"customers\" }, download: $d) { rows content download { url } } }";
+    let inline = app.gql(q, json!({ "d": false }), Some(&owner)).await.ok()["exportAuditLog"].clone();
+    let ticket = app.gql(q, json!({ "d": true }), Some(&owner)).await.ok()["exportAuditLog"].clone();
+    assert_eq!((ticket["rows"].clone(), ticket["content"].clone()), (inline["rows"].clone(), Value::Null));
+    let url = ticket["download"]["url"].as_str().unwrap();
+    let got = fetch(&app, url, Some(&owner)).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.body, inline["content"].as_str().unwrap());
+    assert!(got.body.contains("customer.created") && got.body.lines().count() >= 4, "{}", got.body);
+    assert_eq!(fetch(&app, url, Some(&owner)).await.status, 404);
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_entries WHERE action = 'export.downloaded' AND module = 'audit'", vec![]).await, 1);
+
+    // Without audit.export there is no ticket.
+    let manager = app.login("demo", "manager").await;
+    assert_eq!(app.gql(q, json!({ "d": true }), Some(&manager)).await.code(), Some("FORBIDDEN"));
+}
