@@ -168,7 +168,7 @@ pub async fn build_state(config: Config, clock: SharedClock, store: Option<Arc<d
     let (sent, failed) = mailer.counters();
     metrics.register_mail(sent, failed);
     let state = AppState {
-        read_audit: crate::audit::group::GroupWriter::start(db.clone(), write_lock.clone()),
+        read_audit: crate::audit::group::GroupWriter::new(db.clone(), write_lock.clone()),
         write_lock,
         limiter: Arc::new(limiter),
         mailer,

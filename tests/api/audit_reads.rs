@@ -283,4 +283,47 @@ async fn concurrent_sensitive_reads_are_each_recorded_once_and_the_chains_hold()
         let v = app.gql("{ verifyAuditChain { ok checked } }", json!({}), Some(token)).await;
         assert_eq!(v.ok()["verifyAuditChain"]["ok"], true, "{}", v.body);
     }
+
+    // One tenant's held chain (a long import holds its head until it commits) delays
+    // only that tenant: on PostgreSQL, where tenants' writers really run side by side.
+    if app.is_postgres() {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        use sha2::Digest;
+        let demo_id = app.workspace_id("demo").await;
+        let d = sha2::Sha256::digest(demo_id.as_bytes());
+        let key = i32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+        let held = app.db.begin().await.unwrap();
+        held.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({}, {key})", 0x4155_4454)).await.unwrap();
+        let waiting = {
+            let (url, client, demo) = (app.url.clone(), app.client.clone(), demo.clone());
+            tokio::spawn(async move {
+                client
+                    .post(format!("{url}/graphql"))
+                    .bearer_auth(demo)
+                    .json(&json!({ "query": page }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        };
+        // Only once demo's entry is waiting for the chain does the other read start.
+        let mut polls = 0;
+        let waiting_on_demo = format!(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = {} AND objid = {} AND objsubid = 2",
+            0x4155_4454, key as u32
+        );
+        while app.count(&waiting_on_demo, vec![]).await == 0 {
+            polls += 1;
+            assert!(polls < 300, "demo's read never waited for its chain");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let other = tokio::time::timeout(std::time::Duration::from_secs(30), app.gql(page, json!({}), Some(&acme))).await;
+        let other = other.expect("another workspace's read waited for demo's chain");
+        assert!(other.ok()["customers"]["edges"][0]["node"]["taxId"].is_string());
+        assert!(!waiting.is_finished(), "demo's read is on the record only once its chain is free");
+        held.rollback().await.unwrap();
+        assert_eq!(waiting.await.unwrap(), 200);
+    }
 }
