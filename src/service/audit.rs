@@ -248,45 +248,21 @@ pub fn export_stream(
     filter: AuditFilter,
     format: ExportFormat,
 ) -> AppResult<tokio::sync::mpsc::Receiver<AppResult<String>>> {
-    const BATCH: u64 = 1_000;
     if !p.grants.has(crate::authz::catalog::Permission::AuditExport) {
         return Err(AppError::Forbidden);
     }
     export::check_download(&p, 0)?;
     let filter = reader_filter(filter, &p.grants);
     let max = u64::from(p.grants.restrictions.max_records_per_request);
-    let (send, receive) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(async move {
-        let mut file = export::Pieces::new(COLUMNS, format);
-        if send.send(Ok(file.head())).await.is_err() {
-            return;
+    let p = std::sync::Arc::new(p);
+    Ok(export::stream(COLUMNS, format, max, move |before| {
+        let (db, filter, p) = (db.clone(), filter.clone(), p.clone());
+        async move {
+            let batch = repo::audit::list(&db, Some(p.workspace_id), &filter, before, export::STREAM_BATCH).await?;
+            let last = batch.last().map(|e| e.id);
+            Ok((batch.into_iter().map(|e| row(masked(e, &p.grants))).collect(), last))
         }
-        let (mut before, mut sent) = (None, 0u64);
-        loop {
-            let batch = match repo::audit::list(&db, Some(p.workspace_id), &filter, before, BATCH).await {
-                Ok(batch) => batch,
-                Err(e) => {
-                    let _ = send.send(Err(e.into())).await;
-                    return;
-                }
-            };
-            sent += batch.len() as u64;
-            if sent > max {
-                let _ = send.send(Err(AppError::Denied(format!("more than {max} entries match now")))).await;
-                return;
-            }
-            let full = batch.len() as u64 == BATCH;
-            before = batch.last().map(|e| e.id);
-            if send.send(file.rows(batch.into_iter().map(|e| row(masked(e, &p.grants))).collect())).await.is_err() {
-                return;
-            }
-            if !full {
-                break;
-            }
-        }
-        let _ = send.send(Ok(file.tail().to_owned())).await;
-    });
-    Ok(receive)
+    }))
 }
 
 /// The filter as the export's audit entry records it.

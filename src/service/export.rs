@@ -53,6 +53,53 @@ pub fn check_download(p: &UserPrincipal, matching: u64) -> AppResult<()> {
     Ok(())
 }
 
+/// Rows a streamed export reads at a time.
+pub const STREAM_BATCH: u64 = 1_000;
+
+/// A file streamed as the receiver takes it: `next(cursor)` reads the batch after
+/// `cursor` (None: the first) as rows, with the cursor of its last row; a batch shorter
+/// than `STREAM_BATCH` is the last. An error, or more than `max` rows in all, ends the
+/// stream with `Err`, so a download fails instead of ending short. Memory holds a batch.
+pub fn stream<C, F, Fut>(columns: &[&str], format: ExportFormat, max: u64, mut next: F) -> tokio::sync::mpsc::Receiver<AppResult<String>>
+where
+    C: Send + 'static,
+    F: FnMut(Option<C>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = AppResult<(Vec<Vec<Value>>, Option<C>)>> + Send,
+{
+    let (send, receive) = tokio::sync::mpsc::channel(2);
+    let mut file = Pieces::new(columns, format);
+    tokio::spawn(async move {
+        if send.send(Ok(file.head())).await.is_err() {
+            return;
+        }
+        let (mut cursor, mut sent) = (None, 0u64);
+        loop {
+            let (rows, last) = match next(cursor.take()).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = send.send(Err(e)).await;
+                    return;
+                }
+            };
+            sent += rows.len() as u64;
+            if sent > max {
+                let _ = send.send(Err(AppError::Denied(format!("more than {max} records match now")))).await;
+                return;
+            }
+            let full = rows.len() as u64 == STREAM_BATCH;
+            if send.send(file.rows(rows)).await.is_err() {
+                return;
+            }
+            match last {
+                Some(c) if full => cursor = Some(c),
+                _ => break,
+            }
+        }
+        let _ = send.send(Ok(file.tail().to_owned())).await;
+    });
+    receive
+}
+
 /// A spreadsheet must not run a cell as a formula.
 fn csv_cell(s: &str) -> String {
     let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };

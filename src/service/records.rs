@@ -529,52 +529,19 @@ where
     M::Model: Clone + IntoActiveModel<M::ActiveModel> + Sync + Send,
     M::ActiveModel: ActiveModelTrait<Entity = M> + ActiveModelBehavior + TryIntoModel<M::Model> + Send,
 {
-    const BATCH: u64 = 1_000;
     let read = export_reach::<M>(&p)?;
     super::export::check_download(&p, 0)?;
     let max = u64::from(p.grants.restrictions.max_records_per_request);
-    let (send, receive) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(async move {
-        let order = crate::repo::seek::Order::asc(crate::repo::seek::SortKey::Id);
-        let mut file = super::export::Pieces::new(&export_columns::<M>(), format);
-        if send.send(Ok(file.head())).await.is_err() {
-            return;
+    let order = crate::repo::seek::Order::asc(crate::repo::seek::SortKey::Id);
+    let p = std::sync::Arc::new(p);
+    Ok(super::export::stream(&export_columns::<M>(), format, max, move |after| {
+        let (db, read, filter, p) = (db.clone(), read.clone(), filter.clone(), p.clone());
+        async move {
+            let batch = crm::list::<M>(&db, &read, filter, order, after.as_ref(), super::export::STREAM_BATCH).await?;
+            let last = batch.last().map(|m| crm::seek_of::<M>(m, order)).transpose()?;
+            Ok((batch.iter().map(|m| export_row::<M>(&p, m)).collect(), last))
         }
-        let (mut after, mut sent) = (None, 0u64);
-        loop {
-            let batch = match crm::list::<M>(&db, &read, filter.clone(), order, after.as_ref(), BATCH).await {
-                Ok(batch) => batch,
-                Err(e) => {
-                    let _ = send.send(Err(e.into())).await;
-                    return;
-                }
-            };
-            sent += batch.len() as u64;
-            if sent > max {
-                let _ = send.send(Err(AppError::Denied(format!("more than {max} records match now")))).await;
-                return;
-            }
-            let last = match batch.last().map(|m| crm::seek_of::<M>(m, order)) {
-                Some(Ok(seek)) => Some(seek),
-                Some(Err(e)) => {
-                    let _ = send.send(Err(e.into())).await;
-                    return;
-                }
-                None => None,
-            };
-            let full = batch.len() as u64 == BATCH;
-            let rows = file.rows(batch.iter().map(|m| export_row::<M>(&p, m)).collect());
-            if send.send(rows).await.is_err() {
-                return;
-            }
-            match last {
-                Some(seek) if full => after = Some(seek),
-                _ => break,
-            }
-        }
-        let _ = send.send(Ok(file.tail().to_owned())).await;
-    });
-    Ok(receive)
+    }))
 }
 
 /// Where a new record goes: with its author (None), or assigned to `owner` and placed in
